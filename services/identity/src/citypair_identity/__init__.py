@@ -1,0 +1,1 @@
+"""citypair identity: users, roles, the official-to-city binding, sign-in and tokens."""

@@ -1,0 +1,4 @@
+from citypair_matching.models import Base
+from citypair_shared.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""citypair matching: two-sided partner suggestions over a projection of profiles."""

@@ -1,0 +1,32 @@
+"""The one wiring point of the matching service."""
+
+from fastapi import FastAPI
+
+from citypair_matching import service
+from citypair_matching.config import Settings
+from citypair_matching.core import MatchIndex
+from citypair_matching.handlers import event_handlers
+from citypair_matching.models import Inbox, Outbox
+from citypair_matching.router import router
+from citypair_shared.app import build_app
+from citypair_shared.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    index = MatchIndex()
+
+    async def rebuild_index(runtime: Runtime) -> None:
+        async with runtime.session_factory() as session:
+            await service.load_index(session=session, index=index)
+
+    runtime = Runtime(
+        settings,
+        outbox_model=Outbox,
+        inbox_model=Inbox,
+        event_handlers=event_handlers(index),
+        on_start=[rebuild_index],
+    )
+    app = build_app(title="citypair matching", runtime=runtime, routers=[router])
+    app.state.index = index
+    return app

@@ -1,0 +1,37 @@
+"""The proposal workflow as data: which state may follow which. Pure, no I/O."""
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    under_review = "under_review"
+    changes_requested = "changes_requested"
+    approved = "approved"
+    rejected = "rejected"
+    active = "active"
+    completed = "completed"
+    withdrawn = "withdrawn"
+
+
+ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.draft: frozenset({Status.submitted, Status.withdrawn}),
+    Status.submitted: frozenset({Status.under_review, Status.withdrawn}),
+    Status.under_review: frozenset({Status.approved, Status.rejected, Status.changes_requested, Status.withdrawn}),
+    Status.changes_requested: frozenset({Status.submitted, Status.withdrawn}),
+    Status.approved: frozenset({Status.active}),
+    Status.active: frozenset({Status.completed}),
+    Status.rejected: frozenset(),
+    Status.completed: frozenset(),
+    Status.withdrawn: frozenset(),
+}
+OPEN = frozenset(s for s, nexts in ALLOWED.items() if nexts) - {Status.approved, Status.active}
+
+
+def allowed_from(status: Status) -> list[str]:
+    return sorted(ALLOWED[status])
+
+
+def can_move(current: Status, target: Status) -> bool:
+    return target in ALLOWED[current]

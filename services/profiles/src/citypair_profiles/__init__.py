@@ -1,0 +1,1 @@
+"""citypair profiles: city profiles and their history."""

@@ -1,0 +1,3 @@
+"""Events `profiles` consumes: none yet (it only publishes)."""
+
+EVENT_HANDLERS: dict = {}

@@ -1,0 +1,1 @@
+"""citypair web: server-rendered pages that call the services' APIs through the gateway."""

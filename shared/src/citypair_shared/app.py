@@ -1,0 +1,64 @@
+"""The FastAPI app every service is built on: request ids, problem+json, health, metrics, lifespan."""
+
+import uuid
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.responses import JSONResponse
+
+from citypair_shared.logging import configure_logging, request_id_var
+from citypair_shared.metrics import metrics_middleware, metrics_response
+from citypair_shared.problems import install_problem_handlers
+from citypair_shared.runtime import Runtime
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
+    """A service app: the routers given, plus /healthz, /readyz and /metrics."""
+    settings = runtime.settings
+    configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request, call_next):
+        rid = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        token = request_id_var.set(rid[:100])
+        try:
+            response = await metrics_middleware(request, call_next)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = rid[:100]
+        return response
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Every dependency answers", responses={503: {"description": "Not ready"}})
+    async def readyz():
+        checks = await runtime.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics():
+        return metrics_response()
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,155 @@
+"""The JetStream bus: streams declared at start-up, de-duplicated publishes, durable pull consumers."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats
+from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
+from citypair_shared.logging import get_logger
+from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
+
+log = get_logger(__name__)
+
+DUPLICATE_WINDOW_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable pull consumer `<consumer>--<producer>` over one producer's stream."""
+
+    consumer: str
+    stream: str
+
+    @property
+    def durable(self) -> str:
+        return f"{self.consumer}--{self.stream.lower().replace('_', '-')}"
+
+
+MessageHandler = Callable[[CloudEvent, int], Awaitable[None]]
+
+
+class Bus:
+    def __init__(self, url: str, *, max_deliver: int = 5):
+        self.url = url
+        self.max_deliver = max_deliver
+        self.nc: nats.NATS | None = None
+        self.js = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        """Connect (retrying until `timeout`), then keep reconnecting for ever if the server goes away."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                )
+                break
+            except (NoServersError, OSError, NatsTimeout):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
+        self.js = self.nc.jetstream()
+        await self.declare_streams()
+
+    async def declare_streams(self) -> None:
+        configs = [StreamConfig(name=n, subjects=[s]) for n, s in STREAMS.items()]
+        configs.append(StreamConfig(name=DEAD_LETTER_STREAM, subjects=[f"{DEAD_LETTER_PREFIX}.>"]))
+        for config in configs:
+            config.storage = StorageType.FILE
+            config.duplicate_window = DUPLICATE_WINDOW_SECONDS
+            try:
+                await self.js.add_stream(config)
+            except Exception:  # exists with another config: bring it to ours
+                await self.js.update_stream(config)
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.drain() if self.nc.is_connected else await self.nc.close()
+
+    async def publish(self, event: CloudEvent) -> None:
+        """Publish and wait for JetStream's ack; the event id makes re-publishes no-ops."""
+        await self.js.publish(
+            event.type,
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": event.id},
+            timeout=5,
+        )
+
+    async def consume(self, subscription: Subscription, handle: MessageHandler, stop: asyncio.Event) -> None:
+        """Fetch and hand over messages until `stop`; the handler acks nothing, this loop does after it returns."""
+        sub = None
+        while not stop.is_set():
+            try:
+                if sub is None:
+                    sub = await self._subscribe(subscription)
+                msgs = await sub.fetch(batch=64, timeout=1)
+            except NatsTimeout:
+                await self._record_lag(subscription)
+                continue
+            except (ConnectionClosedError, NoServersError, OSError, NotFoundError) as exc:
+                log.warning("consumer.fetch_failed", durable=subscription.durable, error=repr(exc))
+                sub = None
+                await asyncio.sleep(0.5)
+                continue
+            except Exception as exc:  # a reconnecting client raises assorted errors; keep the loop alive
+                log.warning("consumer.fetch_error", durable=subscription.durable, error=repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                await self._deliver(subscription, msg, handle)
+
+    async def _subscribe(self, subscription: Subscription):
+        config = ConsumerConfig(
+            durable_name=subscription.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=self.max_deliver,
+            ack_wait=30,
+        )
+        return await self.js.pull_subscribe(
+            STREAMS[subscription.stream], durable=subscription.durable, stream=subscription.stream, config=config
+        )
+
+    async def _deliver(self, subscription: Subscription, msg, handle: MessageHandler) -> None:
+        delivered = msg.metadata.num_delivered
+        if delivered > 1:
+            REDELIVERIES.labels(subscription.durable).inc()
+        try:
+            event = CloudEvent.model_validate_json(msg.data)
+            await handle(event, delivered)
+        except Exception as exc:
+            if delivered >= self.max_deliver:
+                await self._dead_letter(subscription, msg, exc)
+                return
+            log.warning("event.failed", durable=subscription.durable, delivered=delivered, error=repr(exc))
+            await msg.nak(delay=min(0.2 * 2**delivered, 10))
+            return
+        await msg.ack()
+
+    async def _dead_letter(self, subscription: Subscription, msg, exc: Exception) -> None:
+        headers = dict(msg.headers or {})
+        headers.update({"Citypair-Error": repr(exc)[:500], "Citypair-Subject": msg.subject})
+        await self.js.publish(f"{DEAD_LETTER_PREFIX}.{subscription.durable}", msg.data, headers=headers)
+        DEAD_LETTERS.labels(subscription.durable).inc()
+        log.error("event.dead_lettered", durable=subscription.durable, subject=msg.subject, error=repr(exc))
+        await msg.term()
+
+    async def _record_lag(self, subscription: Subscription) -> None:
+        try:
+            info = await self.js.consumer_info(subscription.stream, subscription.durable)
+            CONSUMER_LAG.labels(subscription.durable).set(info.num_pending + info.num_ack_pending)
+        except Exception:  # metrics must never break consumption
+            pass

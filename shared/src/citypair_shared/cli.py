@@ -1,0 +1,58 @@
+"""`citypair`: run the embedded stack, migrate, and load demo data."""
+
+import signal
+import time
+
+import typer
+
+from citypair_shared.stack import PortTaken, Stack, StackConfig
+
+app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
+
+
+@app.command()
+def run(demo: bool = typer.Option(True, help="Load the demo cities when the directory is empty")) -> None:
+    """Start nats-server, migrate, start every service and the Caddy gateway; Ctrl-C stops all."""
+    config = StackConfig.from_env()
+    stack = Stack(config)
+    try:
+        stack.start()
+    except PortTaken as exc:
+        stack.stop()
+        typer.secho(f"citypair cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    except BaseException:
+        stack.stop()
+        raise
+    try:
+        if demo:
+            from citypair_profiles.demo import load_demo_if_empty
+
+            loaded = load_demo_if_empty(config.gateway_url)
+            typer.echo(f"demo data: {loaded} cities loaded" if loaded else "demo data: directory already has cities")
+        typer.secho(f"citypair is up at {config.gateway_url}  (Ctrl-C stops it; data in {config.var_dir})", fg="green")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while True:
+            for name, process in list(stack.processes.items()):
+                if process.poll() is not None:
+                    typer.secho(f"{name} stopped ({process.returncode}); see {stack.log_dir}/{name}.log", fg="red")
+                    raise typer.Exit(1)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping…")
+    finally:
+        stack.stop()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring every service's database to the newest revision."""
+    Stack(StackConfig.from_env()).migrate()
+
+
+@app.command()
+def demo(gateway: str = typer.Option("http://127.0.0.1:18080", help="Gateway URL")) -> None:
+    """Load the demo cities through the gateway if the directory is empty."""
+    from citypair_profiles.demo import load_demo_if_empty
+
+    typer.echo(f"{load_demo_if_empty(gateway)} cities loaded")

@@ -1,0 +1,51 @@
+"""Event schemas, owned by their producers: `profiles`, `matching`, `pilot_zones`.
+
+`EVENT_TYPES` maps each CloudEvents `type` (which is also the NATS subject) to its data model.
+"""
+
+from citypair_shared.events.envelope import CloudEvent, new_event
+from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
+from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalApproved
+from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
+
+EVENT_TYPES = {
+    model.event_type: model
+    for model in (
+        CityRegistered,
+        CityUpdated,
+        CityRetired,
+        MatchAccepted,
+        MatchDeclined,
+        RoundCompleted,
+        *EVENT_FOR_STATUS.values(),
+    )
+}
+
+# One stream per producing service; every service declares them all at start-up,
+# so no start order is needed.
+STREAMS = {"PROFILES": "profiles.>", "MATCHING": "matching.>", "PILOT_ZONES": "pilot_zones.>"}
+DEAD_LETTER_STREAM = "DEADLETTER"
+DEAD_LETTER_PREFIX = "deadletter"
+
+
+def stream_of(event_type: str) -> str:
+    """The stream an event type is published on, by its producer prefix."""
+    producer = event_type.split(".", 1)[0]
+    return producer.upper()
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "STREAMS",
+    "CloudEvent",
+    "CitySnapshot",
+    "CityRegistered",
+    "CityUpdated",
+    "CityRetired",
+    "MatchAccepted",
+    "MatchDeclined",
+    "RoundCompleted",
+    "ProposalApproved",
+    "new_event",
+    "stream_of",
+]

@@ -1,0 +1,43 @@
+"""Idempotent consumer: a handler's effects and its `(consumer, event id)` row commit together."""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from citypair_shared.events import CloudEvent
+
+EventHandler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+
+
+class InboxMixin:
+    """Columns of a service's `inbox` table: one row per event a consumer has handled."""
+
+    consumer: Mapped[str] = mapped_column(String(120), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(120))
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def handle_once(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    inbox_model: type,
+    consumer: str,
+    event: CloudEvent,
+    handler: EventHandler,
+) -> bool:
+    """Run `handler` unless this consumer already handled `event`; True if it ran.
+
+    Two racing deliveries both try to insert the inbox row; the loser's transaction fails
+    and its message is redelivered, to find the row and do nothing.
+    """
+    async with session_factory() as session, session.begin():
+        if await session.get(inbox_model, (consumer, event.id)) is not None:
+            return False
+        session.add(inbox_model(consumer=consumer, event_id=event.id, type=event.type))
+        await session.flush()
+        await handler(event, session)
+    return True

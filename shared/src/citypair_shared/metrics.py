@@ -1,0 +1,36 @@
+"""Prometheus metrics every service exposes at /metrics."""
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox events not yet acknowledged by JetStream")
+OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox event")
+EVENTS_PUBLISHED = Counter("events_published_total", "Events published and acknowledged", ["type"])
+EVENTS_HANDLED = Counter("events_handled_total", "Events handled", ["consumer", "type", "outcome"])
+CONSUMER_LAG = Gauge("consumer_lag", "Messages pending for a durable consumer", ["consumer"])
+REDELIVERIES = Counter("consumer_redeliveries_total", "Messages delivered more than once", ["consumer"])
+DEAD_LETTERS = Counter("dead_letters_total", "Messages moved to the dead-letter stream", ["consumer"])
+
+
+async def metrics_middleware(request: Request, call_next):
+    start = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+    REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+    return response
+
+
+def metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

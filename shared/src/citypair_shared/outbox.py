@@ -1,0 +1,103 @@
+"""Transactional outbox: events are rows written with the change, published by a relay after commit."""
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, Text, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from citypair_shared.bus import Bus
+from citypair_shared.db import after_commit
+from citypair_shared.events import CloudEvent
+from citypair_shared.logging import get_logger
+from citypair_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+
+log = get_logger(__name__)
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table; `published_at` is set only after JetStream's ack."""
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in order: woken after each commit that added one, and swept periodically."""
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], model: type, bus: Bus, *, sweep_seconds: float
+    ):
+        self.session_factory = session_factory
+        self.model = model
+        self.bus = bus
+        self.sweep_seconds = sweep_seconds
+        self._wake = asyncio.Event()
+
+    def add(self, session: AsyncSession, event: CloudEvent) -> None:
+        """Stage `event` in the caller's transaction; the relay is woken once it commits."""
+        session.add(self.model(event_id=event.id, type=event.type, payload=event.model_dump_json()))
+        after_commit(session, self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.publish_pending()
+            except Exception as exc:  # the database or bus is away: the sweep tries again
+                log.warning("outbox.relay_failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_seconds)
+            self._wake.clear()
+
+    async def publish_pending(self, batch: int = 200) -> int:
+        """Publish what is unsent; stop at the first failure so order is kept. Returns how many were sent."""
+        sent = 0
+        while True:
+            async with self.session_factory() as session:
+                rows = (
+                    await session.scalars(
+                        select(self.model)
+                        .where(self.model.published_at.is_(None))
+                        .order_by(self.model.seq)
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    break
+                failed = False
+                for row in rows:
+                    try:
+                        await self.bus.publish(CloudEvent.model_validate_json(row.payload))
+                    except Exception as exc:
+                        row.attempts += 1
+                        row.last_error = repr(exc)[:500]
+                        failed = True
+                        break
+                    row.published_at = datetime.now(UTC)
+                    EVENTS_PUBLISHED.labels(row.type).inc()
+                    sent += 1
+                await session.commit()
+                if failed:
+                    break
+        await self._record_backlog()
+        return sent
+
+    async def _record_backlog(self) -> None:
+        async with self.session_factory() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self.model.created_at)).where(self.model.published_at.is_(None))
+                )
+            ).one()
+        OUTBOX_BACKLOG.set(count)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        OUTBOX_OLDEST_AGE.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)

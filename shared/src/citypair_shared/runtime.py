@@ -1,0 +1,115 @@
+"""What a service runs besides HTTP: its database, the bus, the outbox relay and its consumers."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from citypair_shared.bus import Bus, Subscription
+from citypair_shared.db import create_engine, create_session_factory, ping
+from citypair_shared.events import CloudEvent, stream_of
+from citypair_shared.inbox import EventHandler, handle_once
+from citypair_shared.logging import get_logger, request_id_var
+from citypair_shared.metrics import EVENTS_HANDLED
+from citypair_shared.outbox import OutboxRelay
+from citypair_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Started and stopped by the app's lifespan; the one object routers and handlers get their I/O from."""
+
+    settings: ServiceSettings
+    outbox_model: type | None = None
+    inbox_model: type | None = None
+    event_handlers: dict[str, EventHandler] = field(default_factory=dict)
+    on_start: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
+    # True for a service with tables but no events (identity, for now).
+    database_models: bool = False
+
+    def __post_init__(self):
+        self.engine: AsyncEngine | None = None
+        self.session_factory: async_sessionmaker[AsyncSession] | None = None
+        self.bus = Bus(self.settings.nats_url, max_deliver=self.settings.max_deliver)
+        self.relay: OutboxRelay | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def uses_database(self) -> bool:
+        return self.outbox_model is not None or self.inbox_model is not None or self.database_models
+
+    @property
+    def uses_bus(self) -> bool:
+        return self.outbox_model is not None or bool(self.event_handlers)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        streams = sorted({stream_of(t) for t in self.event_handlers})
+        return [Subscription(consumer=self.settings.service_name.replace("_", "-"), stream=s) for s in streams]
+
+    async def start(self) -> None:
+        if self.uses_database:
+            self.engine = create_engine(self.settings.database_url)
+            self.session_factory = create_session_factory(self.engine)
+        if self.uses_bus:
+            await self.bus.connect()
+        if self.outbox_model is not None:
+            self.relay = OutboxRelay(
+                self.session_factory, self.outbox_model, self.bus, sweep_seconds=self.settings.outbox_sweep_seconds
+            )
+            self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
+        for hook in self.on_start:
+            await hook(self)
+        for sub in self.subscriptions:
+            self._tasks.append(asyncio.create_task(self.bus.consume(sub, self.dispatch, self._stop), name=sub.durable))
+        log.info("runtime.started", consumers=[s.durable for s in self.subscriptions])
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.bus.close()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def dispatch(self, event: CloudEvent, delivered: int) -> None:
+        """Hand one event to its handler exactly once; types this service does not handle are skipped."""
+        handler = self.event_handlers.get(event.type)
+        consumer = self.settings.service_name
+        if handler is None:
+            return
+        token = request_id_var.set(event.correlationid)
+        try:
+            ran = await handle_once(
+                session_factory=self.session_factory,
+                inbox_model=self.inbox_model,
+                consumer=consumer,
+                event=event,
+                handler=handler,
+            )
+            EVENTS_HANDLED.labels(consumer, event.type, "handled" if ran else "duplicate").inc()
+            log.info(
+                "event.handled" if ran else "event.duplicate", event_id=event.id, type=event.type, delivered=delivered
+            )
+        except Exception:
+            EVENTS_HANDLED.labels(consumer, event.type, "failed").inc()
+            raise
+        finally:
+            request_id_var.reset(token)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency and whether it answers."""
+        checks = {}
+        if self.uses_bus:
+            checks["nats"] = "ok" if self.bus.connected else "unreachable"
+        if self.engine is not None:
+            try:
+                await ping(self.engine)
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = f"unreachable: {type(exc).__name__}"
+        return checks

@@ -1,0 +1,34 @@
+"""Typed settings: one `BaseSettings` per service, each with its own env prefix."""
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path("var")
+
+
+class ServiceSettings(BaseSettings):
+    """What every service is configured with; subclasses set `env_prefix` and defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    environment: str = Field("development", pattern="^(development|test|production)$")
+    host: str = "127.0.0.1"
+    port: int = Field(18000, ge=1, le=65535)
+    database_url: str = ""
+    nats_url: str = "nats://127.0.0.1:14222"
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Consumers give up on a message after this many deliveries and dead-letter it.
+    max_deliver: int = Field(5, ge=1, le=100)
+    outbox_sweep_seconds: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_database(self):
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{VAR_DIR / (self.service_name + '.db')}"
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError("production needs a server database (set DATABASE_URL to postgresql+asyncpg://…)")
+        return self

