@@ -2,6 +2,7 @@
 
 import signal
 import time
+from pathlib import Path
 
 import typer
 
@@ -56,3 +57,21 @@ def demo(gateway: str = typer.Option("http://127.0.0.1:18080", help="Gateway URL
     from citypair_profiles.demo import load_demo_if_empty
 
     typer.echo(f"{load_demo_if_empty(gateway)} cities loaded")
+
+
+@app.command()
+def asyncapi(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the YAML here instead of printing it"),
+) -> None:
+    """Print (or write) the AsyncAPI 3.0 description of every event subject."""
+    import yaml
+
+    from citypair_shared.asyncapi import build_document
+
+    text = yaml.safe_dump(build_document(), sort_keys=False, allow_unicode=True)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")

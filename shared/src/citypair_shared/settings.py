@@ -1,6 +1,7 @@
 """Typed settings: one `BaseSettings` per service, each with its own env prefix."""
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,7 @@ class ServiceSettings(BaseSettings):
     """What every service is configured with; subclasses set `env_prefix` and defaults."""
 
     model_config = SettingsConfigDict(extra="ignore")
+    has_database: ClassVar[bool] = True
 
     service_name: str = "service"
     environment: str = Field("development", pattern="^(development|test|production)$")
@@ -29,6 +31,6 @@ class ServiceSettings(BaseSettings):
     def _default_database(self):
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{VAR_DIR / (self.service_name + '.db')}"
-        if self.environment == "production" and self.database_url.startswith("sqlite"):
+        if self.has_database and self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError("production needs a server database (set DATABASE_URL to postgresql+asyncpg://…)")
         return self

@@ -1,0 +1,103 @@
+"""Real parts for the tests: a nats-server we can stop and start, and fresh databases."""
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from citypair_shared.db import sync_url
+from citypair_shared.stack import binary, free_port, wait_for_port
+
+# Set by .ci/run (e.g. postgresql://postgres@127.0.0.1:5432/postgres): tests then run on PostgreSQL.
+POSTGRES_ADMIN_URL = os.environ.get("CITYPAIR_TEST_POSTGRES_URL", "")
+
+
+class NatsServer:
+    """A nats-server with JetStream on a free port, its store in `store_dir`; stop() and start() at will."""
+
+    def __init__(self, store_dir: Path, port: int | None = None):
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> "NatsServer":
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", self.port, "nats-server", self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def fresh_database_url(name: str, tmp_dir: Path) -> str:
+    """A new, empty database for one service: PostgreSQL when configured, else a SQLite file."""
+    if not POSTGRES_ADMIN_URL:
+        return f"sqlite+aiosqlite:///{tmp_dir / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
+    database = f"citypair_t_{name}_{uuid.uuid4().hex[:10]}"
+    admin = make_url(POSTGRES_ADMIN_URL)
+    with psycopg.connect(admin.set(drivername="postgresql").render_as_string(False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    return admin.set(drivername="postgresql+asyncpg", database=database).render_as_string(False)
+
+
+def query(database_url: str, sql: str, **params) -> list[tuple]:
+    """Read a service's database directly (tests only: services never do this to each other)."""
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def eventually(check, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def city_body(name: str = "Xi'an", **overrides) -> dict:
+    body = {
+        "name": name,
+        "country_code": "CN",
+        "latitude": 34.26,
+        "longitude": 108.93,
+        "population": 12_900_000,
+        "themes": {"ai": {"offer": 5, "need": 1}, "ecommerce": {"offer": 1, "need": 4}},
+    }
+    return {**body, **overrides}
+
+
+def partner_of(body: dict, name: str, country_code: str = "KZ") -> dict:
+    """A city that offers what `body` needs and needs what it offers: a perfect two-sided match."""
+    themes = {t: {"offer": v["need"], "need": v["offer"]} for t, v in body["themes"].items()}
+    return city_body(
+        name, country_code=country_code, latitude=43.25, longitude=76.9, population=2_000_000, themes=themes
+    )
+
+
+def partner_ids(client: httpx.Client, city_id: str, k: int = 50) -> list[str]:
+    response = client.get(f"/api/v1/cities/{city_id}/partners", params={"k": k})
+    if response.status_code != 200:
+        return []
+    return [p["city_id"] for p in response.json()["items"]]
