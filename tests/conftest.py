@@ -1,6 +1,6 @@
 import pytest
 
-from tests.support import NatsServer
+from tests.support import NatsServer, drop_created_databases
 
 
 @pytest.fixture(scope="session")
@@ -9,3 +9,9 @@ def nats_server(tmp_path_factory):
     server = NatsServer(tmp_path_factory.mktemp("nats")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases():
+    yield
+    drop_created_databases()

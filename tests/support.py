@@ -16,6 +16,7 @@ from citypair_shared.stack import binary, free_port, wait_for_port
 
 # Set by .ci/run (e.g. postgresql://postgres@127.0.0.1:5432/postgres): tests then run on PostgreSQL.
 POSTGRES_ADMIN_URL = os.environ.get("CITYPAIR_TEST_POSTGRES_URL", "")
+_created_databases: list[str] = []
 
 
 class NatsServer:
@@ -49,9 +50,23 @@ def fresh_database_url(name: str, tmp_dir: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_dir / f'{name}-{uuid.uuid4().hex[:8]}.db'}"
     database = f"citypair_t_{name}_{uuid.uuid4().hex[:10]}"
     admin = make_url(POSTGRES_ADMIN_URL)
-    with psycopg.connect(admin.set(drivername="postgresql").render_as_string(False), autocommit=True) as conn:
+    with _admin_connection() as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
+    _created_databases.append(database)
     return admin.set(drivername="postgresql+asyncpg", database=database).render_as_string(False)
+
+
+def drop_created_databases() -> None:
+    if not _created_databases:
+        return
+    with _admin_connection() as conn:
+        while _created_databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_created_databases.pop()}" WITH (FORCE)')
+
+
+def _admin_connection() -> psycopg.Connection:
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql").render_as_string(False)
+    return psycopg.connect(url, autocommit=True)
 
 
 def query(database_url: str, sql: str, **params) -> list[tuple]:
