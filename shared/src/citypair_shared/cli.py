@@ -14,6 +14,9 @@ app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road
 @app.command()
 def run(demo: bool = typer.Option(True, help="Load the demo cities when the directory is empty")) -> None:
     """Start nats-server, migrate, start every service and the Caddy gateway; Ctrl-C stops all."""
+    # Stop cleanly on Ctrl-C and on SIGTERM, even when started in the background (where SIGINT is ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = StackConfig.from_env()
     stack = Stack(config)
     try:
@@ -32,7 +35,6 @@ def run(demo: bool = typer.Option(True, help="Load the demo cities when the dire
             loaded = load_demo_if_empty(config.gateway_url)
             typer.echo(f"demo data: {loaded} cities loaded" if loaded else "demo data: directory already has cities")
         typer.secho(f"citypair is up at {config.gateway_url}  (Ctrl-C stops it; data in {config.var_dir})", fg="green")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             for name, process in list(stack.processes.items()):
                 if process.poll() is not None:

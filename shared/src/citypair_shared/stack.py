@@ -59,6 +59,8 @@ def free_port() -> int:
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves do: lingering TIME_WAIT connections do not make a port taken.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
