@@ -116,3 +116,28 @@ def partner_ids(client: httpx.Client, city_id: str, k: int = 50) -> list[str]:
     if response.status_code != 200:
         return []
     return [p["city_id"] for p in response.json()["items"]]
+
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@test.citypair", "admin-password-for-tests"
+PASSWORD = "a-long-test-password"
+
+
+def sign_in(base_url: str, email: str, password: str) -> httpx.Response:
+    return httpx.post(f"{base_url}/api/v1/auth/token", data={"username": email, "password": password}, timeout=30)
+
+
+def client_for(base_url: str, email: str, password: str = PASSWORD) -> httpx.Client:
+    """An HTTP client signed in as this user."""
+    response = sign_in(base_url, email, password)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    return httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+
+
+def create_user(admin: httpx.Client, roles: list[str], city_ids: list[str] = ()) -> dict:
+    email = f"{'-'.join(roles)}-{uuid.uuid4().hex[:8]}@test.citypair"
+    response = admin.post(
+        "/api/v1/users", json={"email": email, "password": PASSWORD, "roles": roles, "city_ids": list(city_ids)}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()

@@ -1,15 +1,13 @@
 """Bad input gets problem+json naming the field, and writes nothing to any outbox."""
 
-import httpx
 import pytest
 
 from tests.support import city_body, query
 
 
 @pytest.fixture(scope="module")
-def gateway(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=10) as client:
-        yield client
+def gateway(coordinator):
+    return coordinator
 
 
 def outbox_rows(stack) -> int:
@@ -74,7 +72,8 @@ def test_out_of_range_query_values_are_named(gateway):
     assert response.json()["errors"][0]["field"] == "query.k"
 
 
-def test_rejected_transition_and_proposal_write_nothing(stack, gateway):
+def test_rejected_transition_and_proposal_write_nothing(stack, gateway, official_of):
+    gateway = official_of("a")
     before = outbox_rows(stack)
     assert gateway.post("/api/v1/pilot-zones", json={"title": "t", "city_ids": ["a"]}).status_code == 422
     assert gateway.post("/api/v1/pilot-zones", json={"title": "t", "city_ids": ["a", "a"]}).status_code == 422

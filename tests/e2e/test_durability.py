@@ -12,9 +12,8 @@ from tests.support import city_body, eventually, partner_ids, partner_of, query
 
 
 @pytest.fixture(scope="module")
-def gateway(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=10) as client:
-        yield client
+def gateway(coordinator):
+    return coordinator
 
 
 def handled(stack, outcome: str) -> float:

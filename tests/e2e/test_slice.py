@@ -7,9 +7,8 @@ from tests.support import city_body, eventually, partner_ids, partner_of
 
 
 @pytest.fixture(scope="module")
-def gateway(stack):
-    with httpx.Client(base_url=stack.config.gateway_url, timeout=10) as client:
-        yield client
+def gateway(coordinator):
+    return coordinator
 
 
 def register(gateway, body) -> str:
@@ -33,24 +32,30 @@ def test_registered_city_reaches_matching_and_is_suggested(gateway):
     assert one_sided not in [i["city_id"] for i in items], "a pair where one side gains nothing is never suggested"
 
 
-def test_approved_pilot_zone_makes_partners_and_stops_the_suggestion(gateway):
+def draft(official, city_ids: list[str], title: str = "pilot zone") -> dict:
+    """Draft a proposal as soon as pilot_zones knows every member city (from profile events)."""
+    created = eventually(
+        lambda: (
+            (r := official.post("/api/v1/pilot-zones", json={"title": title, "city_ids": city_ids})).status_code == 201
+            and r
+        ),
+        what="pilot_zones to know the member cities",
+    )
+    return created.json()
+
+
+def test_approved_pilot_zone_makes_partners_and_stops_the_suggestion(gateway, official_of):
     kashgar = city_body("Kashgar", themes={"logistics": {"offer": 4, "need": 2}, "iot": {"offer": 1, "need": 5}})
     a = register(gateway, kashgar)
     b = register(gateway, partner_of(kashgar, "Osh", "KG"))
     eventually(lambda: b in partner_ids(gateway, a), what="Osh suggested to Kashgar")
 
-    created = eventually(
-        lambda: (
-            (r := gateway.post("/api/v1/pilot-zones", json={"title": "Kashgar–Osh", "city_ids": [a, b]})).status_code
-            == 201
-            and r
-        ),
-        what="pilot_zones to know both cities",
-    )
-    proposal = created.json()
+    official = official_of(a)
+    proposal = draft(official, [a, b], "Kashgar–Osh")
     assert proposal["status"] == "draft"
-    for status in ("submitted", "under_review", "approved"):
-        moved = gateway.post(f"/api/v1/pilot-zones/{proposal['id']}/transitions", json={"to": status})
+    assert proposal["allowed_transitions"] == ["submitted", "withdrawn"]
+    for actor, status in ((official, "submitted"), (gateway, "under_review"), (gateway, "approved")):
+        moved = actor.post(f"/api/v1/pilot-zones/{proposal['id']}/transitions", json={"to": status})
         assert moved.status_code == 200, moved.text
     assert moved.json()["allowed_transitions"] == ["active"]
 
@@ -58,27 +63,28 @@ def test_approved_pilot_zone_makes_partners_and_stops_the_suggestion(gateway):
     assert a not in partner_ids(gateway, b)
 
 
-def test_pilot_zone_with_unknown_city_names_it(gateway):
+def test_pilot_zone_with_unknown_city_names_it(gateway, official_of):
     a = register(gateway, city_body("Urumqi"))
+    official = official_of(a)
     eventually(lambda: gateway.get(f"/api/v1/cities/{a}/partners").status_code == 200, what="Urumqi in matching")
-    response = gateway.post("/api/v1/pilot-zones", json={"title": "x", "city_ids": [a, "no-such-city"]})
+    draft(official, [a, register(gateway, city_body("Turpan"))])  # pilot_zones has caught up
+    response = official.post("/api/v1/pilot-zones", json={"title": "x", "city_ids": [a, "no-such-city"]})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"] == [{"field": "city_ids[1]", "message": "unknown city 'no-such-city'"}]
 
 
-def test_forbidden_transition_lists_what_is_allowed(gateway):
+def test_forbidden_transition_lists_what_is_allowed(gateway, official_of):
     a = register(gateway, city_body("Lhasa"))
     b = register(gateway, city_body("Kathmandu", country_code="NP"))
-    created = eventually(
-        lambda: (
-            (r := gateway.post("/api/v1/pilot-zones", json={"title": "t", "city_ids": [a, b]})).status_code == 201 and r
-        ),
-        what="pilot_zones to know both cities",
-    )
-    response = gateway.post(f"/api/v1/pilot-zones/{created.json()['id']}/transitions", json={"to": "approved"})
-    assert response.status_code == 409
-    assert response.json()["allowed"] == ["submitted", "withdrawn"]
+    official = official_of(a)
+    url = f"/api/v1/pilot-zones/{draft(official, [a, b])['id']}/transitions"
+    by_state = gateway.post(url, json={"to": "approved"})  # a coordinator may approve, but not a draft
+    assert by_state.status_code == 409
+    assert by_state.json()["allowed"] == ["submitted", "withdrawn"]
+    by_role = official.post(url, json={"to": "approved"})  # an official may never approve
+    assert by_role.status_code == 403
+    assert by_role.json()["allowed"] == ["submitted", "withdrawn"]
 
 
 def test_gateway_sets_security_headers_and_serves_web(gateway):

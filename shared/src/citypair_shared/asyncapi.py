@@ -7,7 +7,14 @@ contract test fails when the committed file and the schemas disagree.
 from typing import Any
 
 from citypair_shared.bus import DUPLICATE_WINDOW_SECONDS, Subscription
-from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, EVENT_TYPES, STREAMS, stream_of
+from citypair_shared.events import (
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_STREAM,
+    EVENT_TYPES,
+    STREAMS,
+    TokensRevoked,
+    stream_of,
+)
 from citypair_shared.events.envelope import EventData
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -153,6 +160,10 @@ def _description() -> str:
         f"`{DEAD_LETTER_PREFIX}.<durable>` on the `{DEAD_LETTER_STREAM}` stream (headers `Citypair-Error`, "
         "`Citypair-Subject`) and terminated: nothing is dropped silently.",
         "\n".join(["| consumer | durable | stream | subjects |", "|---|---|---|---|", *consumers]),
+        "## Token revocations",
+        f"`{TokensRevoked.event_type}` is followed by every service that publishes or consumes events, with an "
+        "ordered ephemeral consumer that replays the last 16 minutes at start-up (longer than any access token "
+        "lives) and then applies each revocation to its in-memory token checker: no durable consumer, no inbox.",
     ]
     return "\n\n".join(paragraphs) + "\n"
 
@@ -172,6 +183,8 @@ def build_document() -> dict[str, Any]:
         producer = producer_of(event_type)
         consumers = consumers_of(event_type)
         consumed_by = ", ".join(f"`{c}` (durable `{durable_name(c, event_type)}`)" for c in consumers) or "no service"
+        if event_type == TokensRevoked.event_type:
+            consumed_by = "every service's token checker (ordered ephemeral consumer)"
         messages[name] = {
             "name": name,
             "title": name,

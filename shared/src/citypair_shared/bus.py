@@ -3,20 +3,22 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import nats
 from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
+from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent, TokensRevoked
 from citypair_shared.logging import get_logger
 from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
 
 log = get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120
+REVOCATION_REPLAY = timedelta(minutes=16)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,25 @@ class Bus:
                 continue
             for msg in msgs:
                 await self._deliver(subscription, msg, handle)
+
+    async def follow_revocations(self, revoke: Callable[[str, int], None]) -> None:
+        """Apply token revocations from the last `REVOCATION_REPLAY` on, then as they come.
+
+        Access tokens live at most 15 minutes, so older revocations cannot matter: an ordered,
+        ephemeral consumer replays that window at start-up instead of keeping state on disk.
+        """
+
+        async def on_message(msg) -> None:
+            try:
+                data = TokensRevoked.model_validate(CloudEvent.model_validate_json(msg.data).data)
+            except ValueError as exc:
+                log.warning("auth.bad_revocation", error=repr(exc))
+                return
+            revoke(data.user_id, data.min_token_version)
+
+        start = datetime.now(UTC) - REVOCATION_REPLAY
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start.isoformat())
+        await self.js.subscribe(TokensRevoked.event_type, cb=on_message, ordered_consumer=True, config=config)
 
     async def _subscribe(self, subscription: Subscription):
         config = ConsumerConfig(

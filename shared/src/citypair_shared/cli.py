@@ -1,9 +1,12 @@
 """`citypair`: run the embedded stack, migrate, and load demo data."""
 
+import os
+import secrets
 import signal
 import time
 from pathlib import Path
 
+import httpx
 import typer
 
 from citypair_shared.stack import PortTaken, Stack, StackConfig
@@ -18,6 +21,13 @@ def run(demo: bool = typer.Option(True, help="Load the demo cities when the dire
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = StackConfig.from_env()
+    email = os.environ.get("CITYPAIR_ADMIN_EMAIL", "admin@citypair.local")
+    password = os.environ.get("CITYPAIR_ADMIN_PASSWORD")
+    generated = not password
+    if generated:
+        # Used by identity only if it has no admin yet; printed once below, stored only as a hash.
+        password = secrets.token_urlsafe(15)
+        config.extra_env["CITYPAIR_ADMIN_PASSWORD"] = password
     stack = Stack(config)
     try:
         stack.start()
@@ -29,10 +39,17 @@ def run(demo: bool = typer.Option(True, help="Load the demo cities when the dire
         stack.stop()
         raise
     try:
-        if demo:
+        token = sign_in(config.gateway_url, email, password)
+        if token and generated:
+            typer.secho(f"first admin: {email} / {password}  (shown once; only its hash is stored)", fg="yellow")
+        elif not token:
+            typer.echo(
+                f"admin: {email} exists (its password was shown on the first run, or is CITYPAIR_ADMIN_PASSWORD)"
+            )
+        if demo and token:
             from citypair_profiles.demo import load_demo_if_empty
 
-            loaded = load_demo_if_empty(config.gateway_url)
+            loaded = load_demo_if_empty(config.gateway_url, token)
             typer.echo(f"demo data: {loaded} cities loaded" if loaded else "demo data: directory already has cities")
         typer.secho(f"citypair is up at {config.gateway_url}  (Ctrl-C stops it; data in {config.var_dir})", fg="green")
         while True:
@@ -47,6 +64,14 @@ def run(demo: bool = typer.Option(True, help="Load the demo cities when the dire
         stack.stop()
 
 
+def sign_in(gateway_url: str, email: str, password: str) -> str | None:
+    """An access token for these credentials, or None if they are refused."""
+    response = httpx.post(
+        f"{gateway_url}/api/v1/auth/token", data={"username": email, "password": password}, timeout=30
+    )
+    return response.json()["access_token"] if response.status_code == 200 else None
+
+
 @app.command()
 def migrate() -> None:
     """Bring every service's database to the newest revision."""
@@ -54,11 +79,19 @@ def migrate() -> None:
 
 
 @app.command()
-def demo(gateway: str = typer.Option("http://127.0.0.1:18080", help="Gateway URL")) -> None:
+def demo(
+    gateway: str = typer.Option("http://127.0.0.1:18080", help="Gateway URL"),
+    email: str = typer.Option(..., envvar="CITYPAIR_ADMIN_EMAIL", help="An admin or coordinator"),
+    password: str = typer.Option(..., envvar="CITYPAIR_ADMIN_PASSWORD", prompt=True, hide_input=True),
+) -> None:
     """Load the demo cities through the gateway if the directory is empty."""
     from citypair_profiles.demo import load_demo_if_empty
 
-    typer.echo(f"{load_demo_if_empty(gateway)} cities loaded")
+    token = sign_in(gateway, email, password)
+    if token is None:
+        typer.secho("sign-in refused", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{load_demo_if_empty(gateway, token)} cities loaded")
 
 
 @app.command()

@@ -16,9 +16,19 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """An error the caller can act on: raised by services, rendered as problem+json."""
 
-    def __init__(self, status: int, title: str, detail: str = "", *, type_: str = "about:blank", **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type, self.extra = status, title, detail, type_, extra
+        self.headers = headers or {}
 
 
 def not_found(what: str, ident: str) -> Problem:
@@ -50,7 +60,9 @@ def _field(loc: tuple) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(exc.status, exc.title, exc.detail, exc.type, instance=request.url.path, **exc.extra)
+        response = problem_response(exc.status, exc.title, exc.detail, exc.type, instance=request.url.path, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

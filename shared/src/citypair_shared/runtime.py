@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
@@ -35,6 +36,9 @@ class Runtime:
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
         self.bus = Bus(self.settings.nats_url, max_deliver=self.settings.max_deliver)
         self.relay: OutboxRelay | None = None
+        self.verifier = TokenVerifier(
+            jwks_url=self.settings.jwks_url, issuer=self.settings.token_issuer, audience=self.settings.token_audience
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -64,6 +68,8 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
         for hook in self.on_start:
             await hook(self)
+        if self.uses_bus:
+            await self.bus.follow_revocations(self.verifier.revoke)
         for sub in self.subscriptions:
             self._tasks.append(asyncio.create_task(self.bus.consume(sub, self.dispatch, self._stop), name=sub.durable))
         log.info("runtime.started", consumers=[s.durable for s in self.subscriptions])

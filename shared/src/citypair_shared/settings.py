@@ -26,6 +26,10 @@ class ServiceSettings(BaseSettings):
     # Consumers give up on a message after this many deliveries and dead-letter it.
     max_deliver: int = Field(5, ge=1, le=100)
     outbox_sweep_seconds: float = Field(1.0, gt=0)
+    # Token checks (see citypair_shared.auth): where identity publishes its public keys.
+    jwks_url: str = "http://127.0.0.1:18081/.well-known/jwks.json"
+    token_issuer: str = "citypair-identity"
+    token_audience: str = "citypair"
 
     @model_validator(mode="after")
     def _default_database(self):

@@ -123,7 +123,12 @@ class StackConfig:
 
     def service_env(self, spec: ServiceSpec) -> dict[str, str]:
         p = spec.env_prefix
-        env = {p + "HOST": self.host, p + "PORT": str(self.ports[spec.name]), p + "NATS_URL": self.nats_url}
+        env = {
+            p + "HOST": self.host,
+            p + "PORT": str(self.ports[spec.name]),
+            p + "NATS_URL": self.nats_url,
+            p + "JWKS_URL": self.service_url("identity") + "/.well-known/jwks.json",
+        }
         if spec.has_database:
             env[p + "DATABASE_URL"] = self.database_url(spec.name)
         return env
@@ -199,6 +204,10 @@ class Stack:
             "--port",
             str(self.config.ports[name]),
             "--no-access-log",
+            # The client address is the one Caddy saw (sign-in throttling is per address).
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            self.config.host,
         ]
         self._spawn(name, args, self.config.service_env(spec))
 
@@ -215,14 +224,18 @@ class Stack:
         self.migrate()
         for spec in SERVICES:
             self.start_service(spec.name)
+        self.wait_ready(timeout=timeout, names=[s.name for s in SERVICES])
+        # Last, so that its first health checks find every upstream up.
         self.start_gateway()
-        self.wait_ready(timeout=timeout)
+        self.wait_ready(timeout=timeout, names=[])
 
     def wait_ready(self, *, timeout: float = 60, names: list[str] | None = None) -> None:
         """Wait until each service answers /readyz (directly) and the gateway answers."""
         deadline = time.monotonic() + timeout
-        targets = {n: self.config.service_url(n) + "/readyz" for n in names or SERVICE_BY_NAME}
-        targets["gateway"] = self.config.gateway_url + "/healthz"
+        names = list(SERVICE_BY_NAME) if names is None else names
+        targets = {n: self.config.service_url(n) + "/readyz" for n in names}
+        if "gateway" in self.processes:
+            targets["gateway"] = self.config.gateway_url + "/healthz"
         for name, url in targets.items():
             while True:
                 process = self.processes.get(name)

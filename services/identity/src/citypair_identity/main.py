@@ -2,7 +2,9 @@
 
 from fastapi import FastAPI
 
+from citypair_identity import service
 from citypair_identity.config import Settings
+from citypair_identity.models import Outbox
 from citypair_identity.router import router
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
@@ -10,5 +12,14 @@ from citypair_shared.runtime import Runtime
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = Runtime(settings, database_models=True)
-    return build_app(title="citypair identity", runtime=runtime, routers=[router])
+    ctx = service.IdentityContext(settings=settings)
+
+    async def bootstrap(runtime: Runtime) -> None:
+        ctx.relay = runtime.relay
+        async with runtime.session_factory() as session:
+            await service.bootstrap(session=session, ctx=ctx)
+
+    runtime = Runtime(settings, outbox_model=Outbox, on_start=[bootstrap])
+    app = build_app(title="citypair identity", runtime=runtime, routers=[router])
+    app.state.identity = ctx
+    return app

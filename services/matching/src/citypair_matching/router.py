@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, Request
 
 from citypair_matching.core import WEIGHTS_VERSION
 from citypair_matching.schemas import PartnerOut, PartnersOut
+from citypair_shared.auth import CurrentUser
 from citypair_shared.problems import not_found
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
@@ -12,9 +13,13 @@ router = APIRouter(prefix="/api/v1", tags=["matching"])
 @router.get(
     "/cities/{city_id}/partners",
     response_model=PartnersOut,
-    responses={404: {"description": "No such city"}, 422: {"description": "Invalid input"}},
+    responses={
+        401: {"description": "Not signed in"},
+        404: {"description": "No such city"},
+        422: {"description": "Invalid"},
+    },
 )
-async def partners(city_id: str, request: Request, k: Annotated[int, Query(ge=1, le=100)] = 10):
+async def partners(city_id: str, request: Request, _: CurrentUser, k: Annotated[int, Query(ge=1, le=100)] = 10):
     """Ranked partner suggestions; both cities must gain."""
     index = request.app.state.index
     if city_id not in index:

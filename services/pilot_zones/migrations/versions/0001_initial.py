@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 05:48:51.703377
+Create Date: 2026-11-27 06:05:05.245777
 
 """
 
@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("proposal_id", sa.String(length=36), nullable=False),
         sa.Column("from_status", sa.String(length=30), nullable=False),
         sa.Column("to_status", sa.String(length=30), nullable=False),
+        sa.Column("actor_id", sa.String(length=36), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),
         sa.ForeignKeyConstraint(["proposal_id"], ["proposal.id"], name=op.f("fk_transition_proposal_id_proposal")),

@@ -51,6 +51,7 @@ class Transition(Base):
     proposal_id: Mapped[str] = mapped_column(ForeignKey("proposal.id"), index=True)
     from_status: Mapped[str] = mapped_column(String(30))
     to_status: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[str] = mapped_column(String(36))
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -33,6 +33,7 @@ class TransitionOut(BaseModel):
 
     from_status: str
     to_status: str
+    actor_id: str
     comment: str
     at: datetime
 

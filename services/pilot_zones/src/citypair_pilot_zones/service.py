@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_pilot_zones.models import KnownCity, Proposal, Transition
 from citypair_pilot_zones.schemas import ProposalCreate
-from citypair_pilot_zones.workflow import OPEN, Status, allowed_from, can_move
+from citypair_pilot_zones.workflow import OPEN, Status, allowed_from, can_move, moves_for
+from citypair_shared.auth import Principal, forbidden
 from citypair_shared.events import CitySnapshot, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS
 from citypair_shared.outbox import OutboxRelay
@@ -29,7 +30,9 @@ async def apply_city(*, session: AsyncSession, city: CitySnapshot) -> None:
             setattr(known, key, value)
 
 
-async def create(*, session: AsyncSession, data: ProposalCreate) -> Proposal:
+async def create(*, session: AsyncSession, user: Principal, data: ProposalCreate) -> Proposal:
+    if not any(user.official_of(c) for c in data.city_ids):
+        raise forbidden("only an official of one of the member cities may draft a proposal")
     for position, city_id in enumerate(data.city_ids):
         city = await session.get(KnownCity, city_id)
         if city is None:
@@ -78,12 +81,24 @@ async def list_proposals(*, session: AsyncSession, limit: int, offset: int, stat
     return list(rows), total
 
 
+def user_moves(user: Principal, proposal: Proposal) -> frozenset[Status]:
+    """The moves this user may make on this proposal, whatever its state."""
+    member_official = any(user.official_of(c) for c in proposal.city_ids)
+    return moves_for(member_official=member_official, coordinator=user.has_role("coordinator"))
+
+
 async def transition(
-    *, session: AsyncSession, relay: OutboxRelay, proposal_id: str, to: Status, comment: str
+    *, session: AsyncSession, relay: OutboxRelay, user: Principal, proposal_id: str, to: Status, comment: str
 ) -> Proposal:
-    """Move a proposal one step, record it, and stage the step's event in the same transaction."""
+    """Move a proposal one step, record who and why, and stage the step's event in the same transaction."""
     proposal = await get(session=session, proposal_id=proposal_id)
     current = Status(proposal.status)
+    mine = user_moves(user, proposal)
+    if to not in mine:
+        raise forbidden(
+            f"you may not move a proposal to {to}",
+            allowed=sorted(set(allowed_from(current)) & mine),
+        )
     if not can_move(current, to):
         raise Problem(
             409,
@@ -94,7 +109,9 @@ async def transition(
         )
     proposal.status = to.value
     proposal.version += 1
-    proposal.transitions.append(Transition(from_status=current.value, to_status=to.value, comment=comment))
+    proposal.transitions.append(
+        Transition(from_status=current.value, to_status=to.value, actor_id=user.user_id, comment=comment)
+    )
     event_type = EVENT_FOR_STATUS.get(to.value)
     if event_type is not None:
         data = event_type(

@@ -35,3 +35,12 @@ def allowed_from(status: Status) -> list[str]:
 
 def can_move(current: Status, target: Status) -> bool:
     return target in ALLOWED[current]
+
+
+# Who makes which move: officials of member cities propose; coordinators decide and deliver.
+PROPOSER_MOVES = frozenset({Status.submitted, Status.withdrawn})
+COORDINATOR_MOVES = frozenset(Status) - PROPOSER_MOVES - {Status.draft}
+
+
+def moves_for(*, member_official: bool, coordinator: bool) -> frozenset[Status]:
+    return (PROPOSER_MOVES if member_official else frozenset()) | (COORDINATOR_MOVES if coordinator else frozenset())

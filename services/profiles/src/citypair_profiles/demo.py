@@ -54,9 +54,10 @@ def demo_cities(min_population: int = MIN_POPULATION) -> list[dict]:
     ]
 
 
-def load_demo_if_empty(gateway_url: str) -> int:
+def load_demo_if_empty(gateway_url: str, token: str) -> int:
     """Register the demo cities through the gateway unless the directory has cities; returns how many."""
-    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=gateway_url, timeout=30, headers=headers) as client:
         if client.get("/api/v1/cities", params={"limit": 1}).json()["total"] > 0:
             return 0
         cities = demo_cities()

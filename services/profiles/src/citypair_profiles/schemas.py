@@ -27,6 +27,18 @@ class CityCreate(BaseModel):
         return value
 
 
+class CityUpdate(BaseModel):
+    """A partial update: only the fields given change (the profiles issue widens it)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    population: int | None = Field(None, ge=0, le=100_000_000)
+    themes: dict[ThemeId, ThemeLevels] | None = None
+
+
 class CityOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

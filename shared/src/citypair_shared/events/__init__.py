@@ -4,6 +4,7 @@
 """
 
 from citypair_shared.events.envelope import CloudEvent, new_event
+from citypair_shared.events.identity import TokensRevoked
 from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalApproved
 from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
@@ -11,6 +12,7 @@ from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySna
 EVENT_TYPES = {
     model.event_type: model
     for model in (
+        TokensRevoked,
         CityRegistered,
         CityUpdated,
         CityRetired,
@@ -23,7 +25,7 @@ EVENT_TYPES = {
 
 # One stream per producing service; every service declares them all at start-up,
 # so no start order is needed.
-STREAMS = {"PROFILES": "profiles.>", "MATCHING": "matching.>", "PILOT_ZONES": "pilot_zones.>"}
+STREAMS = {"IDENTITY": "identity.>", "PROFILES": "profiles.>", "MATCHING": "matching.>", "PILOT_ZONES": "pilot_zones.>"}
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
 
@@ -45,6 +47,7 @@ __all__ = [
     "MatchAccepted",
     "MatchDeclined",
     "RoundCompleted",
+    "TokensRevoked",
     "ProposalApproved",
     "new_event",
     "stream_of",

@@ -1,0 +1,70 @@
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Role(StrEnum):
+    admin = "admin"
+    coordinator = "coordinator"
+    official = "official"
+    observer = "observer"
+
+
+Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", examples=["official@xian.gov.cn"])
+CityIds = Field(default_factory=list, max_length=50, description="Cities an official acts for")
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_token: str
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Email
+    password: str = Field(min_length=12, max_length=200)
+    roles: list[Role] = Field(min_length=1, max_length=4)
+    city_ids: list[str] = CityIds
+
+
+class UserUpdate(BaseModel):
+    """What may change on a user; every change voids the user's tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Role] | None = Field(None, min_length=1, max_length=4)
+    city_ids: list[str] | None = Field(None, max_length=50)
+    disabled: bool | None = None
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    roles: list[Role]
+    city_ids: list[str]
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at: datetime
+    action: str
+    actor_id: str | None
+    subject: str | None
+    address: str | None
+    detail: dict

@@ -1,0 +1,324 @@
+"""Identity use cases: sign-in, tokens, keys, users and the audit log."""
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from citypair_identity.config import Settings
+from citypair_identity.keys import new_signing_key, published
+from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
+from citypair_identity.schemas import TokenOut, UserCreate, UserUpdate
+from citypair_identity.throttle import Throttle
+from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
+from citypair_shared.events import TokensRevoked, new_event
+from citypair_shared.logging import get_logger
+from citypair_shared.outbox import OutboxRelay
+from citypair_shared.problems import Problem, not_found
+
+log = get_logger(__name__)
+SOURCE = "/citypair/identity"
+hasher = PasswordHasher()  # Argon2id with the library's recommended parameters
+# Verified against when the account does not exist, so a wrong email costs the same time.
+_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass
+class IdentityContext:
+    """What identity's use cases share beyond a session: settings, the relay, throttles, the signing key."""
+
+    settings: Settings
+    relay: OutboxRelay | None = None
+    clock: callable = time.monotonic
+    account_throttle: Throttle = field(init=False)
+    address_throttle: Throttle = field(init=False)
+    signing_key: SigningKey | None = None
+
+    def __post_init__(self):
+        window = self.settings.signin_window_seconds
+        self.account_throttle = Throttle(limit=self.settings.signin_account_failures, window=window)
+        self.address_throttle = Throttle(limit=self.settings.signin_address_attempts, window=window)
+
+    @property
+    def access_lifetime(self) -> timedelta:
+        return timedelta(minutes=self.settings.access_token_minutes)
+
+
+def audit(
+    session: AsyncSession,
+    action: str,
+    *,
+    actor: str | None = None,
+    subject: str | None = None,
+    address: str | None = None,
+    **detail,
+) -> None:
+    session.add(AuditEntry(action=action, actor_id=actor, subject=subject, address=address, detail=detail))
+    log.info("audit." + action, actor=actor, subject=subject, address=address)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
+    """On start: a signing key, and the first admin from settings if there is no admin yet."""
+    ctx.signing_key = await session.scalar(
+        select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
+    )
+    if ctx.signing_key is None:
+        ctx.signing_key = new_signing_key()
+        session.add(ctx.signing_key)
+    admins = [u for u in await session.scalars(select(User)) if "admin" in u.roles]
+    password = ctx.settings.admin_password
+    if not admins and password is not None:
+        email = ctx.settings.admin_email.lower()
+        existing = await session.scalar(select(User).where(User.email == email))
+        if existing is None:
+            session.add(
+                User(
+                    id=str(uuid.uuid4()),
+                    email=email,
+                    password_hash=hasher.hash(password.get_secret_value()),
+                    roles=["admin"],
+                    city_ids=[],
+                    token_version=1,
+                )
+            )
+            audit(session, "admin.bootstrapped", subject=email)
+    elif not admins:
+        log.warning("identity.no_admin", hint="set CITYPAIR_ADMIN_EMAIL and CITYPAIR_ADMIN_PASSWORD")
+    await session.commit()
+
+
+async def jwks(*, session: AsyncSession, ctx: IdentityContext) -> dict:
+    keys = list(await session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
+    return {"keys": published(keys, token_lifetime=ctx.access_lifetime)}
+
+
+async def rotate_key(*, session: AsyncSession, ctx: IdentityContext, actor: Principal) -> str:
+    """A new key signs from now on; the old one stays published until its last token expires."""
+    now = datetime.now(UTC)
+    await session.execute(update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=now))
+    key = new_signing_key()
+    session.add(key)
+    audit(session, "keys.rotated", actor=actor.user_id, subject=key.kid)
+    await session.commit()
+    ctx.signing_key = key
+    return key.kid
+
+
+def _access_token(ctx: IdentityContext, user: User) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "iss": ctx.settings.token_issuer,
+        "aud": ctx.settings.token_audience,
+        "sub": user.id,
+        "email": user.email,
+        "roles": list(user.roles),
+        "cities": list(user.city_ids),
+        "ver": user.token_version,
+        "iat": now,
+        "exp": now + ctx.access_lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    key = ctx.signing_key
+    return jwt.encode(claims, key.private_pem, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+async def _issue(session: AsyncSession, ctx: IdentityContext, user: User, family_id: str | None = None) -> TokenOut:
+    refresh = secrets.token_urlsafe(32)
+    session.add(
+        RefreshToken(
+            token_hash=_hash_token(refresh),
+            user_id=user.id,
+            family_id=family_id or str(uuid.uuid4()),
+            expires_at=datetime.now(UTC) + timedelta(days=ctx.settings.refresh_token_days),
+        )
+    )
+    return TokenOut(
+        access_token=_access_token(ctx, user),
+        expires_in=int(ctx.access_lifetime.total_seconds()),
+        refresh_token=refresh,
+    )
+
+
+def _throttled(seconds: float) -> Problem:
+    wait = max(1, int(seconds + 0.999))
+    return Problem(
+        429,
+        "Too many sign-in attempts",
+        f"try again in {wait} s",
+        type_="/problems/throttled",
+        headers={"Retry-After": str(wait)},
+    )
+
+
+async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, password: str, address: str) -> TokenOut:
+    email = email.strip().lower()
+    now = ctx.clock()
+    wait = max(ctx.account_throttle.retry_after(email, now), ctx.address_throttle.retry_after(address, now))
+    if wait > 0:
+        audit(session, "signin.throttled", subject=email, address=address)
+        await session.commit()
+        raise _throttled(wait)
+    ctx.address_throttle.hit(address, now)
+    user = await session.scalar(select(User).where(User.email == email))
+    try:
+        hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        ok = user is not None and not user.disabled
+    except VerificationError:
+        ok = False
+    if not ok:
+        ctx.account_throttle.hit(email, now)
+        audit(session, "signin.failed", subject=email, address=address, disabled=bool(user and user.disabled))
+        await session.commit()
+        raise unauthorized("wrong email or password")
+    ctx.account_throttle.clear(email)
+    audit(session, "signin.succeeded", actor=user.id, subject=email, address=address)
+    tokens = await _issue(session, ctx, user)
+    await session.commit()
+    return tokens
+
+
+async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, address: str) -> TokenOut:
+    """Trade a refresh token for a new pair; a token used twice voids its whole family."""
+    stored = await session.get(RefreshToken, _hash_token(token))
+    if stored is None:
+        raise unauthorized("unknown refresh token")
+    now = datetime.now(UTC)
+    if stored.used_at is not None or stored.revoked_at is not None:
+        await _revoke_family(session, stored.family_id, now)
+        audit(session, "refresh.reused", actor=stored.user_id, address=address, family=stored.family_id)
+        await session.commit()
+        raise unauthorized("refresh token already used or revoked")
+    user = await session.get(User, stored.user_id)
+    if _aware(stored.expires_at) <= now or user is None or user.disabled:
+        raise unauthorized("refresh token expired or user disabled")
+    stored.used_at = now
+    tokens = await _issue(session, ctx, user, family_id=stored.family_id)
+    await session.commit()
+    return tokens
+
+
+async def logout(*, session: AsyncSession, token: str, address: str) -> None:
+    stored = await session.get(RefreshToken, _hash_token(token))
+    if stored is not None:
+        await _revoke_family(session, stored.family_id, datetime.now(UTC))
+        audit(session, "token.revoked", actor=stored.user_id, address=address, reason="logout")
+        await session.commit()
+
+
+async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def create_user(*, session: AsyncSession, actor: Principal, data: UserCreate) -> User:
+    email = data.email.lower()
+    if await session.scalar(select(User.id).where(User.email == email)):
+        raise Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
+    user = User(
+        id=str(uuid.uuid4()),
+        email=email,
+        password_hash=hasher.hash(data.password),
+        roles=sorted({r.value for r in data.roles}),
+        city_ids=sorted(set(data.city_ids)),
+        token_version=1,
+    )
+    session.add(user)
+    audit(session, "user.created", actor=actor.user_id, subject=user.id, roles=user.roles, cities=user.city_ids)
+    await session.commit()
+    return user
+
+
+async def get_user(*, session: AsyncSession, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise not_found("user", user_id)
+    return user
+
+
+async def list_users(*, session: AsyncSession, limit: int, offset: int, role: str | None):
+    users = list(await session.scalars(select(User).order_by(User.email)))
+    if role:
+        users = [u for u in users if role in u.roles]
+    return users[offset : offset + limit], len(users)
+
+
+async def update_user(
+    *, session: AsyncSession, ctx: IdentityContext, actor: Principal, user_id: str, data: UserUpdate
+) -> User:
+    """Change roles, cities or `disabled`; the user's tokens stop working at once."""
+    user = await get_user(session=session, user_id=user_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    # Coordinators bind officials to cities, and nothing else.
+    if not actor.has_role("admin") and (set(changes) - {"city_ids"} or "official" not in user.roles):
+        raise forbidden("coordinators may only change the cities of officials", allowed_fields=["city_ids"])
+    if user.id == actor.user_id and ("roles" in changes or changes.get("disabled")):
+        raise forbidden("you cannot change your own roles or disable yourself")
+    if "roles" in changes:
+        audit(
+            session,
+            "user.roles_changed",
+            actor=actor.user_id,
+            subject=user.id,
+            old=user.roles,
+            new=sorted({r.value for r in data.roles}),
+        )
+        user.roles = sorted({r.value for r in data.roles})
+    if "city_ids" in changes:
+        audit(
+            session,
+            "user.cities_changed",
+            actor=actor.user_id,
+            subject=user.id,
+            old=user.city_ids,
+            new=sorted(set(data.city_ids)),
+        )
+        user.city_ids = sorted(set(data.city_ids))
+    if "disabled" in changes:
+        audit(session, "user.disabled" if data.disabled else "user.enabled", actor=actor.user_id, subject=user.id)
+        user.disabled = data.disabled
+    if changes:
+        await _void_tokens(session, ctx, user, reason=",".join(sorted(changes)))
+    await session.commit()
+    await session.refresh(user)
+    return user
+
+
+async def _void_tokens(session: AsyncSession, ctx: IdentityContext, user: User, *, reason: str) -> None:
+    user.token_version += 1
+    now = datetime.now(UTC)
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    revoked = TokensRevoked(user_id=user.id, min_token_version=user.token_version, reason=reason)
+    ctx.relay.add(session, new_event(revoked, source=SOURCE, subject=user.id))
+    audit(session, "token.revoked", subject=user.id, reason=reason)
+
+
+async def audit_log(*, session: AsyncSession, limit: int, offset: int, action: str | None):
+    query = select(AuditEntry)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset))
+    return list(rows), total
