@@ -34,6 +34,7 @@ import httpx
 from citypair_shared.stack import SERVICES, Stack, StackConfig
 from citypair_shared.themes import THEME_IDS
 
+BENCH_ADMIN, BENCH_PASSWORD = "bench@citypair.local", "bench-admin-password"
 TARGET_EVENT_P95_MS = 250.0
 TARGET_GATEWAY_P50_MS = 1.0
 PARTNERS_K = 100  # the API's maximum
@@ -236,12 +237,16 @@ def run(args: argparse.Namespace) -> dict:
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="citypair-bench-") as tmp:
         extra_env = {f"{s.env_prefix}LOG_LEVEL": "WARNING" for s in SERVICES}
+        extra_env |= {"CITYPAIR_ADMIN_EMAIL": BENCH_ADMIN, "CITYPAIR_ADMIN_PASSWORD": BENCH_PASSWORD}
         config = StackConfig.on_free_ports(Path(tmp) / "var", extra_env=extra_env)
         log(f"starting stack in {tmp} (gateway {config.gateway_url}) ...")
         started = time.perf_counter()
         with Stack(config):
             log(f"stack ready in {time.perf_counter() - started:.1f} s")
-            client_opts = {"timeout": 10.0, "trust_env": False}
+            # Every request carries a real token, as in production: the figures include the token check.
+            credentials = {"username": BENCH_ADMIN, "password": BENCH_PASSWORD}
+            token = httpx.post(f"{config.gateway_url}/api/v1/auth/token", data=credentials).json()["access_token"]
+            client_opts = {"timeout": 10.0, "trust_env": False, "headers": {"Authorization": f"Bearer {token}"}}
             with (
                 httpx.Client(base_url=config.gateway_url, **client_opts) as gateway,
                 httpx.Client(base_url=config.service_url("profiles"), **client_opts) as direct,
