@@ -5,6 +5,7 @@ import json
 import re
 import types
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -73,6 +74,8 @@ def _strategy(annotation: Any, metadata: list[Any] = ()) -> st.SearchStrategy:
             return st.floats(allow_nan=False, allow_infinity=False)
         if annotation is str:
             return st.text(max_size=20)
+        if annotation is datetime:
+            return st.datetimes(timezones=st.just(UTC))
     raise NotImplementedError(f"teach tests/contract/test_events.py to generate {annotation!r}")
 
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 
 from citypair_shared.logging import configure_logging, request_id_var
 from citypair_shared.metrics import metrics_middleware, metrics_response
-from citypair_shared.problems import install_problem_handlers
+from citypair_shared.problems import install_problem_handlers, problem_schemas
 from citypair_shared.runtime import Runtime
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -61,4 +61,13 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
 
     for router in routers:
         app.include_router(router)
+
+    def openapi() -> dict:
+        # Error responses refer to the problem+json schemas (`problem_responses`): add them.
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(problem_schemas())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -110,3 +110,21 @@ def asyncapi(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
+
+
+@app.command()
+def openapi(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the JSON here instead of printing it"),
+) -> None:
+    """Print (or write) the gateway's OpenAPI 3.1 document: every service's public API in one."""
+    import json
+
+    from citypair_shared.openapi import build_gateway_openapi
+
+    text = json.dumps(build_gateway_openapi(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")

@@ -3,13 +3,15 @@
 from collections.abc import AsyncIterator
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_shared.runtime import Runtime
 
 MAX_PAGE_SIZE = 100
+# Ids are UUIDs; anything longer than one, or with other characters, names nothing (and never reaches a database).
+ID_PATTERN = r"^[A-Za-z0-9-]{1,36}$"
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -33,6 +35,7 @@ def page_params(
     return PageParams(limit=limit, offset=offset)
 
 
+IdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN, description="An id (a UUID)")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 PageDep = Annotated[PageParams, Depends(page_params)]

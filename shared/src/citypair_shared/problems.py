@@ -1,9 +1,11 @@
 """RFC 9457 problem+json for every error a service returns."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -11,6 +13,66 @@ from citypair_shared.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One wrong field of a request."""
+
+    field: str = Field(description="Where, e.g. `themes.ai.offer` (body) or `query.limit`")
+    message: str
+    type: str = Field("", description="A machine-readable kind, when the schema check found it")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details: the body of every error response (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. `required_roles`, `allowed`, `existing_id`
+
+    type: str = Field("about:blank", description="A URI reference naming the kind of problem")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str = ""
+    instance: str = Field("", description="The path of the request")
+    errors: list[FieldError] = Field(default_factory=list, description="Validation failures: each wrong field")
+
+
+# Headers some problems carry.
+_PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+}
+
+
+DESCRIPTIONS = {
+    401: "Not signed in: no access token, or it is malformed, expired or revoked",
+    403: "Signed in, but not allowed to do this",
+    404: "No such resource",
+    409: "Conflicts with the current state",
+    412: "Precondition failed",
+    422: "Invalid input: `errors` names each wrong field",
+    429: "Too many attempts: see Retry-After",
+}
+
+
+def problem_responses(*statuses: int, described: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status (described as in DESCRIPTIONS, or by `described`) as problem+json."""
+    descriptions = {**{status: DESCRIPTIONS[status] for status in statuses}, **(described or {})}
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
+    return {
+        status: {
+            "description": description,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+            **({"headers": _PROBLEM_HEADERS[status]} if status in _PROBLEM_HEADERS else {}),
+        }
+        for status, description in sorted(descriptions.items())
+    }
+
+
+def problem_schemas() -> dict[str, Any]:
+    """The component schemas `problem_responses` refers to (`build_app` adds them to every service's doc)."""
+    schema = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {**defs, "ProblemDetails": schema}
 
 
 class Problem(Exception):

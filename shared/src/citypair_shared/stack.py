@@ -134,7 +134,11 @@ class StackConfig:
         return env
 
     def gateway_env(self) -> dict[str, str]:
-        env = {"CITYPAIR_GATEWAY_HOST": self.host, "CITYPAIR_GATEWAY_PORT": str(self.gateway_port)}
+        env = {
+            "CITYPAIR_GATEWAY_HOST": self.host,
+            "CITYPAIR_GATEWAY_PORT": str(self.gateway_port),
+            "CITYPAIR_DOCS_DIR": str(REPO_ROOT / "docs"),  # the gateway serves docs/openapi.json
+        }
         for spec in SERVICES:
             env[f"CITYPAIR_{spec.name.upper()}_UPSTREAM"] = f"{self.host}:{self.ports[spec.name]}"
         return env
