@@ -34,10 +34,19 @@ TARGET_MS = 0.3
 
 def signed_token(private_key, kid: str) -> str:
     now = datetime.now(UTC)
-    claims = {"iss": "citypair-identity", "aud": "citypair", "sub": str(uuid.uuid4()), "roles": ["official"],
-              "cities": ["c1"], "ver": 1, "iat": now, "exp": now + timedelta(minutes=10)}
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    claims = {
+        "iss": "citypair-identity",
+        "aud": "citypair",
+        "sub": str(uuid.uuid4()),
+        "roles": ["official"],
+        "cities": ["c1"],
+        "ver": 1,
+        "iat": now,
+        "exp": now + timedelta(minutes=10),
+    }
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return jwt.encode(claims, pem, algorithm=ALGORITHM, headers={"kid": kid})
 
 
@@ -68,7 +77,7 @@ async def main(requests: int) -> dict:
     timings: dict[str, list[float]] = {"open": [], "checked": []}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
         for i in range(requests + 200):
-            for name in (("open", "checked") if i % 2 else ("checked", "open")):
+            for name in ("open", "checked") if i % 2 else ("checked", "open"):
                 start = time.perf_counter()
                 response = await client.get(f"/{name}", headers=headers)
                 elapsed = (time.perf_counter() - start) * 1000
@@ -100,6 +109,8 @@ if __name__ == "__main__":
         print(f"token check, {args.requests} requests each (interleaved, in-process ASGI)")
         print(f"  without check  p50 {figures['open']['p50']:.3f} ms   p95 {figures['open']['p95']:.3f} ms")
         print(f"  with check     p50 {figures['checked']['p50']:.3f} ms   p95 {figures['checked']['p95']:.3f} ms")
-        print(f"  added by the check: p50 {figures['added_p50_ms']:.3f} ms (ratio {figures['ratio_p50']:.2f}x); "
-              f"TokenVerifier.verify alone p50 {figures['verify_p50_ms']:.3f} ms")
+        print(
+            f"  added by the check: p50 {figures['added_p50_ms']:.3f} ms (ratio {figures['ratio_p50']:.2f}x); "
+            f"TokenVerifier.verify alone p50 {figures['verify_p50_ms']:.3f} ms"
+        )
         print(f"  target ≤ {TARGET_MS} ms p50: {'MET' if figures['target_met'] else 'NOT MET'}")

@@ -4,15 +4,17 @@ import uuid
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import JSONResponse
 
+from citypair_shared.deps import reject_nul
 from citypair_shared.logging import configure_logging, request_id_var
 from citypair_shared.metrics import metrics_middleware, metrics_response
-from citypair_shared.problems import install_problem_handlers, problem_schemas
+from citypair_shared.problems import install_problem_handlers, problem_responses, problem_schemas
 from citypair_shared.runtime import Runtime
 
 REQUEST_ID_HEADER = "X-Request-ID"
+UNREADABLE_BODY = problem_responses(described={400: "The body cannot be parsed (e.g. it is not UTF-8)"})[400]
 
 
 def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
@@ -28,7 +30,7 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app = FastAPI(title=title, version=version, lifespan=lifespan, dependencies=[Depends(reject_nul)])
     app.state.runtime = runtime
     install_problem_handlers(app)
 
@@ -63,10 +65,15 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
         app.include_router(router)
 
     def openapi() -> dict:
-        # Error responses refer to the problem+json schemas (`problem_responses`): add them.
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
+            # Error responses refer to the problem+json schemas (`problem_responses`): add them.
             schema.setdefault("components", {}).setdefault("schemas", {}).update(problem_schemas())
+            # A body that cannot be read (e.g. not UTF-8) is refused before any route runs.
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if "requestBody" in operation:
+                        operation["responses"].setdefault("400", UNREADABLE_BODY)
         return app.openapi_schema
 
     app.openapi = openapi

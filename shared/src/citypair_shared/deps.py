@@ -1,10 +1,14 @@
 """FastAPI dependencies every service's router uses."""
 
-from collections.abc import AsyncIterator
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_shared.runtime import Runtime
@@ -12,6 +16,48 @@ from citypair_shared.runtime import Runtime
 MAX_PAGE_SIZE = 100
 # Ids are UUIDs; anything longer than one, or with other characters, names nothing (and never reaches a database).
 ID_PATTERN = r"^[A-Za-z0-9-]{1,36}$"
+
+
+NUL = "\x00"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _nul_locations(value, loc: tuple = ()) -> Iterator[tuple]:
+    if isinstance(value, str):
+        if NUL in value:
+            yield loc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key:
+                yield loc + (key,)
+            else:
+                yield from _nul_locations(item, loc + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_locations(item, loc + (index,))
+
+
+async def reject_nul(request: Request) -> None:
+    """No text anywhere may hold U+0000: PostgreSQL cannot store it and nothing here needs it (422, naming where).
+
+    Every service app depends on this (`build_app`), so each input is checked once, before any route runs.
+    """
+    found = [("path", name) for name, value in request.path_params.items() if NUL in str(value)]
+    found += [("query", name) for name, value in request.query_params.multi_items() if NUL in name + value]
+    # Bodies only where the route reads one (FastAPI has parsed it already, so this reuses its parse).
+    reads_body = getattr(request.scope.get("route"), "body_field", None) is not None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() if reads_body else ""
+    if content_type in FORM_TYPES:
+        form = await request.form()
+        found += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        body = await request.body()
+        if b"\\u0000" in body:  # JSON carries U+0000 only escaped (a raw one is a syntax error)
+            with contextlib.suppress(ValueError):  # the route reports a syntax error
+                found += [("body", *loc) for loc in _nul_locations(json.loads(body))]
+    if found:
+        message = "must not contain the NUL character (U+0000)"
+        raise RequestValidationError([{"type": "string_nul", "loc": loc, "msg": message} for loc in found])
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -49,3 +95,12 @@ class Page(BaseModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+def _with_offset(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored in UTC); RFC 3339 `date-time` needs the offset.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_with_offset)]
+"""A `date-time` in a response, always with its UTC offset (whatever the database returns)."""

@@ -3,10 +3,11 @@
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import String, func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from citypair_shared.db import UtcDateTime
 from citypair_shared.events import CloudEvent
 
 EventHandler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
@@ -18,7 +19,7 @@ class InboxMixin:
     consumer: Mapped[str] = mapped_column(String(120), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     type: Mapped[str] = mapped_column(String(120))
-    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    handled_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 async def handle_once(

@@ -4,12 +4,12 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String, Text, func, select
+from sqlalchemy import Integer, String, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citypair_shared.bus import Bus
-from citypair_shared.db import after_commit
+from citypair_shared.db import UtcDateTime, after_commit
 from citypair_shared.events import CloudEvent
 from citypair_shared.logging import get_logger
 from citypair_shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
@@ -24,8 +24,8 @@ class OutboxMixin:
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     type: Mapped[str] = mapped_column(String(120))
     payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
 

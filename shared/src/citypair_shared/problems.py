@@ -49,6 +49,8 @@ DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with the current state",
     412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
     422: "Invalid input: `errors` names each wrong field",
     429: "Too many attempts: see Retry-After",
 }

@@ -5,10 +5,11 @@ from fastapi import APIRouter, Depends, Form, Request, Response, status
 from citypair_identity import service
 from citypair_identity.schemas import AuditOut, RefreshIn, Role, TokenOut, UserCreate, UserOut, UserUpdate
 from citypair_shared.auth import CurrentUser, Principal, require_roles
-from citypair_shared.deps import Page, PageDep, SessionDep
+from citypair_shared.deps import IdPath, Page, PageDep, SessionDep
+from citypair_shared.problems import problem_responses
 
 router = APIRouter(tags=["identity"])
-PROBLEMS = {401: {"description": "Not signed in"}, 403: {"description": "Not allowed"}, 422: {"description": "Invalid"}}
+PROBLEMS = problem_responses(401, 403, 422)
 Admin = Annotated[Principal, require_roles("admin")]
 UserManager = Annotated[Principal, require_roles("admin", "coordinator")]
 
@@ -33,7 +34,7 @@ async def jwks(session: SessionDep, ctx: Ctx, response: Response) -> dict:
 @router.post(
     "/api/v1/auth/token",
     response_model=TokenOut,
-    responses={**PROBLEMS, 429: {"description": "Throttled; see Retry-After"}},
+    responses=problem_responses(422, 429, described={401: "Wrong email or password, or the user is disabled"}),
     summary="Sign in (OAuth2 password form)",
 )
 async def sign_in(
@@ -46,23 +47,30 @@ async def sign_in(
     return await service.sign_in(session=session, ctx=ctx, email=username, password=password, address=_address(request))
 
 
-@router.post("/api/v1/auth/refresh", response_model=TokenOut, responses=PROBLEMS, summary="Rotate a refresh token")
+@router.post(
+    "/api/v1/auth/refresh",
+    response_model=TokenOut,
+    responses=problem_responses(422, described={401: "Unknown, used, revoked or expired refresh token"}),
+    summary="Rotate a refresh token",
+)
 async def refresh(body: RefreshIn, request: Request, session: SessionDep, ctx: Ctx):
     return await service.refresh(session=session, ctx=ctx, token=body.refresh_token, address=_address(request))
 
 
-@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(422))
 async def logout(body: RefreshIn, request: Request, session: SessionDep):
     """Revoke a refresh token (and the tokens rotated from it)."""
     await service.logout(session=session, token=body.refresh_token, address=_address(request))
 
 
-@router.post("/api/v1/auth/keys/rotate", responses=PROBLEMS, summary="Sign with a new key from now on")
+@router.post(
+    "/api/v1/auth/keys/rotate", responses=problem_responses(401, 403), summary="Sign with a new key from now on"
+)
 async def rotate(session: SessionDep, ctx: Ctx, admin: Admin) -> dict:
     return {"kid": await service.rotate_key(session=session, ctx=ctx, actor=admin)}
 
 
-@router.get("/api/v1/me", response_model=UserOut, responses=PROBLEMS)
+@router.get("/api/v1/me", response_model=UserOut, responses=problem_responses(401))
 async def me(user: CurrentUser, session: SessionDep):
     return await service.get_user(session=session, user_id=user.user_id)
 
@@ -77,7 +85,7 @@ async def list_users(session: SessionDep, page: PageDep, _: UserManager, role: R
     "/api/v1/users",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**PROBLEMS, 409: {"description": "Email taken"}},
+    responses={**PROBLEMS, **problem_responses(described={409: "Email taken"})},
 )
 async def create_user(body: UserCreate, session: SessionDep, admin: Admin, response: Response):
     user = await service.create_user(session=session, actor=admin, data=body)
@@ -85,15 +93,13 @@ async def create_user(body: UserCreate, session: SessionDep, admin: Admin, respo
     return user
 
 
-@router.get("/api/v1/users/{user_id}", response_model=UserOut, responses={**PROBLEMS, 404: {"description": "No user"}})
-async def get_user(user_id: str, session: SessionDep, _: UserManager):
+@router.get("/api/v1/users/{user_id}", response_model=UserOut, responses={**PROBLEMS, **problem_responses(404)})
+async def get_user(user_id: IdPath, session: SessionDep, _: UserManager):
     return await service.get_user(session=session, user_id=user_id)
 
 
-@router.patch(
-    "/api/v1/users/{user_id}", response_model=UserOut, responses={**PROBLEMS, 404: {"description": "No user"}}
-)
-async def update_user(user_id: str, body: UserUpdate, session: SessionDep, ctx: Ctx, actor: UserManager):
+@router.patch("/api/v1/users/{user_id}", response_model=UserOut, responses={**PROBLEMS, **problem_responses(404)})
+async def update_user(user_id: IdPath, body: UserUpdate, session: SessionDep, ctx: Ctx, actor: UserManager):
     """Admins change roles, cities and `disabled`; coordinators bind officials to cities."""
     return await service.update_user(session=session, ctx=ctx, actor=actor, user_id=user_id, data=body)
 

@@ -1,7 +1,8 @@
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from citypair_shared.deps import Timestamp
 
 
 class Role(StrEnum):
@@ -54,15 +55,15 @@ class UserOut(BaseModel):
     roles: list[Role]
     city_ids: list[str]
     disabled: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     seq: int
-    at: datetime
+    at: Timestamp
     action: str
     actor_id: str | None
     subject: str | None

@@ -14,7 +14,7 @@ def event_handlers(index: MatchIndex) -> dict:
         await service.record_partnerships(
             session=session,
             index=index,
-            city_ids=approved.city_ids,
+            pairs=service.all_pairs(approved.city_ids),
             source="pilot_zone",
             reference=approved.proposal_id,
         )

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, func
+from sqlalchemy import JSON, Integer, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from citypair_shared.db import new_metadata
+from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
@@ -13,19 +13,14 @@ class Base(DeclarativeBase):
 
 
 class CityProjection(Base):
-    """The public snapshot of a city as last published by `profiles`."""
+    """The public snapshot of a city as last published by `profiles` (whole, as the event carried it)."""
 
     __tablename__ = "city_projection"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(200))
-    country_code: Mapped[str] = mapped_column(String(2))
-    latitude: Mapped[float] = mapped_column(Float)
-    longitude: Mapped[float] = mapped_column(Float)
-    population: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
-    themes: Mapped[dict] = mapped_column(JSON)
+    snapshot: Mapped[dict] = mapped_column(JSON)
 
 
 class Partnership(Base):
@@ -37,7 +32,7 @@ class Partnership(Base):
     city_b: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(String(40))
     reference: Mapped[str | None] = mapped_column(String(80))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class Outbox(OutboxMixin, Base):

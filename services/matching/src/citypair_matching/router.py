@@ -5,7 +5,8 @@ from fastapi import APIRouter, Query, Request
 from citypair_matching.core import WEIGHTS_VERSION
 from citypair_matching.schemas import PartnerOut, PartnersOut
 from citypair_shared.auth import CurrentUser
-from citypair_shared.problems import not_found
+from citypair_shared.deps import IdPath
+from citypair_shared.problems import not_found, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 
@@ -13,13 +14,9 @@ router = APIRouter(prefix="/api/v1", tags=["matching"])
 @router.get(
     "/cities/{city_id}/partners",
     response_model=PartnersOut,
-    responses={
-        401: {"description": "Not signed in"},
-        404: {"description": "No such city"},
-        422: {"description": "Invalid"},
-    },
+    responses=problem_responses(401, 422, described={404: "No such city"}),
 )
-async def partners(city_id: str, request: Request, _: CurrentUser, k: Annotated[int, Query(ge=1, le=100)] = 10):
+async def partners(city_id: IdPath, request: Request, _: CurrentUser, k: Annotated[int, Query(ge=1, le=100)] = 10):
     """Ranked partner suggestions; both cities must gain."""
     index = request.app.state.index
     if city_id not in index:

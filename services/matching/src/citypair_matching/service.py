@@ -9,8 +9,8 @@ from citypair_shared.db import after_commit
 from citypair_shared.events import CitySnapshot
 
 
-def _row(city: CityProjection | CitySnapshot) -> CityRow:
-    themes = {k: (v if isinstance(v, dict) else v.model_dump()) for k, v in city.themes.items()}
+def _row(city: CitySnapshot) -> CityRow:
+    themes = {k: v.model_dump() for k, v in city.themes.items()}
     return CityRow(
         id=city.id,
         version=city.version,
@@ -26,21 +26,33 @@ async def apply_snapshot(*, session: AsyncSession, index: MatchIndex, city: City
     current = await session.get(CityProjection, city.id)
     if current is not None and current.version >= city.version:
         return False
-    values = city.model_dump(mode="json")
+    values = {"version": city.version, "status": city.status, "snapshot": city.model_dump(mode="json")}
     if current is None:
-        session.add(CityProjection(**values))
+        session.add(CityProjection(id=city.id, **values))
     else:
         for key, value in values.items():
             setattr(current, key, value)
     after_commit(session, lambda: index.upsert(_row(city)))
+    if city.partner_ids:
+        await record_partnerships(
+            session=session,
+            index=index,
+            pairs=[(city.id, p) for p in city.partner_ids],
+            source="profile",
+            reference=city.id,
+        )
     return True
 
 
+def all_pairs(city_ids: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a in city_ids for b in city_ids if a < b]
+
+
 async def record_partnerships(
-    *, session: AsyncSession, index: MatchIndex, city_ids: list[str], source: str, reference: str
+    *, session: AsyncSession, index: MatchIndex, pairs: list[tuple[str, str]], source: str, reference: str
 ) -> None:
-    """Record every pair among `city_ids` as partners (idempotent)."""
-    pairs = {tuple(sorted((a, b))) for a in city_ids for b in city_ids if a != b}
+    """Record each pair as partners (idempotent)."""
+    pairs = {tuple(sorted(pair)) for pair in pairs if pair[0] != pair[1]}
     for a, b in sorted(pairs):
         if await session.get(Partnership, (a, b)) is None:
             session.add(Partnership(city_a=a, city_b=b, source=source, reference=reference))
@@ -50,6 +62,6 @@ async def record_partnerships(
 async def load_index(*, session: AsyncSession, index: MatchIndex) -> None:
     """Rebuild the in-memory index from this service's own tables (not by replaying events)."""
     for city in await session.scalars(select(CityProjection)):
-        index.upsert(_row(city))
+        index.upsert(_row(CitySnapshot.model_validate(city.snapshot)))
     for edge in await session.scalars(select(Partnership)):
         index.add_partnership(edge.city_a, edge.city_b)

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from citypair_shared.db import new_metadata
+from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
@@ -35,10 +35,8 @@ class Proposal(Base):
     member_key: Mapped[str] = mapped_column(String(800), index=True)
     themes: Mapped[list] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), onupdate=func.now())
     transitions: Mapped[list["Transition"]] = relationship(order_by="Transition.seq", lazy="selectin")
 
 
@@ -53,7 +51,7 @@ class Transition(Base):
     to_status: Mapped[str] = mapped_column(String(30))
     actor_id: Mapped[str] = mapped_column(String(36))
     comment: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class Outbox(OutboxMixin, Base):

@@ -1,8 +1,7 @@
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from citypair_pilot_zones.workflow import Status
+from citypair_shared.deps import Timestamp
 from citypair_shared.themes import ThemeId
 
 
@@ -35,7 +34,7 @@ class TransitionOut(BaseModel):
     to_status: str
     actor_id: str
     comment: str
-    at: datetime
+    at: Timestamp
 
 
 class ProposalOut(BaseModel):
@@ -47,7 +46,7 @@ class ProposalOut(BaseModel):
     city_ids: list[str]
     themes: list[str]
     version: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     transitions: list[TransitionOut]
     allowed_transitions: list[str]

@@ -1,9 +1,9 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from citypair_shared.db import new_metadata
+from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.outbox import OutboxMixin
 
 
@@ -17,17 +17,88 @@ class City(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Bumped on every change; events carry it so consumers apply only newer snapshots.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    geonames_id: Mapped[int | None] = mapped_column(Integer, unique=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
+    local_name: Mapped[str | None] = mapped_column(String(200))
+    alternate_names: Mapped[list] = mapped_column(JSON, default=list)
+    # Every name folded for search (case, accents, apostrophes), so "xian" finds Xi’an and 西安 finds 西安.
+    search_text: Mapped[str] = mapped_column(Text, default="")
     country_code: Mapped[str] = mapped_column(String(2), index=True)
+    admin_region: Mapped[str | None] = mapped_column(String(200))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
-    population: Mapped[int] = mapped_column(Integer)
-    themes: Mapped[dict] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="published")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    population: Mapped[int] = mapped_column(Integer, index=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    indicators: Mapped[dict] = mapped_column(JSON, default=dict)
+    languages: Mapped[list] = mapped_column(JSON, default=list)
+    capacity: Mapped[int] = mapped_column(Integer, default=5)
+    preferred_countries: Mapped[list] = mapped_column(JSON, default=list)
+    excluded_countries: Mapped[list] = mapped_column(JSON, default=list)
+    contacts: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="published", index=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    verified_by: Mapped[str | None] = mapped_column(String(36))
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Theme levels and indicators generated for the demo, not real data.
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_confirmed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+        UtcDateTime(), server_default=func.now(), onupdate=func.now(), index=True
     )
+
+    themes: Mapped[list["CityTheme"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="CityTheme.theme"
+    )
+    corridors: Mapped[list["CityCorridor"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="CityCorridor.corridor"
+    )
+
+
+class CityTheme(Base):
+    """One cooperation theme of a city: what it offers and needs (0–5), with notes."""
+
+    __tablename__ = "city_theme"
+
+    city_id: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), primary_key=True)
+    theme: Mapped[str] = mapped_column(String(40), primary_key=True)
+    offer: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    need: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    key_projects: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class CityCorridor(Base):
+    __tablename__ = "city_corridor"
+
+    city_id: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), primary_key=True)
+    corridor: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
+
+
+class Partnership(Base):
+    """An existing partnership between two profiles (`city_a` < `city_b`), e.g. a real twin-city pair."""
+
+    __tablename__ = "partnership"
+
+    city_a: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), primary_key=True)
+    city_b: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), primary_key=True, index=True)
+    source: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
+class CityChange(Base):
+    """The history of a profile: who changed which fields when, old → new. Append-only."""
+
+    __tablename__ = "city_change"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    city_id: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class Outbox(OutboxMixin, Base):

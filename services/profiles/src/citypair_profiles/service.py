@@ -1,44 +1,234 @@
-"""Profile use cases: each takes a session and leaves committing to the caller."""
+"""Profile use cases. Each takes a session and the caller; every change bumps the version,
+records its history and stages the city's event in the same transaction."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from pydantic import ValidationError
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from citypair_profiles.models import City
-from citypair_profiles.schemas import CityCreate, CityUpdate
+from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Partnership
+from citypair_profiles.partnering import Candidate, Gazetteer, match_pairs
+from citypair_profiles.schemas import CityCreate, CityFields, CityOut, CityUpdate, ImportReport, ImportRow, SortKey
+from citypair_profiles.text import fold, search_text
 from citypair_shared.auth import Principal, forbidden
-from citypair_shared.events import CityRegistered, CitySnapshot, CityUpdated, new_event
+from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, CityUpdated, new_event
+from citypair_shared.geography import INDICATORS
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
 
 SOURCE = "/citypair/profiles"
+STALE_AFTER = timedelta(days=365)
+# Fields a PATCH may clear with null; for the others null means "leave as is".
+NULLABLE = frozenset({"local_name", "admin_region", "timezone"})
 
 
-def snapshot(city: City) -> CitySnapshot:
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_stale(city: City, now: datetime | None = None) -> bool:
+    return _aware(city.last_confirmed_at) < (now or datetime.now(UTC)) - STALE_AFTER
+
+
+def may_edit(user: Principal, city_id: str) -> bool:
+    """Coordinators and admins edit any profile; an official only their own cities'."""
+    return user.has_role("admin", "coordinator") or user.official_of(city_id)
+
+
+def fields_of(city: City) -> dict:
+    """The editable fields as plain JSON values (for diffs, snapshots and exports)."""
+    return {
+        "name": city.name,
+        "local_name": city.local_name,
+        "alternate_names": list(city.alternate_names),
+        "country_code": city.country_code,
+        "admin_region": city.admin_region,
+        "latitude": city.latitude,
+        "longitude": city.longitude,
+        "population": city.population,
+        "timezone": city.timezone,
+        "geonames_id": city.geonames_id,
+        "external_id": city.external_id,
+        "themes": {
+            t.theme: {"offer": t.offer, "need": t.need, "notes": t.notes, "key_projects": list(t.key_projects)}
+            for t in city.themes
+        },
+        "indicators": dict(city.indicators),
+        "languages": list(city.languages),
+        "corridors": [c.corridor for c in city.corridors],
+        "capacity": city.capacity,
+        "preferred_countries": list(city.preferred_countries),
+        "excluded_countries": list(city.excluded_countries),
+        "contacts": dict(city.contacts),
+        "demo": city.demo,
+    }
+
+
+def _json_fields(data: dict) -> dict:
+    """Input values (already validated) in the stored JSON shape."""
+    out = dict(data)
+    if "indicators" in out and out["indicators"] is not None:
+        out["indicators"] = {
+            k: {"value": v["value"], "unit": INDICATORS[k][1], "year": v["year"]} for k, v in out["indicators"].items()
+        }
+    if "contacts" in out and out["contacts"] is not None:
+        out["contacts"] = {k: v for k, v in out["contacts"].items() if v is not None}
+    return out
+
+
+def _apply(city: City, data: dict) -> dict:
+    """Set the given fields; returns {field: [old, new]} for those that changed."""
+    before = fields_of(city) if city.id else {}
+    data = _json_fields(data)
+    for key, value in data.items():
+        if key == "themes":
+            city.themes = [
+                CityTheme(
+                    theme=theme,
+                    offer=levels.get("offer", 0),
+                    need=levels.get("need", 0),
+                    notes=levels.get("notes", ""),
+                    key_projects=levels.get("key_projects", []),
+                )
+                for theme, levels in sorted(value.items())
+            ]
+        elif key == "corridors":
+            city.corridors = [CityCorridor(corridor=c) for c in sorted(set(value))]
+        else:
+            setattr(city, key, value)
+    city.search_text = search_text(city.name, city.local_name, alternates=city.alternate_names)
+    after = fields_of(city)
+    return {k: [before.get(k), after[k]] for k in data if before.get(k) != after[k]}
+
+
+async def partners_of(session: AsyncSession, city_ids: list[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {c: [] for c in city_ids}
+    if not city_ids:
+        return result
+    for chunk in (city_ids[i : i + 500] for i in range(0, len(city_ids), 500)):
+        rows = await session.execute(
+            select(Partnership.city_a, Partnership.city_b).where(
+                or_(Partnership.city_a.in_(chunk), Partnership.city_b.in_(chunk))
+            )
+        )
+        for a, b in rows:
+            if a in result:
+                result[a].append(b)
+            if b in result:
+                result[b].append(a)
+    return {c: sorted(set(p)) for c, p in result.items()}
+
+
+def snapshot(city: City, partner_ids: list[str]) -> CitySnapshot:
+    fields = fields_of(city)
+    for private in ("contacts", "external_id"):
+        fields.pop(private)
+    fields["themes"] = {t: {"offer": v["offer"], "need": v["need"]} for t, v in fields["themes"].items()}
     return CitySnapshot(
         id=city.id,
         version=city.version,
-        name=city.name,
-        country_code=city.country_code,
-        latitude=city.latitude,
-        longitude=city.longitude,
-        population=city.population,
         status=city.status,
-        themes=city.themes,
+        verified=city.verified,
+        partner_ids=partner_ids,
+        last_confirmed_at=_aware(city.last_confirmed_at),
+        **fields,
     )
 
 
-async def register(*, session: AsyncSession, relay: OutboxRelay, data: CityCreate) -> City:
-    """Store a new city and stage `profiles.city.registered.v1` in the same transaction."""
-    city = City(
-        id=str(uuid.uuid4()),
-        version=1,
-        status="published",
-        **data.model_dump(mode="json"),
+def to_out(city: City, partner_ids: list[str], user: Principal) -> CityOut:
+    fields = fields_of(city)
+    if not may_edit(user, city.id):
+        fields["contacts"] = None
+    return CityOut(
+        id=city.id,
+        version=city.version,
+        status=city.status,
+        verified=city.verified,
+        verified_by=city.verified_by,
+        verified_at=city.verified_at,
+        last_confirmed_at=_aware(city.last_confirmed_at),
+        stale=is_stale(city),
+        partner_ids=partner_ids,
+        created_at=city.created_at,
+        updated_at=city.updated_at,
+        **fields,
     )
+
+
+async def _record(
+    session: AsyncSession,
+    relay: OutboxRelay,
+    city: City,
+    *,
+    action: str,
+    actor: str | None,
+    changes: dict,
+    event=CityUpdated,
+    partner_ids: list[str] | None = None,
+) -> None:
+    """History row + event for a change already applied to `city`."""
+    session.add(CityChange(city_id=city.id, version=city.version, action=action, actor_id=actor, changes=changes))
+    await session.flush()
+    if partner_ids is None:
+        partner_ids = (await partners_of(session, [city.id]))[city.id]
+    relay.add(session, new_event(event(city=snapshot(city, partner_ids)), source=SOURCE, subject=city.id))
+
+
+async def _by_external_ids(session: AsyncSession, geonames_id: int | None, external_id: str | None) -> City | None:
+    conditions = []
+    if geonames_id is not None:
+        conditions.append(City.geonames_id == geonames_id)
+    if external_id is not None:
+        conditions.append(City.external_id == external_id)
+    if not conditions:
+        return None
+    return await session.scalar(select(City).where(or_(*conditions)).limit(1))
+
+
+def _duplicate(field: str, value) -> Problem:
+    return Problem(
+        409,
+        "Duplicate",
+        f"a city with {field} {value!r} exists",
+        type_="/problems/duplicate",
+        errors=[{"field": field, "message": "already used by another city"}],
+    )
+
+
+async def _check_unique(session: AsyncSession, city_id: str | None, data: dict) -> None:
+    for field in ("geonames_id", "external_id"):
+        value = data.get(field)
+        if value is not None:
+            other = await session.scalar(select(City.id).where(getattr(City, field) == value))
+            if other and other != city_id:
+                raise _duplicate(field, value)
+
+
+def _new_city(status: str) -> City:
+    now = datetime.now(UTC)
+    return City(id="", version=1, status=status, verified=False, last_confirmed_at=now, themes=[], corridors=[])
+
+
+async def create(*, session: AsyncSession, relay: OutboxRelay, user: Principal, data: CityCreate) -> City:
+    values = data.model_dump(mode="json", exclude={"draft"})
+    await _check_unique(session, None, values)
+    city = _new_city("draft" if data.draft else "published")
+    changes = _apply(city, values)
+    city.id = str(uuid.uuid4())
     session.add(city)
-    relay.add(session, new_event(CityRegistered(city=snapshot(city)), source=SOURCE, subject=city.id))
+    await _record(
+        session,
+        relay,
+        city,
+        action="created",
+        actor=user.user_id,
+        changes=changes,
+        event=CityRegistered,
+        partner_ids=[],
+    )
     await session.commit()
     await session.refresh(city)
     return city
@@ -51,27 +241,7 @@ async def get(*, session: AsyncSession, city_id: str) -> City:
     return city
 
 
-async def list_cities(*, session: AsyncSession, limit: int, offset: int, country: str | None) -> tuple[list[City], int]:
-    query = select(City)
-    if country:
-        query = query.where(City.country_code == country.upper())
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(City.name, City.id).limit(limit).offset(offset))
-    return list(rows), total
-
-
-def may_edit(user: Principal, city_id: str) -> bool:
-    """Coordinators and admins edit any profile; an official only their own cities'."""
-    return user.has_role("admin", "coordinator") or user.official_of(city_id)
-
-
-async def update(
-    *, session: AsyncSession, relay: OutboxRelay, user: Principal, city_id: str, data: CityUpdate, if_match: str | None
-) -> City:
-    """Apply the given fields, bump the version and stage `profiles.city.updated.v1`; 412 if `if_match` is stale."""
-    city = await get(session=session, city_id=city_id)
-    if not may_edit(user, city_id):
-        raise forbidden("officials edit only the profiles of their own cities")
+def _check_if_match(city: City, if_match: str | None) -> None:
     if if_match is not None and if_match.strip() not in (f'"{city.version}"', "*"):
         raise Problem(
             412,
@@ -80,12 +250,272 @@ async def update(
             type_="/problems/stale",
             current_version=city.version,
         )
-    changes = data.model_dump(mode="json", exclude_unset=True)
-    for key, value in changes.items():
-        setattr(city, key, value)
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    relay: OutboxRelay,
+    user: Principal,
+    city_id: str,
+    data: CityUpdate | CityFields,
+    if_match: str | None,
+) -> City:
+    """PATCH (a `CityUpdate`: given fields) or PUT (a `CityFields`: every field); 412 if `if_match` is stale."""
+    city = await get(session=session, city_id=city_id)
+    if not may_edit(user, city_id):
+        raise forbidden("officials edit only the profiles of their own cities")
+    if city.status == "retired":
+        raise Problem(409, "Retired", "a retired profile cannot be edited", type_="/problems/state")
+    _check_if_match(city, if_match)
+    partial = isinstance(data, CityUpdate)
+    values = data.model_dump(mode="json", exclude_unset=partial)
+    values = {k: v for k, v in values.items() if v is not None or k in NULLABLE}
+    await _check_unique(session, city.id, values)
+    changes = _apply(city, values)
     if changes:
         city.version += 1
-        relay.add(session, new_event(CityUpdated(city=snapshot(city)), source=SOURCE, subject=city.id))
+        await _record(session, relay, city, action="updated", actor=user.user_id, changes=changes)
     await session.commit()
     await session.refresh(city)
     return city
+
+
+async def change_status(
+    *, session: AsyncSession, relay: OutboxRelay, user: Principal, city_id: str, action: str, if_match: str | None
+) -> City:
+    """publish (draft → published), retire (→ retired), verify, confirm (still accurate as of now)."""
+    city = await get(session=session, city_id=city_id)
+    _check_if_match(city, if_match)
+    now = datetime.now(UTC)
+    event = CityUpdated
+    if action == "confirm":
+        if not may_edit(user, city_id):
+            raise forbidden("only the city's officials, coordinators and admins confirm a profile")
+        changes = {"last_confirmed_at": [_aware(city.last_confirmed_at).isoformat(), now.isoformat()]}
+        city.last_confirmed_at = now
+    elif not user.has_role("admin", "coordinator"):
+        raise forbidden(f"only coordinators and admins {action} profiles", required_roles=["admin", "coordinator"])
+    elif action == "verify":
+        changes = {"verified": [city.verified, True]}
+        city.verified, city.verified_by, city.verified_at = True, user.user_id, now
+    else:
+        allowed = {"publish": ("draft", "published"), "retire": (None, "retired")}[action]
+        if city.status == "retired" or (allowed[0] and city.status != allowed[0]):
+            raise Problem(
+                409,
+                "Not allowed in this state",
+                f"a {city.status} profile cannot be {action}ed",
+                type_="/problems/state",
+                status_now=city.status,
+            )
+        changes = {"status": [city.status, allowed[1]]}
+        city.status = allowed[1]
+        event = CityRetired if action == "retire" else CityUpdated
+    city.version += 1
+    await _record(session, relay, city, action=action, actor=user.user_id, changes=changes, event=event)
+    await session.commit()
+    await session.refresh(city)
+    return city
+
+
+async def history(*, session: AsyncSession, city_id: str, limit: int, offset: int) -> tuple[list[CityChange], int]:
+    await get(session=session, city_id=city_id)
+    query = select(CityChange).where(CityChange.city_id == city_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(CityChange.seq.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+@dataclass(frozen=True)
+class DirectoryFilter:
+    q: str | None = None
+    country: str | None = None
+    corridor: str | None = None
+    offers: tuple[tuple[str, int], ...] = ()
+    needs: tuple[tuple[str, int], ...] = ()
+    population_min: int | None = None
+    population_max: int | None = None
+    status: str | None = None
+    verified: bool | None = None
+    stale: bool | None = None
+
+
+_SORTS = {
+    SortKey.name: (City.name, City.id),
+    SortKey.name_desc: (City.name.desc(), City.id),
+    SortKey.population: (City.population, City.id),
+    SortKey.population_desc: (City.population.desc(), City.id),
+    SortKey.updated: (City.updated_at, City.id),
+    SortKey.updated_desc: (City.updated_at.desc(), City.id),
+    SortKey.country: (City.country_code, City.name, City.id),
+}
+
+
+def directory_query(f: DirectoryFilter) -> Select:
+    query = select(City)
+    if f.q:
+        query = query.where(City.search_text.contains(fold(f.q), autoescape=True))
+    if f.country:
+        query = query.where(City.country_code == f.country.upper())
+    if f.corridor:
+        query = query.where(exists().where(CityCorridor.city_id == City.id, CityCorridor.corridor == f.corridor))
+    for column, wanted in (("offer", f.offers), ("need", f.needs)):
+        for theme, level in wanted:
+            level_column = getattr(CityTheme, column)
+            query = query.where(
+                exists().where(and_(CityTheme.city_id == City.id, CityTheme.theme == theme, level_column >= level))
+            )
+    if f.population_min is not None:
+        query = query.where(City.population >= f.population_min)
+    if f.population_max is not None:
+        query = query.where(City.population <= f.population_max)
+    if f.status:
+        query = query.where(City.status == f.status)
+    if f.verified is not None:
+        query = query.where(City.verified.is_(f.verified))
+    if f.stale is not None:
+        cutoff = datetime.now(UTC) - STALE_AFTER
+        query = query.where(City.last_confirmed_at < cutoff if f.stale else City.last_confirmed_at >= cutoff)
+    return query
+
+
+async def directory(
+    *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey, limit: int, offset: int
+) -> tuple[list[City], int]:
+    query = directory_query(filters)
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.order_by(*_SORTS[sort]).limit(limit).offset(offset))
+    return list(rows), total
+
+
+async def export(*, session: AsyncSession, filters: DirectoryFilter, sort: SortKey) -> list[tuple[City, list[str]]]:
+    cities = list(await session.scalars(directory_query(filters).order_by(*_SORTS[sort])))
+    partners = await partners_of(session, [c.id for c in cities])
+    return [(c, partners[c.id]) for c in cities]
+
+
+def _errors(exc: ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+async def import_rows(
+    *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: list[tuple[int, dict]], all_or_nothing: bool
+) -> ImportReport:
+    """Validate every row; create or update (by GeoNames id or external id) the good ones.
+
+    Good rows are kept when others fail, unless `all_or_nothing`: then one bad row keeps them all out.
+    """
+    report: list[ImportRow] = []
+    valid: list[tuple[int, CityCreate]] = []
+    for line, fields in rows:
+        try:
+            valid.append((line, CityCreate.model_validate(fields)))
+        except ValidationError as exc:
+            report.append(ImportRow(line=line, action="rejected", errors=_errors(exc)))
+    existing = await _existing_for_import(session, [data for _, data in valid])
+    seen: dict[tuple[str, object], City] = {}
+    for line, data in valid:
+        values = data.model_dump(mode="json", exclude={"draft"}, exclude_unset=True)
+        keys = [(k, values.get(k)) for k in ("geonames_id", "external_id") if values.get(k) is not None]
+        city = next((seen[k] for k in keys if k in seen), None) or next(
+            (existing[k] for k in keys if k in existing), None
+        )
+        if city is None:
+            city = _new_city("draft" if data.draft else "published")
+            changes = _apply(city, data.model_dump(mode="json", exclude={"draft"}))
+            city.id = str(uuid.uuid4())
+            session.add(city)
+            await _record(
+                session,
+                relay,
+                city,
+                action="imported",
+                actor=user.user_id,
+                changes=changes,
+                event=CityRegistered,
+                partner_ids=[],
+            )
+            action = "created"
+        else:
+            changes = _apply(city, values)
+            if changes:
+                city.version += 1
+                await _record(session, relay, city, action="imported", actor=user.user_id, changes=changes)
+            action = "updated" if changes else "unchanged"
+        for key in keys:
+            seen[key] = city
+        report.append(ImportRow(line=line, id=city.id, action=action))
+    report.sort(key=lambda r: r.line)
+    rejected = sum(r.action == "rejected" for r in report)
+    commit = not (all_or_nothing and rejected)
+    if commit:
+        await session.commit()
+    else:
+        await session.rollback()
+        for row in report:
+            if row.action != "rejected":
+                row.id, row.action = None, "not imported"
+    return ImportReport(
+        accepted=len(report) - rejected if commit else 0,
+        rejected=rejected,
+        all_or_nothing=all_or_nothing,
+        committed=commit,
+        rows=report,
+    )
+
+
+async def _existing_for_import(session: AsyncSession, rows: list[CityCreate]) -> dict[tuple[str, object], City]:
+    found: dict[tuple[str, object], City] = {}
+    for field in ("geonames_id", "external_id"):
+        values = sorted({getattr(r, field) for r in rows if getattr(r, field) is not None}, key=str)
+        for chunk in (values[i : i + 500] for i in range(0, len(values), 500)):
+            for city in await session.scalars(select(City).where(getattr(City, field).in_(chunk))):
+                found[(field, getattr(city, field))] = city
+    return found
+
+
+async def import_partnerships(
+    *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: list[dict], source: str
+) -> dict:
+    """Record the real partnerships among profiles; unmatched rows are reported, never guessed."""
+    cities = list(await session.scalars(select(City).where(City.status != "retired")))
+    gazetteer = Gazetteer(
+        [
+            Candidate(c.id, c.country_code, frozenset(filter(None, c.search_text.split("\n"))), c.latitude, c.longitude)
+            for c in cities
+        ]
+    )
+    pairs, unmatched = match_pairs(rows, gazetteer)
+    existing = {(a, b) for a, b in await session.execute(select(Partnership.city_a, Partnership.city_b))}
+    new_pairs = sorted(pairs - existing)
+    for a, b in new_pairs:
+        session.add(Partnership(city_a=a, city_b=b, source=source))
+    await session.flush()
+    touched = sorted({c for pair in new_pairs for c in pair})
+    partners = await partners_of(session, touched)
+    by_id = {c.id: c for c in cities}
+    for city_id in touched:
+        city = by_id[city_id]
+        city.version += 1
+        added = sorted({b if a == city_id else a for a, b in new_pairs if city_id in (a, b)})
+        await _record(
+            session,
+            relay,
+            city,
+            action="partners_imported",
+            actor=user.user_id,
+            changes={"partner_ids": [None, added]},
+            partner_ids=partners[city_id],
+        )
+    await session.commit()
+    return {
+        "rows": len(rows),
+        "matched": len(rows) - len(unmatched),
+        "created": len(new_pairs),
+        "unmatched": len(unmatched),
+        "unmatched_rows": unmatched[:200],
+    }
