@@ -319,3 +319,31 @@ def test_geonames_id_is_unique(coordinator):
 def test_directory_needs_sign_in(anonymous):
     assert anonymous.get("/api/v1/cities").status_code == 401
     assert isinstance(anonymous, httpx.Client)
+
+
+def test_the_command_line_tool_imports_and_exports(stack, coordinator, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD
+
+    tag = uuid.uuid4().hex[:6]
+    source = tmp_path / "cities.csv"
+    source.write_text(CSV_HEADER + f"{tag}-1,Andijan {tag},UZ,40.78,72.34,450000,1,2\n{tag}-2,,UZ,0,0,1,1,1\n")
+    env = {
+        **os.environ,
+        "CITYPAIR_GATEWAY_URL": stack.config.gateway_url,
+        "CITYPAIR_EMAIL": ADMIN_EMAIL,
+        "CITYPAIR_PASSWORD": ADMIN_PASSWORD,
+    }
+    citypair = str(Path(sys.executable).parent / "citypair")
+    imported = subprocess.run([citypair, "import", str(source)], env=env, capture_output=True, text=True, timeout=60)
+    report = json.loads(imported.stdout)
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    assert report["rows"][1]["errors"][0]["field"] == "name"
+    exported = tmp_path / "out.json"
+    done = subprocess.run([citypair, "export", str(exported)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"Andijan {tag}" in [c["name"] for c in json.loads(exported.read_text())]

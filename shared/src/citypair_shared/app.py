@@ -3,18 +3,30 @@
 import uuid
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 
-from fastapi import APIRouter, Depends, FastAPI
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.responses import JSONResponse, Response
 
 from citypair_shared.deps import reject_nul
-from citypair_shared.logging import configure_logging, request_id_var
+from citypair_shared.logging import configure_logging, get_logger, request_id_var
 from citypair_shared.metrics import metrics_middleware, metrics_response
-from citypair_shared.problems import install_problem_handlers, problem_responses, problem_schemas
+from citypair_shared.problems import install_problem_handlers, problem_response, problem_responses, problem_schemas
 from citypair_shared.runtime import Runtime
 
+log = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 UNREADABLE_BODY = problem_responses(described={400: "The body cannot be parsed (e.g. it is not UTF-8)"})[400]
+
+
+async def answer_errors(call_next, request: Request) -> Response:
+    """An unexpected error becomes the 500 problem here, and is not re-raised: re-raised, uvicorn would drop
+    the keep-alive connection, and the gateway's next request on it would fail too (a 503)."""
+    try:
+        return await call_next(request)
+    except Exception:
+        log.exception("request.unhandled", path=request.url.path)
+        return problem_response(500, "Internal error", "the error was logged", instance=request.url.path)
 
 
 def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
@@ -39,7 +51,7 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
         rid = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
         token = request_id_var.set(rid[:100])
         try:
-            response = await metrics_middleware(request, call_next)
+            response = await metrics_middleware(request, partial(answer_errors, call_next))
         finally:
             request_id_var.reset(token)
         response.headers[REQUEST_ID_HEADER] = rid[:100]

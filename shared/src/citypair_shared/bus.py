@@ -18,6 +18,7 @@ from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
 log = get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120
+FETCH_BATCH = 256
 REVOCATION_REPLAY = timedelta(minutes=16)
 
 
@@ -34,6 +35,7 @@ class Subscription:
 
 
 MessageHandler = Callable[[CloudEvent, int], Awaitable[None]]
+BatchHandler = Callable[[list[CloudEvent]], Awaitable[None]]
 
 
 class Bus:
@@ -92,14 +94,24 @@ class Bus:
             timeout=5,
         )
 
-    async def consume(self, subscription: Subscription, handle: MessageHandler, stop: asyncio.Event) -> None:
-        """Fetch and hand over messages until `stop`; the handler acks nothing, this loop does after it returns."""
+    async def consume(
+        self,
+        subscription: Subscription,
+        handle: MessageHandler,
+        stop: asyncio.Event,
+        handle_batch: BatchHandler | None = None,
+    ) -> None:
+        """Fetch and hand over messages until `stop`; handlers ack nothing, this loop does once they return.
+
+        With `handle_batch`, a fetched batch is first handled in one go (one transaction); if that
+        fails, each message is handled on its own, so one bad message cannot hold back the others.
+        """
         sub = None
         while not stop.is_set():
             try:
                 if sub is None:
                     sub = await self._subscribe(subscription)
-                msgs = await sub.fetch(batch=64, timeout=1)
+                msgs = await sub.fetch(batch=FETCH_BATCH, timeout=1)
             except NatsTimeout:
                 await self._record_lag(subscription)
                 continue
@@ -112,8 +124,24 @@ class Bus:
                 log.warning("consumer.fetch_error", durable=subscription.durable, error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            if handle_batch is not None and await self._deliver_batch(msgs, handle_batch):
+                continue
             for msg in msgs:
                 await self._deliver(subscription, msg, handle)
+
+    async def _deliver_batch(self, msgs: list, handle_batch: "BatchHandler") -> bool:
+        """True if the whole batch was handled and acked."""
+        try:
+            events = [CloudEvent.model_validate_json(msg.data) for msg in msgs]
+            await handle_batch(events)
+        except Exception as exc:
+            log.info("consumer.batch_fallback", size=len(msgs), error=repr(exc))
+            return False
+        for msg in msgs:
+            if msg.metadata.num_delivered > 1:
+                REDELIVERIES.labels(msg.metadata.consumer).inc()
+            await msg.ack()
+        return True
 
     async def follow_revocations(self, revoke: Callable[[str, int], None]) -> None:
         """Apply token revocations from the last `REVOCATION_REPLAY` on, then as they come.

@@ -1,5 +1,6 @@
-"""`citypair`: run the embedded stack, migrate, and load demo data."""
+"""`citypair`: run the embedded stack, migrate, import and export profiles, load demo data, write the API docs."""
 
+import json
 import os
 import secrets
 import signal
@@ -78,13 +79,29 @@ def migrate() -> None:
     Stack(StackConfig.from_env()).migrate()
 
 
+GatewayOption = typer.Option("http://127.0.0.1:18080", envvar="CITYPAIR_GATEWAY_URL", help="Gateway URL")
+EmailOption = typer.Option(..., envvar="CITYPAIR_EMAIL", help="Your account (an admin or coordinator)")
+PasswordOption = typer.Option(..., envvar="CITYPAIR_PASSWORD", prompt=True, hide_input=True)
+
+
+def _client(gateway: str, email: str, password: str) -> httpx.Client:
+    token = sign_in(gateway, email, password)
+    if token is None:
+        typer.secho("sign-in refused", fg="red", err=True)
+        raise typer.Exit(1)
+    return httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+
+
+def _report(response: httpx.Response) -> None:
+    """Print the service's JSON answer; exit non-zero on an error."""
+    typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
 @app.command()
-def demo(
-    gateway: str = typer.Option("http://127.0.0.1:18080", help="Gateway URL"),
-    email: str = typer.Option(..., envvar="CITYPAIR_ADMIN_EMAIL", help="An admin or coordinator"),
-    password: str = typer.Option(..., envvar="CITYPAIR_ADMIN_PASSWORD", prompt=True, hide_input=True),
-) -> None:
-    """Load the demo cities through the gateway if the directory is empty."""
+def demo(gateway: str = GatewayOption, email: str = EmailOption, password: str = PasswordOption) -> None:
+    """Load the demo cities and their real partnerships through the gateway if the directory is empty."""
     from citypair_profiles.demo import load_demo_if_empty
 
     token = sign_in(gateway, email, password)
@@ -92,6 +109,67 @@ def demo(
         typer.secho("sign-in refused", fg="red", err=True)
         raise typer.Exit(1)
     typer.echo(f"{load_demo_if_empty(gateway, token)} cities loaded")
+
+
+@app.command("import")
+def import_cities(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of profiles"),
+    all_or_nothing: bool = typer.Option(False, help="Keep nothing if any row is bad"),
+    gateway: str = GatewayOption,
+    email: str = EmailOption,
+    password: str = PasswordOption,
+) -> None:
+    """Import city profiles; prints the row-by-row report (re-importing updates, never duplicates)."""
+    kind = "text/csv" if file.suffix.lower() == ".csv" else "application/json"
+    with _client(gateway, email, password) as client:
+        _report(
+            client.post(
+                "/api/v1/cities/import",
+                content=file.read_bytes(),
+                headers={"Content-Type": kind},
+                params={"all_or_nothing": all_or_nothing},
+            )
+        )
+
+
+@app.command()
+def export(
+    output: Path = typer.Argument(..., dir_okay=False, help="Where to write: .csv or .json"),
+    gateway: str = GatewayOption,
+    email: str = EmailOption,
+    password: str = PasswordOption,
+) -> None:
+    """Export the whole directory as CSV or JSON (contacts are never exported)."""
+    kind = "json" if output.suffix.lower() == ".json" else "csv"
+    with _client(gateway, email, password) as client:
+        response = client.get("/api/v1/cities/export", params={"format": kind})
+        response.raise_for_status()
+        output.write_bytes(response.content)
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
+def partnerships(
+    file: Path = typer.Argument(
+        None,
+        help="Rows city1,country1,lat1,lng1,city2,country2,lat2,lng2 "
+        "(default: the real twin-city pairs shipped with citypair)",
+    ),
+    gateway: str = GatewayOption,
+    email: str = EmailOption,
+    password: str = PasswordOption,
+) -> None:
+    """Record real partnerships among the profiles; prints matched and unmatched rows."""
+    from citypair_profiles.demo import TWIN_CITIES
+
+    with _client(gateway, email, password) as client:
+        _report(
+            client.post(
+                "/api/v1/cities/partnerships/import",
+                content=(file or TWIN_CITIES).read_bytes(),
+                headers={"Content-Type": "text/csv"},
+            )
+        )
 
 
 @app.command()

@@ -44,13 +44,14 @@ async def reject_nul(request: Request) -> None:
     """
     found = [("path", name) for name, value in request.path_params.items() if NUL in str(value)]
     found += [("query", name) for name, value in request.query_params.multi_items() if NUL in name + value]
-    # Bodies only where the route reads one (FastAPI has parsed it already, so this reuses its parse).
-    reads_body = getattr(request.scope.get("route"), "body_field", None) is not None
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() if reads_body else ""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in FORM_TYPES:
-        form = await request.form()
-        found += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
+        # Only where the route reads a form (FastAPI has parsed it already: this reuses its parse).
+        if getattr(request.scope.get("route"), "body_field", None) is not None:
+            form = await request.form()
+            found += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
     elif content_type == "application/json" or content_type.endswith("+json"):
+        # Also for routes that read the raw body (imports): `request.stream()` then replays it.
         body = await request.body()
         if b"\\u0000" in body:  # JSON carries U+0000 only escaped (a raw one is a syntax error)
             with contextlib.suppress(ValueError):  # the route reports a syntax error

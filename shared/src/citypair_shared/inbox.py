@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from sqlalchemy import String, func
+from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,10 +35,34 @@ async def handle_once(
     Two racing deliveries both try to insert the inbox row; the loser's transaction fails
     and its message is redelivered, to find the row and do nothing.
     """
+    items = [(event, handler)]
+    return (
+        await handle_all_once(session_factory=session_factory, inbox_model=inbox_model, consumer=consumer, items=items)
+    )[0]
+
+
+async def handle_all_once(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    inbox_model: type,
+    consumer: str,
+    items: list[tuple[CloudEvent, EventHandler]],
+) -> list[bool]:
+    """`handle_once` for a batch in one transaction (far fewer commits): all or nothing."""
+    ids = [event.id for event, _ in items]
+    ran = []
     async with session_factory() as session, session.begin():
-        if await session.get(inbox_model, (consumer, event.id)) is not None:
-            return False
-        session.add(inbox_model(consumer=consumer, event_id=event.id, type=event.type))
-        await session.flush()
-        await handler(event, session)
-    return True
+        done = set(
+            await session.scalars(
+                select(inbox_model.event_id).where(inbox_model.consumer == consumer, inbox_model.event_id.in_(ids))
+            )
+        )
+        for event, handler in items:
+            if event.id in done:
+                ran.append(False)
+                continue
+            done.add(event.id)
+            session.add(inbox_model(consumer=consumer, event_id=event.id, type=event.type))
+            await handler(event, session)
+            ran.append(True)
+    return ran

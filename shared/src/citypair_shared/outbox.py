@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, String, Text, func, select
+from sqlalchemy import Integer, String, Text, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +47,13 @@ class OutboxRelay:
         session.add(self.model(event_id=event.id, type=event.type, payload=event.model_dump_json()))
         after_commit(session, self._wake.set)
 
+    async def add_many(self, session: AsyncSession, events: list[CloudEvent]) -> None:
+        """`add` for many events in one bulk INSERT (imports)."""
+        if events:
+            rows = [{"event_id": e.id, "type": e.type, "payload": e.model_dump_json(), "attempts": 0} for e in events]
+            await session.execute(insert(self.model), rows)
+            after_commit(session, self._wake.set)
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -57,8 +64,13 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_seconds)
             self._wake.clear()
 
-    async def publish_pending(self, batch: int = 200) -> int:
-        """Publish what is unsent; stop at the first failure so order is kept. Returns how many were sent."""
+    async def publish_pending(self, batch: int = 500) -> int:
+        """Publish what is unsent, a batch at a time; returns how many JetStream acknowledged.
+
+        A batch's publishes are in flight together (one round trip, not one per event), so events of
+        one batch may arrive in any order: consumers apply snapshots by version and skip repeats. On
+        the first failure the batch's failed rows stay unsent for the next pass.
+        """
         sent = 0
         while True:
             async with self.session_factory() as session:
@@ -72,20 +84,21 @@ class OutboxRelay:
                 ).all()
                 if not rows:
                     break
-                failed = False
-                for row in rows:
-                    try:
-                        await self.bus.publish(CloudEvent.model_validate_json(row.payload))
-                    except Exception as exc:
+                outcomes = await asyncio.gather(
+                    *(self.bus.publish(CloudEvent.model_validate_json(row.payload)) for row in rows),
+                    return_exceptions=True,
+                )
+                now = datetime.now(UTC)
+                for row, outcome in zip(rows, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
                         row.attempts += 1
-                        row.last_error = repr(exc)[:500]
-                        failed = True
-                        break
-                    row.published_at = datetime.now(UTC)
+                        row.last_error = repr(outcome)[:500]
+                        continue
+                    row.published_at = now
                     EVENTS_PUBLISHED.labels(row.type).inc()
                     sent += 1
                 await session.commit()
-                if failed:
+                if any(isinstance(o, BaseException) for o in outcomes):
                     break
         await self._record_backlog()
         return sent

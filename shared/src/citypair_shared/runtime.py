@@ -10,7 +10,7 @@ from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
-from citypair_shared.inbox import EventHandler, handle_once
+from citypair_shared.inbox import EventHandler, handle_all_once
 from citypair_shared.logging import get_logger, request_id_var
 from citypair_shared.metrics import EVENTS_HANDLED
 from citypair_shared.outbox import OutboxRelay
@@ -71,7 +71,8 @@ class Runtime:
         if self.uses_bus:
             await self.bus.follow_revocations(self.verifier.revoke)
         for sub in self.subscriptions:
-            self._tasks.append(asyncio.create_task(self.bus.consume(sub, self.dispatch, self._stop), name=sub.durable))
+            consumer = self.bus.consume(sub, self.dispatch, self._stop, handle_batch=self.dispatch_batch)
+            self._tasks.append(asyncio.create_task(consumer, name=sub.durable))
         log.info("runtime.started", consumers=[s.durable for s in self.subscriptions])
 
     async def stop(self) -> None:
@@ -84,28 +85,34 @@ class Runtime:
 
     async def dispatch(self, event: CloudEvent, delivered: int) -> None:
         """Hand one event to its handler exactly once; types this service does not handle are skipped."""
-        handler = self.event_handlers.get(event.type)
+        await self.dispatch_batch([event], delivered=delivered)
+
+    async def dispatch_batch(self, events: list[CloudEvent], *, delivered: int = 1) -> None:
+        """Handle a batch in one transaction, each event exactly once; raises if any handler fails."""
         consumer = self.settings.service_name
-        if handler is None:
+        items = [(e, self.event_handlers[e.type]) for e in events if e.type in self.event_handlers]
+        if not items:
             return
-        token = request_id_var.set(event.correlationid)
+        token = request_id_var.set(items[0][0].correlationid if len(items) == 1 else None)
         try:
-            ran = await handle_once(
-                session_factory=self.session_factory,
-                inbox_model=self.inbox_model,
-                consumer=consumer,
-                event=event,
-                handler=handler,
-            )
-            EVENTS_HANDLED.labels(consumer, event.type, "handled" if ran else "duplicate").inc()
-            log.info(
-                "event.handled" if ran else "event.duplicate", event_id=event.id, type=event.type, delivered=delivered
+            ran = await handle_all_once(
+                session_factory=self.session_factory, inbox_model=self.inbox_model, consumer=consumer, items=items
             )
         except Exception:
-            EVENTS_HANDLED.labels(consumer, event.type, "failed").inc()
+            for event, _ in items:
+                EVENTS_HANDLED.labels(consumer, event.type, "failed").inc()
             raise
         finally:
             request_id_var.reset(token)
+        for (event, _), done in zip(items, ran, strict=True):
+            EVENTS_HANDLED.labels(consumer, event.type, "handled" if done else "duplicate").inc()
+            log.info(
+                "event.handled" if done else "event.duplicate",
+                event_id=event.id,
+                type=event.type,
+                correlation_id=event.correlationid,
+                delivered=delivered,
+            )
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency and whether it answers."""

@@ -1,5 +1,6 @@
 """Identity use cases: sign-in, tokens, keys, users and the audit log."""
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -175,14 +176,16 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
         await session.commit()
         raise _throttled(wait)
     ctx.address_throttle.hit(address, now)
+    # Counted before the first await: guesses sent at once would otherwise all pass the check above.
+    ctx.account_throttle.hit(email, now)
     user = await session.scalar(select(User).where(User.email == email))
     try:
-        hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        # Argon2 takes ~0.1 s of CPU: off the event loop, or a burst of sign-ins stalls every request.
+        await asyncio.to_thread(hasher.verify, user.password_hash if user else _DUMMY_HASH, password)
         ok = user is not None and not user.disabled
     except VerificationError:
         ok = False
     if not ok:
-        ctx.account_throttle.hit(email, now)
         audit(session, "signin.failed", subject=email, address=address, disabled=bool(user and user.disabled))
         await session.commit()
         raise unauthorized("wrong email or password")

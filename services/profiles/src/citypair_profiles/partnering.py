@@ -113,11 +113,14 @@ class Gazetteer:
 
 def read_twin_rows(text: str) -> list[dict]:
     """Rows of city1,country1,lat1,lng1,city2,country2,lat2,lng2 (the twin_cities.csv format)."""
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = {"city1", "country1", "lat1", "lng1", "city2", "country2", "lat2", "lng2"}
-    if not reader.fieldnames or not needed <= set(reader.fieldnames):
-        raise ValueError("needs the columns " + ",".join(sorted(needed)))
-    return list(reader)
+    try:
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise ValueError("needs the columns " + ",".join(sorted(needed)))
+        return list(reader)
+    except csv.Error as exc:
+        raise ValueError(f"not CSV (line {reader.line_num}): {exc}") from exc
 
 
 def match_pairs(rows: list[dict], gazetteer: Gazetteer) -> tuple[set[tuple[str, str]], list[dict]]:

@@ -29,6 +29,7 @@ Registrar = Annotated[Principal, require_roles("admin", "coordinator")]
 IfMatch = Annotated[str | None, Header(max_length=100, description="The ETag you read; 412 if it is stale")]
 THEME_LEVEL = r"^[a-z_]+:[0-5]$"
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
+MAX_POPULATION = 100_000_000  # as CityCreate (and within the database's integer range)
 
 
 def _etag(response: Response, city) -> None:
@@ -60,8 +61,8 @@ def directory_filter(
         list[str], Query(max_length=5, description="`theme:level`: offers the theme at that level or more")
     ] = [],  # noqa: B006 - FastAPI copies defaults
     needs: Annotated[list[str], Query(max_length=5, description="`theme:level`: needs it at that level or more")] = [],  # noqa: B006
-    population_min: Annotated[int | None, Query(ge=0)] = None,
-    population_max: Annotated[int | None, Query(ge=0)] = None,
+    population_min: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
+    population_max: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
     status: Literal["draft", "published", "retired"] | None = None,
     verified: bool | None = None,
     stale: bool | None = None,

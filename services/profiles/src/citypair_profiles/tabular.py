@@ -39,10 +39,15 @@ class BadFile(ValueError):
 
 def parse_csv(text: str) -> list[tuple[int, dict]]:
     """Rows as (line number, profile fields); unknown columns are kept so validation names them."""
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        raise BadFile("a CSV import needs a header row with at least a `name` column")
-    return [(reader.line_num, row_to_fields(row)) for row in reader]
+    if "\x00" in text:  # no text may hold U+0000 (PostgreSQL cannot store it; see citypair_shared.deps.reject_nul)
+        raise BadFile("the file contains the NUL character (U+0000)")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames or "name" not in reader.fieldnames:
+            raise BadFile("a CSV import needs a header row with at least a `name` column")
+        return [(reader.line_num, row_to_fields(row)) for row in reader]
+    except csv.Error as exc:
+        raise BadFile(f"not CSV (line {reader.line_num}): {exc}") from exc
 
 
 def parse_json(text: str) -> list[tuple[int, dict]]:
