@@ -1,5 +1,6 @@
 """Real parts for the tests: a nats-server we can stop and start, and fresh databases."""
 
+import asyncio
 import os
 import subprocess
 import time
@@ -141,3 +142,11 @@ def create_user(admin: httpx.Client, roles: list[str], city_ids: list[str] = ())
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def run_async(coroutine):
+    """Run a coroutine to completion on its own thread (Playwright's sync API may own this thread's loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

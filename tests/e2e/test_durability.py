@@ -1,6 +1,5 @@
 """Nothing accepted is lost: NATS down before publishing, duplicate delivery, a restarted consumer."""
 
-import asyncio
 import re
 import uuid
 
@@ -8,7 +7,7 @@ import httpx
 import nats
 import pytest
 
-from tests.support import city_body, eventually, partner_ids, partner_of, query
+from tests.support import city_body, eventually, partner_ids, partner_of, query, run_async
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +65,7 @@ def test_same_event_delivered_twice_has_one_effect(stack, gateway):
         )
         await nc.close()
 
-    asyncio.run(publish_again())
+    run_async(publish_again())
     eventually(lambda: handled(stack, "duplicate") == duplicates_before + 1, what="the redelivery seen as duplicate")
     matching_db = stack.config.database_url("matching")
     assert query(matching_db, "SELECT count(*) FROM inbox WHERE event_id = :e", e=event_id) == [(1,)]

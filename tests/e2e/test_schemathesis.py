@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.e2e.conftest import start_stack
-from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD, city_body, client_for, create_user, eventually, partner_of
+from tests.support import city_body, client_for, create_user, eventually, partner_of
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 MAX_EXAMPLES = 100 if os.environ.get("CI", "").lower() not in ("", "0", "false") else 25
@@ -55,29 +55,27 @@ UNTHROTTLED = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """This module's own stack (it shadows conftest's): the fuzzer's sign-ins must not be throttled."""
+    """This module's stack (it shadows conftest's `stack`, so `admin` signs in here): sign-ins are never throttled."""
     stack = start_stack(tmp_path_factory.mktemp("fuzz"), **UNTHROTTLED)
     yield stack
     stack.stop()
 
 
 @pytest.fixture(scope="module")
-def real_ids(stack) -> dict[str, list[str]]:
+def real_ids(stack, admin) -> dict[str, list[str]]:
     """A few real cities (known to matching and pilot_zones), a pilot zone and users: ids the fuzzer may use."""
-    gateway = stack.config.gateway_url
-    with client_for(gateway, ADMIN_EMAIL, ADMIN_PASSWORD) as admin:
-        first = city_body("Xi'an (fuzz)")
-        bodies = [first, partner_of(first, "Almaty (fuzz)"), city_body("Tashkent (fuzz)", country_code="UZ")]
-        cities = []
-        for body in bodies:
-            response = admin.post("/api/v1/cities", json=body)
-            assert response.status_code == 201, response.text
-            cities.append(response.json()["id"])
-        for city in cities:
-            eventually(lambda c=city: admin.get(f"/api/v1/cities/{c}/partners").status_code == 200, what="matching")
-        official = create_user(admin, ["official"], cities[:1])
-        observer = create_user(admin, ["observer"])
-    with client_for(gateway, official["email"]) as client:
+    first = city_body("Xi'an (fuzz)")
+    bodies = [first, partner_of(first, "Almaty (fuzz)"), city_body("Tashkent (fuzz)", country_code="UZ")]
+    cities = []
+    for body in bodies:
+        response = admin.post("/api/v1/cities", json=body)
+        assert response.status_code == 201, response.text
+        cities.append(response.json()["id"])
+    for city in cities:
+        eventually(lambda c=city: admin.get(f"/api/v1/cities/{c}/partners").status_code == 200, what="matching")
+    official = create_user(admin, ["official"], cities[:1])
+    observer = create_user(admin, ["observer"])
+    with client_for(stack.config.gateway_url, official["email"]) as client:
 
         def draft():
             response = client.post("/api/v1/pilot-zones", json={"title": "Fuzz corridor", "city_ids": cities[:2]})
@@ -88,9 +86,9 @@ def real_ids(stack) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def coordinator_token(stack) -> str:
-    with client_for(stack.config.gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD) as admin:
-        user = create_user(admin, ["coordinator"])
+def coordinator_token(stack, admin) -> str:
+    """The fuzzer's identity: a coordinator, signed in once (tokens last 15 minutes here)."""
+    user = create_user(admin, ["coordinator"])
     with client_for(stack.config.gateway_url, user["email"]) as client:
         return client.headers["Authorization"].removeprefix("Bearer ")
 

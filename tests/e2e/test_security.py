@@ -41,10 +41,19 @@ class World:
     own_spares: list[str]
     partners: Iterator[str]
     sample_user_id: str
+    # Officials of the partner cities: a member city confirms its membership before a proposal is submitted.
+    partner_officials: dict[str, httpx.Client]
+    make_official: Callable[..., httpx.Client]
+    shared_draft: str | None = None
 
     def fresh_own_city(self) -> str:
         """A city the own official acts for that no other case touches."""
         return self.own_spares.pop()
+
+    def round_id(self) -> str:
+        response = self.admin.post("/api/v1/rounds", json=_round(self))
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
 
     def fresh_partner(self) -> str:
         return next(self.partners, None) or register(self.admin, "Late partner", country_code="UZ")
@@ -61,9 +70,17 @@ class World:
         )
         return response.json()["id"]
 
+    def confirm(self, proposal: str, city: str) -> None:
+        if city not in self.partner_officials:
+            self.partner_officials[city] = self.make_official(city)
+        confirmed = self.partner_officials[city].post(f"/api/v1/pilot-zones/{proposal}/members/{city}/confirm")
+        assert confirmed.status_code == 200, confirmed.text
+
     def proposal_in(self, state: str) -> str:
-        """A new proposal of `home` and a fresh partner, moved to `state` by the people who may."""
-        proposal = self.draft(self.own, [self.home, self.fresh_partner()])
+        """A new proposal of `home` and a fresh partner (confirmed), moved to `state` by the people who may."""
+        partner = self.fresh_partner()
+        proposal = self.draft(self.own, [self.home, partner])
+        self.confirm(proposal, partner)
         for step in PATH_TO[state]:
             actor = self.own if step in PROPOSER_MOVES else self.coordinator
             moved = actor.post(f"/api/v1/pilot-zones/{proposal}/transitions", json={"to": step})
@@ -115,6 +132,12 @@ def world(admin, coordinator, official_of, observer) -> World:
     partners = [register(admin, f"Partner {i}", country_code="UZ") for i in range(PARTNERS)]
     sentinel = register(admin, "Sentinel")  # registered last: once known, every city before it is
     own = official_of(home, *spares)
+    # One official per 50 partners (a user acts for at most 50 cities).
+    partner_officials = {}
+    for start in range(0, len(partners), 50):
+        chunk = partners[start : start + 50]
+        client = official_of(*chunk)
+        partner_officials.update(dict.fromkeys(chunk, client))
     eventually(lambda: admin.get(f"/api/v1/cities/{home}/partners").status_code == 200, what="home in matching")
     world = World(
         admin=admin,
@@ -125,6 +148,8 @@ def world(admin, coordinator, official_of, observer) -> World:
         own_spares=spares,
         partners=iter(partners),
         sample_user_id=observer.get("/api/v1/me").json()["id"],
+        partner_officials=partner_officials,
+        make_official=official_of,
     )
     # Cases post proposals straight away: pilot_zones must know every city first (profile events, in order).
     world.draft(own, [home, sentinel])
@@ -164,10 +189,30 @@ def _transition(to: str) -> Callable[[httpx.Client, World], httpx.Response]:
     return call
 
 
+def _shared_draft(w: World) -> str:
+    """One draft for the cases that read it or leave it a draft (so they need no fresh partner each)."""
+    if w.shared_draft is None:
+        w.shared_draft = w.proposal_in("draft")
+    return w.shared_draft
+
+
 def _escalate_self(client: httpx.Client, w: World) -> httpx.Response:
     me = client.get("/api/v1/me")
     user_id = me.json()["id"] if me.status_code == 200 else w.sample_user_id
     return client.patch(f"/api/v1/users/{user_id}", json={"roles": ["admin"]})
+
+
+def _decide(client: httpx.Client, w: World) -> httpx.Response:
+    """A decline on (home, a partner) — only home's official may decide it; never the other city's."""
+    partner = w.fresh_partner()
+    eventually(
+        lambda: w.admin.get(f"/api/v1/matches/{w.home}/{partner}").status_code == 200, what="partner in matching"
+    )
+    return client.post(f"/api/v1/matches/{w.home}/{partner}/decision", json={"decision": "decline", "reason": "other"})
+
+
+def _round(w: World) -> dict:
+    return {"cities": {"city_ids": [w.home, w.away]}, "capacity": 1}
 
 
 def _new_user_body() -> dict:
@@ -186,6 +231,11 @@ CASES = [
     ),
     # matching
     Case("partners.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/cities/{w.home}/partners")),
+    Case("matches.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/matches/{w.home}/{w.away}")),
+    Case("matches.decide", frozenset({"own_official"}), lambda c, w: _decide(c, w)),
+    Case("rounds.create", frozenset({"admin", "coordinator"}), lambda c, w: c.post("/api/v1/rounds", json=_round(w))),
+    Case("rounds.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/rounds/{w.round_id()}")),
+    Case("clusters.get", SIGNED_IN, lambda c, w: c.get("/api/v1/clusters", params={"size": 3})),
     # pilot_zones
     Case(
         "pilot_zones.create_with_own_city",
@@ -206,6 +256,50 @@ CASES = [
     ),
     Case("pilot_zones.list", SIGNED_IN, lambda c, w: c.get("/api/v1/pilot-zones")),
     Case("pilot_zones.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/pilot-zones/{w.proposal_in('draft')}")),
+    Case(
+        "pilot_zones.patch_draft",
+        frozenset({"own_official"}),
+        lambda c, w: c.patch(f"/api/v1/pilot-zones/{_shared_draft(w)}", json={"objectives": ["matrix"]}),
+    ),
+    Case(
+        "pilot_zones.confirm_own_city",
+        frozenset({"own_official"}),
+        lambda c, w: c.post(f"/api/v1/pilot-zones/{_shared_draft(w)}/members/{w.home}/confirm"),
+    ),
+    Case(
+        "pilot_zones.assign",
+        frozenset({"admin", "coordinator"}),
+        lambda c, w: c.post(
+            f"/api/v1/pilot-zones/{_shared_draft(w)}/assign",
+            json={"coordinator_id": w.coordinator.get("/api/v1/me").json()["id"]},
+        ),
+    ),
+    Case("pilot_zones.timeline", SIGNED_IN, lambda c, w: c.get(f"/api/v1/pilot-zones/{_shared_draft(w)}/timeline")),
+    Case(
+        "pilot_zones.comments.list", SIGNED_IN, lambda c, w: c.get(f"/api/v1/pilot-zones/{_shared_draft(w)}/comments")
+    ),
+    Case(
+        "pilot_zones.comments.create",
+        frozenset({"coordinator", "own_official"}),
+        lambda c, w: c.post(f"/api/v1/pilot-zones/{_shared_draft(w)}/comments", json={"body": "matrix"}),
+    ),
+    Case(
+        "pilot_zones.comments.create_private_note",
+        frozenset({"coordinator"}),
+        lambda c, w: c.post(f"/api/v1/pilot-zones/{_shared_draft(w)}/comments", json={"body": "note", "private": True}),
+    ),
+    Case("pilot_zones.board", SIGNED_IN, lambda c, w: c.get("/api/v1/pilot-zones/board")),
+    Case(
+        "pilot_zones.export",
+        frozenset({"admin", "coordinator", "own_official", "other_official"}),
+        lambda c, w: c.get("/api/v1/pilot-zones/export", params={"format": "json"}),
+    ),
+    Case(
+        "pilot_zones.stale_sweep",
+        frozenset({"admin", "coordinator"}),
+        lambda c, w: c.post("/api/v1/pilot-zones/stale-sweep"),
+    ),
+    Case("pilot_zones.open_data", frozenset(ROLES), lambda c, w: c.get("/api/v1/open-data/pilot-zones")),
     *(
         Case(
             f"pilot_zones.transition.{to}",

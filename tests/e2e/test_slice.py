@@ -28,7 +28,11 @@ def test_registered_city_reaches_matching_and_is_suggested(gateway):
         what="Almaty suggested to Xi'an",
     )
     assert items[0]["city_id"] == b
-    assert items[0]["score"] == pytest.approx(1.0)
+    best = items[0]
+    assert (best["gain_to_city"], best["gain_to_partner"]) == (1.0, 1.0)
+    assert best["contributions"]["complementarity"] == pytest.approx(0.5)  # its full weight (weights 2026.1)
+    assert best["score"] == pytest.approx(sum(best["contributions"].values()), abs=1e-5)
+    assert best["score"] > 0.6
     assert one_sided not in [i["city_id"] for i in items], "a pair where one side gains nothing is never suggested"
 
 
@@ -54,6 +58,8 @@ def test_approved_pilot_zone_makes_partners_and_stops_the_suggestion(gateway, of
     proposal = draft(official, [a, b], "Kashgar–Osh")
     assert proposal["status"] == "draft"
     assert proposal["allowed_transitions"] == ["submitted", "withdrawn"]
+    confirmed = official_of(b).post(f"/api/v1/pilot-zones/{proposal['id']}/members/{b}/confirm")
+    assert confirmed.status_code == 200, confirmed.text  # every member city confirms before submission
     for actor, status in ((official, "submitted"), (gateway, "under_review"), (gateway, "approved")):
         moved = actor.post(f"/api/v1/pilot-zones/{proposal['id']}/transitions", json={"to": status})
         assert moved.status_code == 200, moved.text

@@ -1,15 +1,26 @@
-"""The matching core's slice score: two-sided, exclusions, ordering — checked against plain Python."""
+"""The matching core: factors, constraints, faithful explanations, ordering — checked against plain Python."""
+
+import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.core import CHECKS, FACTORS, CityRow, MatchIndex, Rules, utc_offset_hours
+from citypair_matching.realism import RealismModel
 from citypair_shared.themes import THEME_IDS
 
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
-def row(city_id: str, themes: dict, *, version: int = 1, status: str = "published") -> CityRow:
-    return CityRow(id=city_id, version=version, name=city_id, country_code="CN", status=status, themes=themes)
+
+def row(city_id: str, themes: dict, *, version: int = 1, status: str = "published", **extra) -> CityRow:
+    base = {"name": city_id, "country_code": "CN" if city_id == "a" else "KZ", "latitude": 40.0, "longitude": 80.0}
+    return CityRow(id=city_id, version=version, status=status, themes=themes, **{**base, **extra})
+
+
+def index(**rules) -> MatchIndex:
+    return MatchIndex(rules=Rules(**rules), realism=RealismModel.neutral())
 
 
 def gain(offerer: dict, needer: dict) -> float:
@@ -24,45 +35,162 @@ def two_sided(a: dict, b: dict) -> float:
     return 2 * x * y / (x + y) if x + y else 0.0
 
 
-def test_perfect_complements_score_one():
-    index = MatchIndex()
-    index.upsert(row("a", {"ai": {"offer": 5, "need": 0}, "iot": {"offer": 0, "need": 3}}))
-    index.upsert(row("b", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 3, "need": 0}}))
-    [best] = index.suggest("a", 10)
-    assert (best.city_id, best.score, best.gain_to_city, best.gain_to_partner) == ("b", 1.0, 1.0, 1.0)
+XIAN = {"ai": {"offer": 5, "need": 1}, "ecommerce": {"offer": 1, "need": 4}}
+ALMATY = {"ai": {"offer": 1, "need": 5}, "ecommerce": {"offer": 4, "need": 1}}
+
+
+def test_perfect_complements_rank_first_with_full_complementarity():
+    idx = index()
+    idx.upsert(row("a", {"ai": {"offer": 5, "need": 0}, "iot": {"offer": 0, "need": 3}}))
+    idx.upsert(row("b", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 3, "need": 0}}))
+    idx.upsert(row("half", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 1, "need": 0}}))
+    best, second = idx.suggest("a", 10)
+    assert (best.city_id, best.gain_to_city, best.gain_to_partner) == ("b", 1.0, 1.0)
+    assert best.contributions["complementarity"] == pytest.approx(idx.weights.complementarity)
+    assert best.score > second.score
 
 
 def test_one_sided_pair_is_never_suggested_however_strong():
-    index = MatchIndex()
-    index.upsert(row("a", {"ai": {"offer": 0, "need": 5}}))
-    index.upsert(row("giver", {"ai": {"offer": 5, "need": 0}}))  # gives all, gains nothing
-    assert index.suggest("a", 10) == []
+    idx = index()
+    idx.upsert(row("a", {"ai": {"offer": 0, "need": 5}}))
+    idx.upsert(row("giver", {"ai": {"offer": 5, "need": 0}}))  # gives all, gains nothing
+    assert idx.suggest("a", 10) == []
+    check = {c.name: c for c in idx.explain("a", "giver").checks}["both_gain"]
+    assert not check.passed and "giver gains 0.00" in check.detail
 
 
-def test_self_partners_and_retired_cities_are_excluded():
-    themes = {"ai": {"offer": 3, "need": 3}}
-    index = MatchIndex()
-    for city in ("a", "partner", "retired", "open"):
-        index.upsert(row(city, themes, status="retired" if city == "retired" else "published"))
-    index.add_partnership("a", "partner")
-    assert [s.city_id for s in index.suggest("a", 10)] == ["open"]
+def test_contributions_add_up_to_the_score_and_name_the_themes():
+    idx = MatchIndex()  # with the fitted realism prior
+    idx.upsert(row("a", XIAN, name="Xi'an", timezone="Asia/Shanghai", languages=("zh",), corridors=("x",)))
+    idx.upsert(row("b", ALMATY, name="Almaty", timezone="Asia/Almaty", languages=("zh", "kk"), corridors=("x",)))
+    e = idx.explain("a", "b")
+    assert set(e.contributions) == set(FACTORS)
+    assert sum(e.contributions.values()) == pytest.approx(e.score, abs=1e-5)
+    for name, weight in idx.weights.factors().items():
+        assert e.contributions[name] == pytest.approx(weight * e.values[name], abs=1e-6)
+    [s] = idx.suggest("a", 1)
+    assert s.score == e.score and s.contributions == e.contributions
+    assert e.themes_to_b[0].text == "Xi'an offers ai at 5, Almaty needs it at 5"
+    assert e.values["corridor"] == 1.0 and e.values["language"] == 1.0
+
+
+def test_score_is_symmetric():
+    idx = MatchIndex()
+    idx.upsert(row("a", XIAN, population=10_000_000))
+    idx.upsert(row("b", ALMATY, latitude=10.0, population=50_000))
+    assert idx.explain("a", "b").score == pytest.approx(idx.explain("b", "a").score, abs=1e-6)
+
+
+def test_distance_decays_and_timezone_overlap_comes_from_the_iana_zone():
+    idx = index()
+    idx.upsert(row("a", XIAN, latitude=0.0, longitude=0.0, timezone="Europe/London"))
+    idx.upsert(row("near", ALMATY, latitude=0.0, longitude=1.0, timezone="Europe/London"))
+    idx.upsert(row("far", ALMATY, latitude=0.0, longitude=90.0, timezone="Asia/Tokyo"))
+    near, far = idx.explain("a", "near"), idx.explain("a", "far")
+    assert near.distance_km == pytest.approx(111.2, abs=0.5)
+    assert near.values["distance"] > far.values["distance"]
+    assert near.values["timezone"] == 1.0 and far.values["timezone"] == 0.0  # 9 hours apart
+    assert utc_offset_hours("Asia/Kolkata", 0.0) == 5.5
+    assert utc_offset_hours(None, 76.9) == 5
+
+
+def test_shared_priorities_and_country_affinity_and_network():
+    idx = index()
+    idx.upsert(row("a", {"ai": {"offer": 3, "need": 4}}, country_code="CN"))
+    idx.upsert(row("b", {"ai": {"offer": 3, "need": 4}}, country_code="KZ"))
+    for i in range(3):
+        idx.upsert(row(f"cn{i}", {}, country_code="CN"))
+        idx.upsert(row(f"kz{i}", {}, country_code="KZ"))
+        idx.add_partnership(f"cn{i}", f"kz{i}")
+    idx.add_partnership("a", "hub")
+    idx.add_partnership("b", "hub")
+    idx.upsert(row("hub", {}, country_code="UZ"))
+    e = idx.explain("a", "b")
+    assert e.values["shared_priorities"] == 1.0 and e.shared_needs == ["ai"]
+    assert e.values["country_affinity"] == pytest.approx(math.log1p(3) / math.log1p(50), abs=1e-5)
+    assert e.values["network"] == pytest.approx((1 / math.log(2)) / (1 + 1 / math.log(2)), abs=1e-5)
+    assert e.values["hub_damping"] > 0 and e.contributions["hub_damping"] < 0
+
+
+def _failed(idx, a, b, now=NOW):
+    return {c.name for c in idx.explain(a, b, now=now).checks if not c.passed}
+
+
+def test_each_constraint_is_reported_and_enforced():
+    idx = index(min_population=1000)
+    idx.upsert(row("a", XIAN, population=5000, capacity=2))
+    for name, extra in {
+        "ok": {},
+        "partner": {},
+        "declined": {},
+        "full": {"capacity": 0},
+        "excluded": {"excluded_countries": ("CN",)},
+        "same": {"country_code": "CN"},
+        "small": {"population": 10},
+        "retired": {"status": "retired"},
+    }.items():
+        idx.upsert(row(name, ALMATY, **{"population": 5000, **extra}))
+    idx.add_partnership("a", "partner")
+    idx.add_decline("a", "declined", NOW - timedelta(days=30))
+    assert [s.city_id for s in idx.suggest("a", 20, now=NOW)] == ["ok"]
+    assert _failed(idx, "a", "ok") == set()
+    assert _failed(idx, "a", "a") >= {"not_itself"}
+    assert _failed(idx, "a", "partner") == {"not_partners"}
+    assert _failed(idx, "a", "declined") == {"not_declined"}
+    assert _failed(idx, "a", "declined", now=NOW + timedelta(days=400)) == set()
+    assert _failed(idx, "a", "full") == {"partner_capacity"}
+    assert _failed(idx, "a", "excluded") == {"countries_not_excluded"}
+    assert _failed(idx, "excluded", "a") == {"countries_not_excluded"}
+    assert _failed(idx, "a", "same") == {"same_country_allowed"}
+    assert _failed(idx, "a", "small") == {"eligible"}
+    assert "population 10 < 1,000" in {c.name: c for c in idx.explain("a", "small").checks}["eligible"].detail
+    assert _failed(idx, "a", "retired") == {"published"}
+    assert set(CHECKS) == {c.name for c in idx.explain("a", "ok").checks}
+    idx.add_partnership("a", "ok")  # now at capacity 2
+    assert idx.suggest("a", 20, now=NOW) == []
+    assert "city_capacity" in _failed(idx, "a", "same")
+
+
+def test_same_country_allowed_and_required_theme_rules():
+    idx = index(allow_same_country=True, required_theme="iot")
+    idx.upsert(row("a", {**XIAN, "iot": {"offer": 1, "need": 0}}))
+    idx.upsert(row("b", {**ALMATY, "iot": {"offer": 0, "need": 1}}, country_code="CN"))
+    idx.upsert(row("c", ALMATY, country_code="CN"))
+    assert [s.city_id for s in idx.suggest("a", 5)] == ["b"]
+    assert "no offer or need in iot" in {c.name: c for c in idx.explain("a", "c").checks}["eligible"].detail
+
+
+def test_filters_theme_corridor_country():
+    idx = index()
+    idx.upsert(row("a", XIAN))
+    idx.upsert(row("b", ALMATY, corridors=("maritime_silk_road",), country_code="PK"))
+    idx.upsert(row("c", {**ALMATY, "iot": {"offer": 2, "need": 0}}))
+    assert [s.city_id for s in idx.suggest("a", 5, corridor="maritime_silk_road")] == ["b"]
+    assert [s.city_id for s in idx.suggest("a", 5, theme="iot")] == ["c"]
+    assert [s.city_id for s in idx.suggest("a", 5, country="PK")] == ["b"]
 
 
 def test_older_snapshot_never_overwrites_newer():
-    index = MatchIndex()
-    index.upsert(row("a", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 5, "need": 0}}, version=2))
-    index.upsert(row("b", {"ai": {"offer": 5, "need": 0}, "iot": {"offer": 0, "need": 5}}, version=3))
-    index.upsert(row("b", {"ai": {"offer": 0, "need": 0}}, version=2))
-    assert index.city("b").version == 3
-    assert index.suggest("a", 1)[0].city_id == "b"
+    idx = index()
+    idx.upsert(row("a", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 5, "need": 0}}, version=2))
+    idx.upsert(row("b", {"ai": {"offer": 5, "need": 0}, "iot": {"offer": 0, "need": 5}}, version=3))
+    idx.upsert(row("b", {"ai": {"offer": 0, "need": 0}}, version=2))
+    assert idx.city("b").version == 3
+    assert idx.suggest("a", 1)[0].city_id == "b"
 
 
 def test_index_grows_past_its_capacity():
-    index = MatchIndex(capacity=2)
+    idx = MatchIndex(capacity=2)
     for i in range(50):
-        index.upsert(row(f"c{i}", {"ai": {"offer": i % 6, "need": 5 - i % 6}, "iot": {"offer": 3, "need": 3}}))
-    assert len(index) == 50
-    assert len(index.suggest("c0", 100)) > 0
+        idx.upsert(
+            row(
+                f"c{i}",
+                {"ai": {"offer": i % 6, "need": 5 - i % 6}, "iot": {"offer": 3, "need": 3}},
+                country_code=f"X{i}",
+            )
+        )
+    assert len(idx) == 50
+    assert len(idx.suggest("c0", 100)) > 0
 
 
 levels = st.integers(min_value=0, max_value=5)
@@ -71,21 +199,20 @@ theme_maps = st.dictionaries(st.sampled_from(THEME_IDS), st.fixed_dictionaries({
 
 @settings(max_examples=60, deadline=None)
 @given(cities=st.lists(theme_maps, min_size=2, max_size=12), k=st.integers(min_value=1, max_value=12))
-def test_ranking_matches_a_plain_python_computation(cities, k):
-    index = MatchIndex(capacity=4)
+def test_complementarity_matches_a_plain_python_computation(cities, k):
+    idx = MatchIndex(capacity=4, realism=RealismModel.neutral())
     for i, themes in enumerate(cities):
-        index.upsert(row(f"c{i}", themes))
-    expected = sorted(
-        (
-            (two_sided(cities[0], themes), i)
-            for i, themes in enumerate(cities)
-            if i and two_sided(cities[0], themes) > 0
-        ),
-        key=lambda pair: (-pair[0], pair[1]),
-    )[:k]
-    got = index.suggest("c0", k)
-    assert [s.score for s in got] == pytest.approx([score for score, _ in expected], abs=1e-5)
+        idx.upsert(row(f"c{i}", themes, country_code=f"C{i}"))
+    got = idx.suggest("c0", k)
+    expected = sorted(two_sided(cities[0], t) for i, t in enumerate(cities) if i and two_sided(cities[0], t) > 0)
+    assert len(got) == min(k, len(expected))
+    assert [s.score for s in got] == sorted((s.score for s in got), reverse=True)
     for suggestion in got:
         other = cities[int(suggestion.city_id[1:])]
         assert suggestion.gain_to_city == pytest.approx(gain(other, cities[0]), abs=1e-5)
         assert suggestion.gain_to_partner == pytest.approx(gain(cities[0], other), abs=1e-5)
+        weight = idx.weights.complementarity
+        assert suggestion.contributions["complementarity"] == pytest.approx(
+            weight * two_sided(cities[0], other), abs=1e-5
+        )
+        assert sum(suggestion.contributions.values()) == pytest.approx(suggestion.score, abs=1e-5)

@@ -27,18 +27,31 @@ def upgrade(service_dir: Path, database_url: str) -> None:
     command.upgrade(alembic_config(service_dir, database_url), "head")
 
 
+def _render_item(type_: str, obj, autogen_context):
+    """Migrations spell our UtcDateTime as the plain column type it stores (no import of app code)."""
+    from citypair_shared.db import UtcDateTime
+
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_env(target_metadata: MetaData) -> None:
     """The body of every service's migrations/env.py."""
     url = context.config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+        context.configure(
+            url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True, render_item=_render_item
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         # Batch mode lets the same migration alter tables on SQLite.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, render_item=_render_item
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -131,6 +131,8 @@ class StackConfig:
         }
         if spec.has_database:
             env[p + "DATABASE_URL"] = self.database_url(spec.name)
+        if spec.name == "web":
+            env[p + "API_URL"] = self.gateway_url  # pages call the API as the signed-in user, through the gateway
         return env
 
     def gateway_env(self) -> dict[str, str]:

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
+from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
 
@@ -64,6 +65,25 @@ class AuditEntry(Base):
     subject: Mapped[str | None] = mapped_column(String(254))
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Notification(Base):
+    """Something a user should know about, made from the events of the other services."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str] = mapped_column(String(300))
+    link: Mapped[str] = mapped_column(String(300), default="")
+    event_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), index=True)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Inbox(InboxMixin, Base):
+    __tablename__ = "inbox"
 
 
 class Outbox(OutboxMixin, Base):

@@ -2,8 +2,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 
-from citypair_identity import service
-from citypair_identity.schemas import AuditOut, RefreshIn, Role, TokenOut, UserCreate, UserOut, UserUpdate
+from citypair_identity import notifications, service
+from citypair_identity.schemas import (
+    AuditOut,
+    NotificationOut,
+    RefreshIn,
+    Role,
+    TokenOut,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, SessionDep
 from citypair_shared.problems import problem_responses
@@ -73,6 +82,24 @@ async def rotate(session: SessionDep, ctx: Ctx, admin: Admin) -> dict:
 @router.get("/api/v1/me", response_model=UserOut, responses=problem_responses(401))
 async def me(user: CurrentUser, session: SessionDep):
     return await service.get_user(session=session, user_id=user.user_id)
+
+
+@router.get("/api/v1/me/notifications", response_model=Page[NotificationOut], responses=problem_responses(401, 422))
+async def my_notifications(user: CurrentUser, session: SessionDep, page: PageDep, unread: bool = False):
+    """What happened to my cities' matches and proposals (and, for coordinators, what awaits review)."""
+    items, total = await notifications.list_for(
+        session=session, user_id=user.user_id, unread=unread, limit=page.limit, offset=page.offset
+    )
+    return Page[NotificationOut](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post(
+    "/api/v1/me/notifications/{notification_id}/read",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 422, described={404: "No such notification of yours"}),
+)
+async def read_notification(notification_id: IdPath, user: CurrentUser, session: SessionDep):
+    await notifications.mark_read(session=session, user_id=user.user_id, notification_id=notification_id)
 
 
 @router.get("/api/v1/users", response_model=Page[UserOut], responses=PROBLEMS)

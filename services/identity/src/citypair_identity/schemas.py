@@ -69,3 +69,14 @@ class AuditOut(BaseModel):
     subject: str | None
     address: str | None
     detail: dict
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    title: str
+    link: str
+    created_at: Timestamp
+    read_at: Timestamp | None

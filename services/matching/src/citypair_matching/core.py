@@ -1,18 +1,97 @@
 """The matching core: pure, no I/O. Cities as numpy rows, partnerships as a networkx graph.
 
-The score of a pair is two-sided: `gain_to_x` is the share of x's needs the other city can
-meet (sum over themes of min(offer, need) / sum of need), and the pair's score is the
-harmonic mean of both gains, so a pair where one side gains nothing scores 0.
+A pair's score is a sum of named factor contributions, `weight × value` with each value in
+[0, 1] (see `Weights`); the explanation shows each one, so the parts add up to the score.
+
+- complementarity: what A offers against what B needs and the reverse, each the share of one
+  side's needs the other meets (sum over themes of min(offer, need) / sum of need); combined by
+  the harmonic mean, so a pair where one side gains nothing scores 0 here (RECON 2010);
+- shared_priorities: both need the same themes (sum of min(need_a, need_b), normalised);
+- distance (great-circle, decaying), corridor (a shared Belt and Road corridor), language (a
+  shared language), timezone (overlap of 8-hour working days), country_affinity (how often
+  cities of these two countries already partner);
+- network: Adamic-Adar over the partnership graph (common partners, each weighted 1/log degree);
+- realism: the realism prior (`realism.py`), fitted on real twin-city pairs;
+- hub_damping (negative weight): the mean hub-ness of the two cities, so a few large cities do
+  not take every suggestion.
+
+Every factor is symmetric in A and B, so score(A, B) == score(B, A). The theme levels are
+integers 0–5, so sum_t min(x_t, y_t) is a dot product of level-expanded 0/1 vectors: one matrix
+product scores a block of cities against all others.
 """
 
-from dataclasses import dataclass
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import networkx as nx
 import numpy as np
 
+from citypair_matching.realism import RealismModel, feature_arrays
 from citypair_shared.themes import THEME_IDS
 
-WEIGHTS_VERSION = "slice-1"
+LEVELS = 5
+EARTH_RADIUS_KM = 6371.0088
+DISTANCE_SCALE_KM = 2500.0  # distance value = exp(-d / scale)
+WORKDAY_HOURS = 8.0
+AFFINITY_SATURATION = 50  # country pairs with this many partnerships count fully
+HUB_SATURATION = 50  # cities with this many partners count as full hubs
+DECLINE_EXCLUSION = timedelta(days=365)
+MAX_COUNTRIES = 256
+LANGUAGE_BITS = 128
+WEIGHTS_FILE = Path(__file__).parent / "data" / "weights.json"
+# A reference instant for UTC offsets, so that scores do not move with daylight saving time.
+_OFFSET_AT = datetime(2025, 1, 15, 12, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Factor weights, versioned: a score names the version it was computed with."""
+
+    version: str
+    complementarity: float
+    shared_priorities: float
+    distance: float
+    corridor: float
+    language: float
+    timezone: float
+    country_affinity: float
+    network: float
+    realism: float
+    hub_damping: float
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS_FILE) -> "Weights":
+        return cls(**json.loads(path.read_text()))
+
+    def factors(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "version"}
+
+
+WEIGHTS = Weights.load()
+WEIGHTS_VERSION = WEIGHTS.version
+FACTORS = tuple(WEIGHTS.factors())
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Constraints that are configuration: same-country pairs and eligibility rules."""
+
+    allow_same_country: bool = False
+    min_population: int = 0
+    required_theme: str | None = None
+
+    def describe(self) -> dict:
+        return {
+            "allow_same_country": self.allow_same_country,
+            "min_population": self.min_population,
+            "required_theme": self.required_theme,
+        }
 
 
 @dataclass(frozen=True)
@@ -23,6 +102,36 @@ class CityRow:
     country_code: str
     status: str
     themes: dict  # theme -> {"offer": int, "need": int}
+    latitude: float = 0.0
+    longitude: float = 0.0
+    population: int = 0
+    timezone: str | None = None
+    languages: tuple[str, ...] = ()
+    corridors: tuple[str, ...] = ()
+    capacity: int = 5
+    excluded_countries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ThemeFlow:
+    """One theme where `giver` offers what `taker` needs."""
+
+    theme: str
+    giver: str
+    offer: int
+    taker: str
+    need: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.giver} offers {self.theme} at {self.offer}, {self.taker} needs it at {self.need}"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +142,41 @@ class Suggestion:
     score: float
     gain_to_city: float
     gain_to_partner: float
+    contributions: dict[str, float] = field(default_factory=dict)
+    themes_to_city: list[ThemeFlow] = field(default_factory=list)
+    themes_to_partner: list[ThemeFlow] = field(default_factory=list)
+    constraints_passed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    city_a: str
+    city_b: str
+    score: float
+    eligible: bool
+    values: dict[str, float]
+    contributions: dict[str, float]
+    gain_to_a: float
+    gain_to_b: float
+    themes_to_a: list[ThemeFlow]
+    themes_to_b: list[ThemeFlow]
+    shared_needs: list[str]
+    checks: list[Check]
+    distance_km: float
+
+
+CHECKS = (
+    "not_itself",
+    "published",
+    "not_partners",
+    "not_declined",
+    "city_capacity",
+    "partner_capacity",
+    "countries_not_excluded",
+    "same_country_allowed",
+    "eligible",
+    "both_gain",
+)
 
 
 def theme_vectors(themes: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -41,22 +185,90 @@ def theme_vectors(themes: dict) -> tuple[np.ndarray, np.ndarray]:
     return offer, need
 
 
+def level_expanded(levels: np.ndarray) -> np.ndarray:
+    """0/1 indicators [level >= l] for l = 1..5, so that sum_t min(x_t, y_t) = expanded(x) · expanded(y)."""
+    return np.concatenate([(levels >= lvl).astype(np.float32) for lvl in range(1, LEVELS + 1)], axis=-1)
+
+
 def harmonic_mean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     total = x + y
     return np.divide(2 * x * y, total, out=np.zeros_like(total), where=total > 0)
 
 
-class MatchIndex:
-    """Every active city's offer/need rows (grown in place) and the partnership graph."""
+@cache
+def utc_offset_hours(timezone: str | None, longitude: float) -> float:
+    """The IANA zone's UTC offset (at a fixed winter instant); from the longitude if the zone is unknown."""
+    if timezone:
+        try:
+            return ZoneInfo(timezone).utcoffset(_OFFSET_AT).total_seconds() / 3600
+        except (KeyError, ValueError, OSError):
+            pass
+    return round(longitude / 15.0)
 
-    def __init__(self, capacity: int = 1024):
-        width = len(THEME_IDS)
-        self._offer = np.zeros((capacity, width), dtype=np.float32)
-        self._need = np.zeros((capacity, width), dtype=np.float32)
-        self._active = np.zeros(capacity, dtype=bool)
+
+def _hubness(degree):
+    return np.minimum(1.0, np.log1p(degree) / math.log1p(HUB_SATURATION))
+
+
+class _Vocabulary:
+    """Small string → index vocabularies (countries, languages, corridors)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.index = limit, {}
+
+    def __call__(self, value: str) -> int:
+        found = self.index.get(value)
+        if found is None:
+            found = self.index[value] = len(self.index) % self.limit
+        return found
+
+
+_COLUMNS = {
+    # name: (shape of one row, dtype)
+    "offer": ((LEVELS * len(THEME_IDS),), np.float32),
+    "need": ((LEVELS * len(THEME_IDS),), np.float32),
+    "need_total": ((), np.float32),
+    "xyz": ((3,), np.float32),
+    "utc": ((), np.float32),
+    "logpop": ((), np.float32),
+    "population": ((), np.int64),
+    "country": ((), np.int32),
+    "corridors": ((), np.int64),
+    "languages": ((LANGUAGE_BITS // 64,), np.uint64),
+    "capacity": ((), np.int32),
+    "degree": ((), np.int32),
+    "active": ((), bool),
+    "eligible": ((), bool),
+    "partners_in": ((MAX_COUNTRIES,), np.int16),
+}
+
+
+class MatchIndex:
+    """Every city's rows (grown in place), the partnership graph and recent declines."""
+
+    def __init__(
+        self,
+        capacity: int = 1024,
+        *,
+        rules: Rules | None = None,
+        weights: Weights = WEIGHTS,
+        realism: RealismModel | None = None,
+    ):
+        self.rules = rules or Rules()
+        self.weights = weights
+        self.realism = realism if realism is not None else RealismModel.load()
+        self._cols = {name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in _COLUMNS.items()}
         self._rows: list[CityRow] = []
         self._position: dict[str, int] = {}
         self.graph = nx.Graph()
+        self.pair_counts = np.zeros((MAX_COUNTRIES, MAX_COUNTRIES), dtype=np.int32)
+        self.declined: dict[str, dict[str, datetime]] = {}
+        self._countries = _Vocabulary(MAX_COUNTRIES)
+        self._languages = _Vocabulary(LANGUAGE_BITS)
+        self._corridors = _Vocabulary(63)
+        self._excluders: set[int] = set()
+
+    # ------------------------------------------------------------------ keeping the index
 
     def __len__(self) -> int:
         return len(self._position)
@@ -67,9 +279,19 @@ class MatchIndex:
     def city(self, city_id: str) -> CityRow:
         return self._rows[self._position[city_id]]
 
+    def position(self, city_id: str) -> int:
+        return self._position[city_id]
+
+    def row_at(self, pos: int) -> CityRow:
+        return self._rows[pos]
+
+    def positions(self) -> np.ndarray:
+        return np.arange(len(self._rows))
+
     def upsert(self, row: CityRow) -> None:
         """Add or replace a city; ignored if the index already holds a newer version."""
         pos = self._position.get(row.id)
+        old_country = None
         if pos is None:
             pos = len(self._rows)
             self._grow(pos + 1)
@@ -77,69 +299,436 @@ class MatchIndex:
             self._position[row.id] = pos
         elif self._rows[pos].version >= row.version:
             return
+        else:
+            old_country = self._rows[pos].country_code
         self._rows[pos] = row
-        self._offer[pos], self._need[pos] = theme_vectors(row.themes)
-        self._active[pos] = row.status == "published"
+        c = self._cols
+        offer, need = theme_vectors(row.themes)
+        c["offer"][pos], c["need"][pos] = level_expanded(offer), level_expanded(need)
+        c["need_total"][pos] = need.sum()
+        lat, lon = math.radians(row.latitude), math.radians(row.longitude)
+        c["xyz"][pos] = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+        c["utc"][pos] = utc_offset_hours(row.timezone, row.longitude)
+        c["population"][pos] = row.population
+        c["logpop"][pos] = math.log1p(max(row.population, 0))
+        c["country"][pos] = self._countries(row.country_code)
+        c["corridors"][pos] = sum(1 << self._corridors(x) for x in set(row.corridors))
+        bits = np.zeros(LANGUAGE_BITS // 64, dtype=np.uint64)
+        for language in set(row.languages):
+            i = self._languages(language)
+            bits[i // 64] |= np.uint64(1) << np.uint64(i % 64)
+        c["languages"][pos] = bits
+        c["capacity"][pos] = row.capacity
+        c["active"][pos] = row.status == "published"
+        c["eligible"][pos] = not self.eligibility_failures(row)
+        if row.excluded_countries:
+            self._excluders.add(pos)
+        else:
+            self._excluders.discard(pos)
+        if row.id in self.graph and old_country is None:  # partnerships recorded before the city arrived
+            for other in self.graph.adj[row.id]:
+                if other in self._position:
+                    self._count_edge(pos, self._position[other], 1)
+        elif old_country is not None and old_country != row.country_code:
+            self._recount()
         self.graph.add_node(row.id)
+        c["degree"][pos] = self.graph.degree(row.id)
+        for other in self.graph.adj[row.id]:
+            if other in self._position:
+                c["degree"][self._position[other]] = self.graph.degree(other)
 
     def add_partnership(self, a: str, b: str) -> None:
+        if a == b or self.graph.has_edge(a, b):
+            return
         self.graph.add_edge(a, b)
+        if a in self._position and b in self._position:
+            pa, pb = self._position[a], self._position[b]
+            self._count_edge(pa, pb, 1)
+        for city in (a, b):
+            if city in self._position:
+                self._cols["degree"][self._position[city]] = self.graph.degree(city)
 
-    def suggest(self, city_id: str, k: int) -> list[Suggestion]:
-        """The top `k` partners for `city_id`, best first; never itself, a partner, or an inactive city."""
-        pos = self._position[city_id]
-        n = len(self._rows)
-        offer, need = self._offer[:n], self._need[:n]
-        gain_to_city = _coverage(offer, need[pos])
-        gain_to_partner = _coverage_rows(offer[pos], need)
-        scores = harmonic_mean(gain_to_city, gain_to_partner)
-        eligible = self._active[:n].copy()
-        eligible[pos] = False
-        for partner in self.graph.neighbors(city_id) if city_id in self.graph else ():
-            eligible[self._position[partner]] = False
-        scores = np.where(eligible & (scores > 0), scores, -1.0)
-        k = min(k, int((scores > 0).sum()))
-        if k == 0:
-            return []
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [
-            Suggestion(
-                city_id=self._rows[i].id,
-                name=self._rows[i].name,
-                country_code=self._rows[i].country_code,
-                score=round(float(scores[i]), 6),
-                gain_to_city=round(float(gain_to_city[i]), 6),
-                gain_to_partner=round(float(gain_to_partner[i]), 6),
-            )
-            for i in top
-        ]
+    def add_decline(self, a: str, b: str, at: datetime) -> None:
+        for x, y in ((a, b), (b, a)):
+            self.declined.setdefault(x, {})[y] = max(at, self.declined.get(x, {}).get(y, at))
+
+    def eligibility_failures(self, row: CityRow) -> list[str]:
+        failures = []
+        if row.population < self.rules.min_population:
+            failures.append(f"{row.name}: population {row.population:,} < {self.rules.min_population:,}")
+        theme = self.rules.required_theme
+        if theme and not any(row.themes.get(theme, {}).get(k, 0) > 0 for k in ("offer", "need")):
+            failures.append(f"{row.name}: no offer or need in {theme}")
+        return failures
+
+    def _count_edge(self, pa: int, pb: int, sign: int) -> None:
+        c = self._cols
+        ca, cb = c["country"][pa], c["country"][pb]
+        self.pair_counts[ca, cb] += sign
+        if ca != cb:
+            self.pair_counts[cb, ca] += sign
+        c["partners_in"][pa, cb] += sign
+        c["partners_in"][pb, ca] += sign
+
+    def _recount(self) -> None:
+        """Rebuild degree and country counts from the graph (after a city is added or changes country)."""
+        c = self._cols
+        self.pair_counts[:] = 0
+        c["partners_in"][:] = 0
+        for a, b in self.graph.edges():
+            if a in self._position and b in self._position:
+                self._count_edge(self._position[a], self._position[b], 1)
+        for city, pos in self._position.items():
+            c["degree"][pos] = self.graph.degree(city)
 
     def _grow(self, size: int) -> None:
-        if size <= len(self._active):
+        current = len(self._cols["active"])
+        if size <= current:
             return
-        capacity = max(size, 2 * len(self._active))
-        self._offer = _resized(self._offer, capacity)
-        self._need = _resized(self._need, capacity)
-        self._active = np.concatenate([self._active, np.zeros(capacity - len(self._active), dtype=bool)])
+        capacity = max(size, 2 * current)
+        for name, array in self._cols.items():
+            grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+            grown[:current] = array
+            self._cols[name] = grown
+
+    # ------------------------------------------------------------------ scoring
+
+    def _network(self, a: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Adamic-Adar and common-partner counts of `a` with every city (two-hop walk over the graph)."""
+        aa = np.zeros(n, dtype=np.float32)
+        common = np.zeros(n, dtype=np.float32)
+        city = self._rows[a].id
+        position, graph = self._position, self.graph
+        if city not in graph:
+            return aa, common
+        for z in graph.adj[city]:
+            neighbours = graph.adj[z]
+            if len(neighbours) < 2:
+                continue
+            idx = [position[b] for b in neighbours if b in position]
+            weight = 1.0 / math.log(len(neighbours))
+            np.add.at(aa, idx, weight)
+            np.add.at(common, idx, 1.0)
+        return aa, common
+
+    def factor_values(self, block: np.ndarray, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+        """Each factor's value in [0, 1] for every pair (block[i], rows[j]): arrays of shape (len(block), m)."""
+        c = self._cols
+        n = len(self._rows)
+        a, rows = np.asarray(block), np.asarray(rows)
+        # All cities in order: slices are views, fancy indexing would copy every column.
+        everyone = len(rows) == n and n > 0 and rows[0] == 0 and rows[-1] == n - 1
+        sel = slice(0, n) if everyone else rows
+        offer, need, need_total = c["offer"], c["need"], c["need_total"]
+        met_to_a = need[a] @ offer[sel].T  # what each candidate offers against a's needs
+        met_to_b = offer[a] @ need[sel].T
+        total_a, total_b = need_total[a][:, None], need_total[rows][None, :]
+        gain_a = np.divide(met_to_a, total_a, out=np.zeros_like(met_to_a), where=total_a > 0)
+        gain_b = np.divide(met_to_b, total_b, out=np.zeros_like(met_to_b), where=total_b > 0)
+        shared_met = need[a] @ need[sel].T
+        norm = np.sqrt(total_a * total_b)
+        shared = np.divide(shared_met, norm, out=np.zeros_like(shared_met), where=norm > 0)
+        cosine = np.clip(c["xyz"][a] @ c["xyz"][sel].T, -1.0, 1.0)
+        distance_km = EARTH_RADIUS_KM * np.arccos(cosine)
+        corridor = (c["corridors"][a][:, None] & c["corridors"][rows][None, :]) != 0
+        lang_a, lang_b = c["languages"][a], c["languages"][sel]
+        language = np.zeros(corridor.shape, dtype=bool)
+        for word in range(lang_a.shape[1]):
+            language |= (lang_a[:, word][:, None] & lang_b[:, word][None, :]) != 0
+        gap = np.abs(c["utc"][a][:, None] - c["utc"][rows][None, :])
+        gap = np.minimum(gap, 24.0 - gap)
+        country_a, country_b = c["country"][a], c["country"][sel]
+        pair_count = self.pair_counts[country_a[:, None], country_b[None, :]]
+        aa = np.zeros(met_to_a.shape, dtype=np.float32)
+        common = np.zeros(met_to_a.shape, dtype=np.float32)
+        for i, pos in enumerate(a):
+            if self._rows[pos].id in self.graph and self.graph.degree(self._rows[pos].id):
+                full_aa, full_common = self._network(int(pos), n)
+                aa[i], common[i] = full_aa[sel], full_common[sel]
+        degree_a, degree_b = c["degree"][a][:, None], c["degree"][rows][None, :]
+        inputs = dict(
+            distance_km=distance_km,
+            same_country=country_a[:, None] == country_b[None, :],
+            logpop_a=c["logpop"][a][:, None],
+            logpop_b=c["logpop"][rows][None, :],
+            pair_count=pair_count,
+            adamic_adar=aa,
+            common=common,
+            degree_a=degree_a,
+            degree_b=degree_b,
+            a_in_country_b=c["partners_in"][a[:, None], country_b[None, :]],
+            b_in_country_a=c["partners_in"][sel][:, country_a].T,
+        )
+        realism = self.realism.probability(feature_arrays(**inputs))
+        values = {
+            "complementarity": harmonic_mean(gain_a, gain_b),
+            "shared_priorities": shared,
+            "distance": np.exp(-distance_km / DISTANCE_SCALE_KM),
+            "corridor": corridor.astype(np.float32),
+            "language": language.astype(np.float32),
+            "timezone": np.clip((WORKDAY_HOURS - gap) / WORKDAY_HOURS, 0.0, 1.0),
+            "country_affinity": np.minimum(1.0, np.log1p(pair_count) / math.log1p(AFFINITY_SATURATION)),
+            "network": aa / (1.0 + aa),
+            "realism": realism,
+            "hub_damping": (_hubness(degree_a) + _hubness(degree_b)) / 2.0,
+            # not factors: what the explanation shows besides
+            "_gain_a": gain_a,
+            "_gain_b": gain_b,
+            "_distance_km": distance_km,
+        }
+        values = {name: np.broadcast_to(v, met_to_a.shape) for name, v in values.items()}
+        values["_realism_inputs"] = inputs
+        return values
+
+    def score(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The sum of weight × value over the factors (the parts of an explanation add up to this)."""
+        total = None
+        for name, weight in self.weights.factors().items():
+            part = weight * values[name].astype(np.float64)
+            total = part if total is None else total + part
+        return total
+
+    def check_masks(self, block: np.ndarray, rows: np.ndarray, values: dict, now: datetime) -> dict[str, np.ndarray]:
+        """Each constraint (see CHECKS) as a boolean array over (block, rows): True = passed."""
+        c = self._cols
+        a = np.asarray(block)
+        shape = (len(a), len(rows))
+        ids = self._rows
+        country_a, country_b = c["country"][a][:, None], c["country"][rows][None, :]
+        not_partners = np.ones(shape, dtype=bool)
+        not_declined = np.ones(shape, dtype=bool)
+        excluded = np.zeros(shape, dtype=bool)
+        identity = len(rows) == len(self._rows) and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
+        column = None if identity else {int(p): j for j, p in enumerate(rows)}
+
+        def col(city_id: str):
+            pos = self._position.get(city_id)
+            if pos is None:
+                return None
+            return pos if column is None else column.get(pos)
+
+        for i, pos in enumerate(a):
+            city = ids[pos]
+            for partner in self.graph.adj.get(city.id, ()):
+                if (j := col(partner)) is not None:
+                    not_partners[i, j] = False
+            for other, at in self.declined.get(city.id, {}).items():
+                if now - at < DECLINE_EXCLUSION and (j := col(other)) is not None:
+                    not_declined[i, j] = False
+            if city.excluded_countries:
+                bad = [self._countries.index[x] for x in city.excluded_countries if x in self._countries.index]
+                excluded[i] |= np.isin(c["country"][rows], bad)
+        for p in self._excluders:
+            j = col(self._rows[p].id)
+            if j is None:
+                continue
+            codes = set(self._rows[p].excluded_countries)
+            for i, pos in enumerate(a):
+                if ids[pos].country_code in codes:
+                    excluded[i, j] = True
+        capacity_ok = c["degree"] < c["capacity"]
+        same_ok = np.ones(shape, dtype=bool) if self.rules.allow_same_country else np.asarray(country_a != country_b)
+        return {
+            "not_itself": a[:, None] != np.asarray(rows)[None, :],
+            "published": np.broadcast_to(c["active"][a][:, None] & c["active"][rows][None, :], shape),
+            "not_partners": not_partners,
+            "not_declined": not_declined,
+            "city_capacity": np.broadcast_to(capacity_ok[a][:, None], shape),
+            "partner_capacity": np.broadcast_to(capacity_ok[rows][None, :], shape),
+            "countries_not_excluded": ~excluded,
+            "same_country_allowed": np.broadcast_to(same_ok, shape),
+            "eligible": np.broadcast_to(c["eligible"][a][:, None] & c["eligible"][rows][None, :], shape),
+            "both_gain": values["complementarity"] > 0,
+        }
+
+    # ------------------------------------------------------------------ answers
+
+    def allowed_scores(self, block: np.ndarray, rows: np.ndarray, *, now: datetime | None = None) -> np.ndarray:
+        """Scores of every pair (block[i], rows[j]); -inf where a constraint fails."""
+        rows = np.asarray(rows)
+        values = self.factor_values(block, rows)
+        scores = self.score(values)
+        allowed = np.ones(scores.shape, dtype=bool)
+        for mask in self.check_masks(block, rows, values, now or datetime.now(UTC)).values():
+            allowed &= mask
+        return np.where(allowed, scores, -np.inf)
+
+    def ranked(
+        self,
+        block: np.ndarray,
+        k: int,
+        *,
+        candidates: np.ndarray | None = None,
+        min_score: float = 0.0,
+        now: datetime | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """For each city of `block`, its top `k` allowed partners among `candidates` as (position, score)."""
+        rows = self.positions() if candidates is None else np.asarray(candidates)
+        scores = self.allowed_scores(block, rows, now=now)
+        scores[scores < min_score] = -np.inf
+        out = []
+        for i in range(len(block)):
+            row = scores[i]
+            kk = min(k, int(np.isfinite(row).sum()))
+            if kk == 0:
+                out.append([])
+                continue
+            top = np.argpartition(-row, kk - 1)[:kk]
+            top = top[np.lexsort((rows[top], -row[top]))]
+            out.append([(int(rows[j]), float(row[j])) for j in top])
+        return out
+
+    def ranked_all(
+        self,
+        positions: np.ndarray,
+        k: int,
+        *,
+        min_score: float = 0.0,
+        block_size: int = 64,
+        now: datetime | None = None,
+    ) -> dict[int, list[tuple[int, float]]]:
+        """Every city's top `k` among `positions` (blocks of cities scored at once)."""
+        positions = np.asarray(positions)
+        now = now or datetime.now(UTC)
+        found = {}
+        for start in range(0, len(positions), block_size):
+            block = positions[start : start + block_size]
+            for pos, top in zip(
+                block, self.ranked(block, k, candidates=positions, min_score=min_score, now=now), strict=True
+            ):
+                found[int(pos)] = top
+        return found
+
+    def suggest(
+        self,
+        city_id: str,
+        k: int,
+        *,
+        theme: str | None = None,
+        corridor: str | None = None,
+        country: str | None = None,
+        now: datetime | None = None,
+    ) -> list[Suggestion]:
+        """The top `k` partners for `city_id`, best first, each passing every constraint (CHECKS)."""
+        pos = self._position[city_id]
+        candidates = None
+        if theme or corridor or country:
+            keep = []
+            for p, row in enumerate(self._rows):
+                if country and row.country_code != country:
+                    continue
+                if corridor and corridor not in row.corridors:
+                    continue
+                if theme and not any(row.themes.get(theme, {}).get(x, 0) > 0 for x in ("offer", "need")):
+                    continue
+                keep.append(p)
+            candidates = np.array(keep, dtype=np.int64)
+            if not len(candidates):
+                return []
+        [top] = self.ranked(np.array([pos]), k, candidates=candidates, now=now)
+        if not top:
+            return []
+        partner_positions = np.array([p for p, _ in top])
+        values = self.factor_values(np.array([pos]), partner_positions)
+        result = []
+        for j, (p, _) in enumerate(top):
+            row = self._rows[p]
+            contributions = self._contributions({name: values[name][0, j] for name in FACTORS})
+            result.append(
+                Suggestion(
+                    city_id=row.id,
+                    name=row.name,
+                    country_code=row.country_code,
+                    score=round(sum(contributions.values()), 6),
+                    gain_to_city=round(float(values["_gain_a"][0, j]), 6),
+                    gain_to_partner=round(float(values["_gain_b"][0, j]), 6),
+                    contributions=contributions,
+                    themes_to_city=theme_flows(row, self._rows[pos]),
+                    themes_to_partner=theme_flows(self._rows[pos], row),
+                    constraints_passed=list(CHECKS),
+                )
+            )
+        return result
+
+    def _contributions(self, values: dict) -> dict[str, float]:
+        return {name: round(weight * float(values[name]), 6) + 0.0 for name, weight in self.weights.factors().items()}
+
+    def explain(self, a: str, b: str, *, now: datetime | None = None) -> Explanation:
+        """The score of any pair, its parts, the themes behind them, and each constraint passed or failed."""
+        now = now or datetime.now(UTC)
+        pa, pb = self._position[a], self._position[b]
+        block, rows = np.array([pa]), np.array([pb])
+        values = self.factor_values(block, rows)
+        masks = self.check_masks(block, rows, values, now)
+        row_a, row_b = self._rows[pa], self._rows[pb]
+        flat = {name: float(v[0, 0]) for name, v in values.items() if name != "_realism_inputs"}
+        contributions = self._contributions(flat)
+        checks = [Check(name, bool(masks[name][0, 0]), self._check_detail(name, row_a, row_b, now)) for name in CHECKS]
+        gains = (
+            f"{row_a.name} gains {flat['_gain_a']:.2f}, {row_b.name} gains {flat['_gain_b']:.2f} (share of needs met)"
+        )
+        checks[-1] = Check("both_gain", checks[-1].passed, gains)
+        shared = [t for t in THEME_IDS if min(level_of(row_a, t, "need"), level_of(row_b, t, "need")) > 0]
+        return Explanation(
+            city_a=a,
+            city_b=b,
+            score=round(sum(contributions.values()), 6),
+            eligible=all(check.passed for check in checks),
+            values={name: round(flat[name], 6) for name in FACTORS},
+            contributions=contributions,
+            gain_to_a=round(flat["_gain_a"], 6),
+            gain_to_b=round(flat["_gain_b"], 6),
+            themes_to_a=theme_flows(row_b, row_a),
+            themes_to_b=theme_flows(row_a, row_b),
+            shared_needs=sorted(shared, key=lambda t: -min(level_of(row_a, t, "need"), level_of(row_b, t, "need"))),
+            checks=checks,
+            distance_km=round(flat["_distance_km"], 1),
+        )
+
+    def _check_detail(self, name: str, a: CityRow, b: CityRow, now: datetime) -> str:
+        degree = self._cols["degree"]
+        da, db = int(degree[self._position[a.id]]), int(degree[self._position[b.id]])
+        at = self.declined.get(a.id, {}).get(b.id)
+        rules = self.rules
+        return {
+            "not_itself": "a city is never its own partner",
+            "published": f"{a.name} is {a.status}, {b.name} is {b.status}",
+            "not_partners": "already partners" if self.graph.has_edge(a.id, b.id) else "not yet partners",
+            "not_declined": (
+                f"declined on {at.date().isoformat()} (excluded for 12 months)"
+                if at and now - at < DECLINE_EXCLUSION
+                else "not declined within 12 months"
+            ),
+            "city_capacity": f"{a.name} has {da} partners, capacity {a.capacity}",
+            "partner_capacity": f"{b.name} has {db} partners, capacity {b.capacity}",
+            "countries_not_excluded": (
+                f"{a.name} excludes {sorted(a.excluded_countries) or 'no country'}, "
+                f"{b.name} excludes {sorted(b.excluded_countries) or 'no country'}"
+            ),
+            "same_country_allowed": (
+                f"{a.country_code}–{b.country_code}; same-country pairs "
+                + ("allowed" if rules.allow_same_country else "not allowed")
+            ),
+            "eligible": "; ".join(self.eligibility_failures(a) + self.eligibility_failures(b))
+            or f"rules: population ≥ {rules.min_population:,}"
+            + (f", theme {rules.required_theme}" if rules.required_theme else ""),
+            "both_gain": "both cities must gain",
+        }[name]
+
+    def degree_counts(self) -> Counter:
+        return Counter(dict(self.graph.degree()))
 
 
-def _coverage(offers: np.ndarray, need: np.ndarray) -> np.ndarray:
-    """Share of one city's `need` that each row of `offers` meets."""
-    total = need.sum()
-    if total == 0:
-        return np.zeros(len(offers), dtype=np.float32)
-    return np.minimum(offers, need).sum(axis=1) / total
+def level_of(row: CityRow, theme: str, kind: str) -> int:
+    return int(row.themes.get(theme, {}).get(kind, 0))
 
 
-def _coverage_rows(offer: np.ndarray, needs: np.ndarray) -> np.ndarray:
-    """Share of each row of `needs` that one city's `offer` meets."""
-    totals = needs.sum(axis=1)
-    met = np.minimum(needs, offer).sum(axis=1)
-    return np.divide(met, totals, out=np.zeros_like(totals), where=totals > 0)
-
-
-def _resized(array: np.ndarray, capacity: int) -> np.ndarray:
-    grown = np.zeros((capacity, array.shape[1]), dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown
+def theme_flows(giver: CityRow, taker: CityRow, top: int = 3) -> list[ThemeFlow]:
+    """The themes where `giver` meets `taker`'s needs, strongest first."""
+    flows = [
+        ThemeFlow(t, giver.name, level_of(giver, t, "offer"), taker.name, level_of(taker, t, "need"))
+        for t in THEME_IDS
+        if min(level_of(giver, t, "offer"), level_of(taker, t, "need")) > 0
+    ]
+    flows.sort(key=lambda f: (-min(f.offer, f.need), -f.need, f.theme))
+    return flows[:top]

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from citypair_matching import service
 from citypair_matching.config import Settings
-from citypair_matching.core import MatchIndex
+from citypair_matching.core import MatchIndex, Rules
 from citypair_matching.handlers import event_handlers
 from citypair_matching.models import Inbox, Outbox
 from citypair_matching.router import router
@@ -14,7 +14,13 @@ from citypair_shared.runtime import Runtime
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    index = MatchIndex()
+    index = MatchIndex(
+        rules=Rules(
+            allow_same_country=settings.allow_same_country,
+            min_population=settings.min_population,
+            required_theme=settings.required_theme,
+        )
+    )
 
     async def rebuild_index(runtime: Runtime) -> None:
         async with runtime.session_factory() as session:

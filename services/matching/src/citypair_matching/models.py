@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, String, func
+from sqlalchemy import JSON, Float, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
@@ -41,3 +41,38 @@ class Outbox(OutboxMixin, Base):
 
 class Inbox(InboxMixin, Base):
     __tablename__ = "inbox"
+
+
+class MatchDecision(Base):
+    """One city's decision on a pair (`city_a` < `city_b`); kept, never overwritten (the weights report reads them)."""
+
+    __tablename__ = "match_decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    city_a: Mapped[str] = mapped_column(String(36), index=True)
+    city_b: Mapped[str] = mapped_column(String(36), index=True)
+    city_id: Mapped[str] = mapped_column(String(36))
+    decision: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(36))
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    score: Mapped[float] = mapped_column(Float)
+    weights_version: Mapped[str] = mapped_column(String(40))
+    record: Mapped[dict] = mapped_column(JSON)
+
+
+class MatchRound(Base):
+    """A programme round: what was asked, and the pairing it produced."""
+
+    __tablename__ = "match_round"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    request: Mapped[dict] = mapped_column(JSON)
+    pairs: Mapped[list] = mapped_column(JSON)
+    unmatched: Mapped[list] = mapped_column(JSON)
+    total_score: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(80))
+    weights_version: Mapped[str] = mapped_column(String(40))

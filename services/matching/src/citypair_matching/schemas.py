@@ -1,16 +1,179 @@
-from pydantic import BaseModel
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from citypair_shared.deps import Timestamp
+
+
+class ThemeFlowOut(BaseModel):
+    theme: str
+    giver: str
+    offer: int
+    taker: str
+    need: int
+    text: str = Field(description='e.g. "Xi\'an offers ai at 5, Almaty needs it at 4"')
 
 
 class PartnerOut(BaseModel):
     city_id: str
     name: str
     country_code: str
-    score: float
-    gain_to_city: float
-    gain_to_partner: float
+    score: float = Field(description="The sum of `contributions`")
+    gain_to_city: float = Field(description="Share of the city's needs this partner meets")
+    gain_to_partner: float = Field(description="Share of the partner's needs the city meets")
+    contributions: dict[str, float] = Field(description="Each factor's weight × value")
+    themes_to_city: list[ThemeFlowOut]
+    themes_to_partner: list[ThemeFlowOut]
+    constraints_passed: list[str]
+
+
+class RulesOut(BaseModel):
+    allow_same_country: bool
+    min_population: int
+    required_theme: str | None
 
 
 class PartnersOut(BaseModel):
     city_id: str
     weights_version: str
+    weights: dict[str, float]
+    rules: RulesOut
+    city_constraints: list["CheckOut"] = Field(description="Constraints on the city itself (capacity, eligibility)")
     items: list[PartnerOut]
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class DecisionState(BaseModel):
+    city_id: str
+    decision: Literal["accept", "decline"] | None
+    reason: str | None = None
+    decided_at: Timestamp | None = None
+
+
+class MatchOut(BaseModel):
+    city_a: str
+    city_b: str
+    score: float = Field(description="The sum of `contributions`")
+    eligible: bool = Field(description="True when every check passed: the pair may be suggested")
+    weights_version: str
+    weights: dict[str, float]
+    values: dict[str, float] = Field(description="Each factor's value in [0, 1]")
+    contributions: dict[str, float]
+    gain_to_a: float
+    gain_to_b: float
+    themes_to_a: list[ThemeFlowOut]
+    themes_to_b: list[ThemeFlowOut]
+    shared_needs: list[str]
+    distance_km: float
+    checks: list[CheckOut]
+    rules: RulesOut
+    decisions: list[DecisionState] = []
+    status: Literal["open", "accepted", "declined"] = "open"
+
+
+class DeclineReason(StrEnum):
+    not_a_priority = "not_a_priority"
+    themes_do_not_fit = "themes_do_not_fit"
+    too_far = "too_far"
+    language = "language"
+    no_capacity = "no_capacity"
+    existing_cooperation_elsewhere = "existing_cooperation_elsewhere"
+    policy = "policy"
+    other = "other"
+
+
+class AcceptReason(StrEnum):
+    complementary_themes = "complementary_themes"
+    shared_priorities = "shared_priorities"
+    existing_ties = "existing_ties"
+    corridor = "corridor"
+    other = "other"
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "decline"]
+    reason: DeclineReason | AcceptReason = Field(
+        description="Why: for a decline one of DeclineReason, for an accept one of AcceptReason"
+    )
+    text: str = Field("", max_length=2000)
+
+
+class DecisionOut(BaseModel):
+    city_a: str
+    city_b: str
+    city_id: str = Field(description="The city this decision was made for")
+    decision: str
+    reason: str
+    text: str
+    decided_at: Timestamp
+    status: Literal["open", "accepted", "declined"]
+    score: float
+    weights_version: str
+
+
+class RoundCities(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    city_ids: list[str] = Field([], max_length=25_000, description="Cities by id (ANDed with the other filters)")
+    countries: list[str] = Field([], max_length=250, description="ISO 3166-1 alpha-2")
+    corridors: list[str] = Field([], max_length=10)
+
+
+class RoundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cities: RoundCities = RoundCities()
+    capacity: int = Field(1, ge=1, le=20, description="New partners per city at most")
+    min_score: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class RoundPairOut(BaseModel):
+    city_ids: list[str]
+    names: list[str]
+    score: float
+
+
+class UnmatchedOut(BaseModel):
+    city_id: str
+    name: str
+    reason: str
+
+
+class RoundOut(BaseModel):
+    id: str
+    created_at: Timestamp
+    created_by: str
+    request: RoundIn
+    method: str
+    weights_version: str
+    total_score: float
+    pairs: list[RoundPairOut]
+    unmatched: list[UnmatchedOut]
+
+
+class ClusterMemberOut(BaseModel):
+    city_id: str
+    name: str
+    country_code: str
+
+
+class ClusterOut(BaseModel):
+    members: list[ClusterMemberOut]
+    cohesion: float = Field(description="Mean score over all pairs of members")
+    min_pair_score: float
+    shared_themes: list[str]
+
+
+class ClustersOut(BaseModel):
+    weights_version: str
+    size: int
+    theme: str | None
+    items: list[ClusterOut]

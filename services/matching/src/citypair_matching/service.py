@@ -1,12 +1,24 @@
-"""Matching use cases: keep the projection and the graph, and answer for suggestions."""
+"""Matching use cases: keep the projection and the graph, answer for suggestions, record decisions, run rounds."""
 
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from citypair_matching.core import CityRow, MatchIndex
-from citypair_matching.models import CityProjection, Partnership
+from citypair_matching import clusters as clustering
+from citypair_matching import rounds as rounding
+from citypair_matching.core import CityRow, Explanation, MatchIndex
+from citypair_matching.models import CityProjection, MatchDecision, MatchRound, Partnership
+from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
+from citypair_shared.auth import Principal
 from citypair_shared.db import after_commit
-from citypair_shared.events import CitySnapshot
+from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, RoundCompleted, new_event
+from citypair_shared.outbox import OutboxRelay
+from citypair_shared.problems import Problem, invalid
+
+SOURCE = "citypair/matching"
 
 
 def _row(city: CitySnapshot) -> CityRow:
@@ -18,6 +30,14 @@ def _row(city: CitySnapshot) -> CityRow:
         country_code=city.country_code,
         status=city.status,
         themes=themes,
+        latitude=city.latitude,
+        longitude=city.longitude,
+        population=city.population,
+        timezone=city.timezone,
+        languages=tuple(city.languages),
+        corridors=tuple(city.corridors),
+        capacity=city.capacity,
+        excluded_countries=tuple(city.excluded_countries),
     )
 
 
@@ -65,3 +85,191 @@ async def load_index(*, session: AsyncSession, index: MatchIndex) -> None:
         index.upsert(_row(CitySnapshot.model_validate(city.snapshot)))
     for edge in await session.scalars(select(Partnership)):
         index.add_partnership(edge.city_a, edge.city_b)
+    for decision in await session.scalars(select(MatchDecision).where(MatchDecision.decision == "decline")):
+        index.add_decline(decision.city_a, decision.city_b, decision.decided_at)
+
+
+# ---------------------------------------------------------------------- decisions
+
+
+async def latest_decisions(session: AsyncSession, a: str, b: str) -> dict[str, MatchDecision]:
+    """Each city's latest decision on the pair."""
+    lo, hi = sorted((a, b))
+    rows = await session.scalars(
+        select(MatchDecision).where(MatchDecision.city_a == lo, MatchDecision.city_b == hi).order_by(MatchDecision.id)
+    )
+    return {row.city_id: row for row in rows}
+
+
+def pair_status(decisions: dict[str, MatchDecision], a: str, b: str) -> str:
+    mine = [decisions.get(a), decisions.get(b)]
+    if any(d is not None and d.decision == "decline" for d in mine):
+        return "declined"
+    if all(d is not None and d.decision == "accept" for d in mine):
+        return "accepted"
+    return "open"
+
+
+def deciding_city(user: Principal, a: str, b: str) -> str | None:
+    """The city of the pair the official decides for (the first they represent), or None."""
+    return next((c for c in (a, b) if user.official_of(c)), None)
+
+
+def _record(explanation: Explanation, index: MatchIndex) -> dict:
+    a, b = index.city(explanation.city_a), index.city(explanation.city_b)
+    return {
+        "score": explanation.score,
+        "contributions": explanation.contributions,
+        "values": explanation.values,
+        "weights_version": index.weights.version,
+        "realism_version": index.realism.version,
+        "profile_versions": {a.id: a.version, b.id: b.version},
+        "themes": sorted({f.theme for f in explanation.themes_to_a + explanation.themes_to_b}),
+        "rules": index.rules.describe(),
+    }
+
+
+async def decide(
+    *,
+    session: AsyncSession,
+    relay: OutboxRelay,
+    index: MatchIndex,
+    user: Principal,
+    city_id: str,
+    other_id: str,
+    body: DecisionIn,
+) -> tuple[MatchDecision, str]:
+    """Record `city_id`'s decision on the pair; publish accepted (both accepted) or declined through the outbox."""
+    allowed = DeclineReason if body.decision == "decline" else AcceptReason
+    if body.reason not in {r.value for r in allowed}:
+        raise invalid("reason", f"for {body.decision!r} use one of {[r.value for r in allowed]}")
+    explanation = index.explain(city_id, other_id)
+    if body.decision == "accept" and not explanation.eligible:
+        failed = [c for c in explanation.checks if not c.passed]
+        raise Problem(
+            409,
+            "Pair excluded",
+            "this pair fails: " + "; ".join(f"{c.name} ({c.detail})" for c in failed),
+            type_="/problems/pair-excluded",
+            failed_checks=[c.name for c in failed],
+        )
+    record = _record(explanation, index)
+    lo, hi = sorted((city_id, other_id))
+    decision = MatchDecision(
+        city_a=lo,
+        city_b=hi,
+        city_id=city_id,
+        decision=body.decision,
+        reason=str(body.reason),
+        text=body.text,
+        decided_by=user.user_id,
+        decided_at=datetime.now(UTC),
+        score=explanation.score,
+        weights_version=index.weights.version,
+        record=record,
+    )
+    session.add(decision)
+    await session.flush()
+    decisions = await latest_decisions(session, lo, hi)
+    status = pair_status(decisions, lo, hi)
+    if body.decision == "decline":
+        at = decision.decided_at
+        after_commit(session, lambda: index.add_decline(lo, hi, at))
+        data = MatchDeclined(
+            city_ids=[lo, hi],
+            reason=str(body.reason),
+            declined_by_city=city_id,
+            text=body.text,
+            score=explanation.score,
+            weights_version=index.weights.version,
+        )
+        relay.add(session, new_event(data, source=SOURCE, subject=f"{lo}/{hi}"))
+    elif status == "accepted":
+        data = MatchAccepted(
+            city_ids=[lo, hi],
+            score=explanation.score,
+            factors=explanation.contributions,
+            weights_version=index.weights.version,
+            profile_versions=record["profile_versions"],
+            themes=record["themes"],
+            realism_version=index.realism.version,
+            decided_by={c: d.decided_by for c, d in decisions.items()},
+        )
+        relay.add(session, new_event(data, source=SOURCE, subject=f"{lo}/{hi}"))
+        await record_partnerships(
+            session=session, index=index, pairs=[(lo, hi)], source="match", reference=lo + "/" + hi
+        )
+    await session.commit()
+    return decision, status
+
+
+# ---------------------------------------------------------------------- rounds
+
+
+def round_positions(index: MatchIndex, body: RoundIn) -> np.ndarray:
+    wanted = body.cities
+    unknown = [c for c in wanted.city_ids if c not in index]
+    if unknown:
+        raise invalid("cities.city_ids", f"unknown cities {unknown[:10]}")
+    ids = set(wanted.city_ids)
+    keep = []
+    for pos in index.positions():
+        row = index.row_at(int(pos))
+        if ids and row.id not in ids:
+            continue
+        if wanted.countries and row.country_code not in wanted.countries:
+            continue
+        if wanted.corridors and not set(wanted.corridors) & set(row.corridors):
+            continue
+        if row.status == "published":
+            keep.append(int(pos))
+    return np.array(keep, dtype=np.int64)
+
+
+async def run_round(
+    *, session: AsyncSession, relay: OutboxRelay, index: MatchIndex, user: Principal, body: RoundIn
+) -> MatchRound:
+    positions = round_positions(index, body)
+    result = rounding.pair_round(
+        index, positions, capacity=body.capacity, min_score=body.min_score, now=datetime.now(UTC)
+    )
+    row = index.row_at
+    stored = MatchRound(
+        id=str(uuid.uuid4()),
+        created_by=user.user_id,
+        created_at=datetime.now(UTC),
+        request=body.model_dump(mode="json"),
+        pairs=[
+            {"city_ids": [row(u).id, row(v).id], "names": [row(u).name, row(v).name], "score": round(s, 6)}
+            for u, v, s in result.pairs
+        ],
+        unmatched=[{"city_id": row(p).id, "name": row(p).name, "reason": r} for p, r in result.unmatched.items()],
+        total_score=result.total,
+        method=result.method,
+        weights_version=index.weights.version,
+    )
+    session.add(stored)
+    data = RoundCompleted(
+        round_id=stored.id,
+        pairs=[p["city_ids"] for p in stored.pairs],
+        total_score=stored.total_score,
+        capacity=body.capacity,
+        min_score=body.min_score,
+        unmatched={u["city_id"]: u["reason"] for u in stored.unmatched},
+        weights_version=stored.weights_version,
+    )
+    relay.add(session, new_event(data, source=SOURCE, subject=stored.id))
+    await session.commit()
+    return stored
+
+
+def find_clusters(index: MatchIndex, *, theme: str | None, size: int, limit: int) -> list[clustering.Cluster]:
+    keep = [
+        int(p)
+        for p in index.positions()
+        if index.row_at(int(p)).status == "published"
+        and (theme is None or any(index.row_at(int(p)).themes.get(theme, {}).get(x, 0) >= 3 for x in ("offer", "need")))
+    ]
+    return clustering.find_clusters(
+        index, np.array(keep, dtype=np.int64), size=size, limit=limit, now=datetime.now(UTC)
+    )

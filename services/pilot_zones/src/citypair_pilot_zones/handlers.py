@@ -1,15 +1,21 @@
 """Events `pilot_zones` consumes, and what each does."""
 
 from citypair_pilot_zones import service
-from citypair_shared.events import CityRegistered, CityRetired, CityUpdated, CloudEvent
+from citypair_shared.events import CityRegistered, CityRetired, CityUpdated, CloudEvent, MatchAccepted
 
 
 async def on_city_snapshot(event: CloudEvent, session) -> None:
     await service.apply_city(session=session, city=event.parsed().city)
 
 
+async def on_match_accepted(event: CloudEvent, session) -> None:
+    """An accepted match becomes a draft proposal for the pair (once: the inbox and the match key see to it)."""
+    await service.create_from_match(session=session, match=event.parsed(), event_id=event.id)
+
+
 EVENT_HANDLERS = {
     CityRegistered.event_type: on_city_snapshot,
     CityUpdated.event_type: on_city_snapshot,
     CityRetired.event_type: on_city_snapshot,
+    MatchAccepted.event_type: on_match_accepted,
 }

@@ -1,6 +1,6 @@
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from citypair_shared.db import UtcDateTime, new_metadata
@@ -31,9 +31,33 @@ class Proposal(Base):
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30), index=True)
     city_ids: Mapped[list] = mapped_column(JSON)
+    lead_city_id: Mapped[str] = mapped_column(String(36), server_default="")
     # Sorted member ids joined: finds a duplicate open proposal for the same cities.
     member_key: Mapped[str] = mapped_column(String(800), index=True)
+    # city id -> {"by": user id, "at": ISO time}: a member city's officials confirmed its membership.
+    confirmations: Mapped[dict] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     themes: Mapped[list] = mapped_column(JSON, default=list)
+    objectives: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    activities: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    budget_amount: Mapped[float | None] = mapped_column(Float)
+    budget_currency: Mapped[str | None] = mapped_column(String(3))
+    budget_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    funding_sources: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    milestones: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # The earliest due date of a milestone not yet done (kept with `milestones`): finds overdue work in SQL.
+    open_milestone_due: Mapped[date | None] = mapped_column(Date, index=True)
+    kpis: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    documents: Mapped[list] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # The score record of the match the proposal came from, as it was (never recomputed).
+    score_record: Mapped[dict | None] = mapped_column(JSON)
+    # Sorted member ids + weights version of that match: one draft per accepted match, however often it arrives.
+    match_key: Mapped[str | None] = mapped_column(String(900), unique=True)
+    coordinator_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    last_activity_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    # Set when a staleness episode was flagged (and its event staged); cleared when the proposal is no longer stale.
+    stale_flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), onupdate=func.now())
@@ -52,6 +76,36 @@ class Transition(Base):
     actor_id: Mapped[str] = mapped_column(String(36))
     comment: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
+class TimelineEntry(Base):
+    """The append-only audit log of a proposal: every change, confirmation, assignment and transition."""
+
+    __tablename__ = "timeline_entry"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposal.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Entries about private reviewer notes are shown to coordinators only.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
+class Comment(Base):
+    """A threaded comment; `private` ones are reviewer notes that only coordinators see."""
+
+    __tablename__ = "comment"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposal.id"), index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("comment.id"))
+    author_id: Mapped[str] = mapped_column(String(36))
+    body: Mapped[str] = mapped_column(Text)
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class Outbox(OutboxMixin, Base):

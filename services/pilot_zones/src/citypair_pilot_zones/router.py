@@ -1,23 +1,61 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import PlainTextResponse
 
-from citypair_pilot_zones import service
-from citypair_pilot_zones.schemas import ProposalCreate, ProposalOut, TransitionIn
-from citypair_pilot_zones.workflow import Status, allowed_from
-from citypair_shared.auth import CurrentUser, Principal
+from citypair_pilot_zones import service, sweeper, tabular
+from citypair_pilot_zones.schemas import (
+    AssignIn,
+    CommentIn,
+    OpenPilotZone,
+    ProposalBoard,
+    ProposalComment,
+    ProposalCreate,
+    ProposalOut,
+    ProposalTimelineEntry,
+    ProposalUpdate,
+    StaleSweepReport,
+    TransitionIn,
+)
+from citypair_pilot_zones.service import ProposalFilter
+from citypair_pilot_zones.workflow import Status
+from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
 from citypair_shared.problems import problem_responses
+from citypair_shared.themes import ThemeId
 
 router = APIRouter(prefix="/api/v1/pilot-zones", tags=["pilot zones"])
+open_data_router = APIRouter(prefix="/api/v1/open-data/pilot-zones", tags=["open data"])
 NO_PROPOSAL = {404: "No such pilot zone"}
+IfMatch = Annotated[str | None, Header(max_length=100, description="The ETag you read; 412 if it is stale")]
+Reviewer = Annotated[Principal, require_roles("admin", "coordinator")]
 
 
-def _out(proposal, user: Principal) -> ProposalOut:
-    """The proposal, with the transitions *this user* may make now (what the page offers)."""
-    allowed = set(allowed_from(Status(proposal.status))) & service.user_moves(user, proposal)
-    fields = {c: getattr(proposal, c) for c in ProposalOut.model_fields if c != "allowed_transitions"}
-    return ProposalOut.model_validate({**fields, "allowed_transitions": sorted(allowed)})
+def _etag(response: Response, proposal) -> None:
+    response.headers["ETag"] = f'"{proposal.version}"'
+
+
+async def _out(session, proposal, user: Principal, runtime) -> ProposalOut:
+    return (await service.to_out_many(session, [proposal], user, stale_after=sweeper.stale_after(runtime)))[0]
+
+
+def proposal_filter(
+    status: Status | None = None,
+    city_id: Annotated[str | None, Query(min_length=1, max_length=36, description="A member city")] = None,
+    theme: ThemeId | None = None,
+    coordinator_id: Annotated[str | None, Query(min_length=1, max_length=36)] = None,
+    overdue: Annotated[bool | None, Query(description="With (true) or without (false) an overdue milestone")] = None,
+) -> ProposalFilter:
+    return ProposalFilter(
+        status=status.value if status else None,
+        city_id=city_id,
+        theme=theme.value if theme else None,
+        coordinator_id=coordinator_id,
+        overdue=overdue,
+    )
+
+
+Filters = Annotated[ProposalFilter, Depends(proposal_filter)]
 
 
 @router.post(
@@ -26,38 +64,206 @@ def _out(proposal, user: Principal) -> ProposalOut:
     response_model=ProposalOut,
     responses=problem_responses(401, 403, 422, described={409: "An open proposal for these cities exists"}),
 )
-async def create_proposal(body: ProposalCreate, response: Response, session: SessionDep, user: CurrentUser):
+async def create_proposal(
+    body: ProposalCreate, response: Response, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
+):
     """Draft a pilot-zone proposal for two or more known cities, one of them the caller's."""
     proposal = await service.create(session=session, user=user, data=body)
     response.headers["Location"] = f"/api/v1/pilot-zones/{proposal.id}"
-    return _out(proposal, user)
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
 
 
 @router.get("", response_model=Page[ProposalOut], responses=problem_responses(401, 422))
-async def list_proposals(
-    session: SessionDep, page: PageDep, user: CurrentUser, status: Annotated[Status | None, Query()] = None
+async def list_proposals(session: SessionDep, runtime: RuntimeDep, page: PageDep, user: CurrentUser, filters: Filters):
+    """Proposals, newest first, filtered by status, member city, theme, coordinator, overdue milestones."""
+    items, total = await service.list_proposals(session=session, limit=page.limit, offset=page.offset, filters=filters)
+    out = await service.to_out_many(session, items, user, stale_after=sweeper.stale_after(runtime))
+    return Page[ProposalOut](items=out, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/board", response_model=ProposalBoard, responses=problem_responses(401))
+async def board(session: SessionDep, runtime: RuntimeDep, _: CurrentUser):
+    """Counts per status (for a board), and how many are stale or have an overdue milestone."""
+    return await service.board(session=session, stale_after=sweeper.stale_after(runtime))
+
+
+@router.get(
+    "/export",
+    responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The filtered proposals"},
+        **problem_responses(401, 403, 422),
+    },
+)
+async def export(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    filters: Filters,
+    format: Literal["csv", "json"] = "csv",
 ):
-    items, total = await service.list_proposals(session=session, limit=page.limit, offset=page.offset, status=status)
-    return Page[ProposalOut](items=[_out(p, user) for p in items], total=total, limit=page.limit, offset=page.offset)
+    """Proposals as CSV or JSON: coordinators and admins export all, officials those of their cities."""
+    if not user.has_role("admin", "coordinator"):
+        if not user.has_role("official"):
+            raise forbidden("exports are for coordinators, admins and officials of member cities")
+        filters = ProposalFilter(**{**filters.__dict__, "only_cities": frozenset(user.city_ids)})
+    proposals = await service.export(session=session, filters=filters)
+    out = await service.to_out_many(session, proposals, user, stale_after=sweeper.stale_after(runtime))
+    if format == "json":
+        return [p.model_dump(mode="json", exclude={"allowed_transitions"}) for p in out]
+    return PlainTextResponse(
+        tabular.to_csv(out),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="pilot-zones.csv"'},
+    )
+
+
+@router.post("/stale-sweep", response_model=StaleSweepReport, responses=problem_responses(401, 403))
+async def stale_sweep(runtime: RuntimeDep, _: Reviewer):
+    """Run the stale sweep now (it also runs periodically): flags stale active proposals, one event per episode."""
+    return await sweeper.sweep_once(runtime)
 
 
 @router.get("/{proposal_id}", response_model=ProposalOut, responses=problem_responses(401, 422, described=NO_PROPOSAL))
-async def get_proposal(proposal_id: IdPath, session: SessionDep, user: CurrentUser):
-    return _out(await service.get(session=session, proposal_id=proposal_id), user)
+async def get_proposal(
+    proposal_id: IdPath, response: Response, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
+):
+    proposal = await service.get(session=session, proposal_id=proposal_id)
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
+
+
+@router.patch(
+    "/{proposal_id}",
+    response_model=ProposalOut,
+    responses=problem_responses(
+        401, 403, 412, 422, described={**NO_PROPOSAL, 409: "Not editable in this state, or a duplicate"}
+    ),
+)
+async def update_proposal(
+    proposal_id: IdPath,
+    body: ProposalUpdate,
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    if_match: IfMatch = None,
+):
+    """Edit a draft (member officials), or track delivery (milestones, KPIs, documents) once approved;
+    send the `ETag` you read as `If-Match` to refuse overwriting someone else's change."""
+    proposal = await service.update(session=session, user=user, proposal_id=proposal_id, data=body, if_match=if_match)
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
 
 
 @router.post(
     "/{proposal_id}/transitions",
     response_model=ProposalOut,
     responses=problem_responses(
-        401, 403, 422, described={**NO_PROPOSAL, 409: "The proposal's state does not allow this move"}
+        401, 403, 412, 422, described={**NO_PROPOSAL, 409: "The proposal's state does not allow this move"}
     ),
 )
 async def transition(
-    proposal_id: IdPath, body: TransitionIn, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
+    proposal_id: IdPath,
+    body: TransitionIn,
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    if_match: IfMatch = None,
 ):
-    """Move the proposal to `to`: 403 if this user may not, 409 if the state does not allow it (both list what may)."""
+    """Move the proposal to `to`: 403 if this user may not, 409 if the state does not allow it (both list what may).
+
+    Submitting needs every member city's confirmation (409 lists the `unconfirmed`)."""
     proposal = await service.transition(
-        session=session, relay=runtime.relay, user=user, proposal_id=proposal_id, to=body.to, comment=body.comment
+        session=session,
+        relay=runtime.relay,
+        user=user,
+        proposal_id=proposal_id,
+        to=body.to,
+        comment=body.comment,
+        if_match=if_match,
     )
-    return _out(proposal, user)
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
+
+
+@router.post(
+    "/{proposal_id}/members/{city_id}/confirm",
+    response_model=ProposalOut,
+    responses=problem_responses(
+        401, 403, 422, described={404: "No such pilot zone or member city", 409: "Not open for confirmation"}
+    ),
+)
+async def confirm_membership(
+    proposal_id: IdPath,
+    city_id: IdPath,
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+):
+    """An official of `city_id` confirms the city's membership (every member must, before submission)."""
+    proposal = await service.confirm_membership(session=session, user=user, proposal_id=proposal_id, city_id=city_id)
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
+
+
+@router.post(
+    "/{proposal_id}/assign",
+    response_model=ProposalOut,
+    responses=problem_responses(401, 403, 422, described={**NO_PROPOSAL, 409: "The proposal is closed"}),
+)
+async def assign(
+    proposal_id: IdPath, body: AssignIn, response: Response, session: SessionDep, runtime: RuntimeDep, user: Reviewer
+):
+    """Assign a coordinator (yourself by default); the assigned coordinator makes the decisions."""
+    proposal = await service.assign(
+        session=session, user=user, proposal_id=proposal_id, coordinator_id=body.coordinator_id, comment=body.comment
+    )
+    _etag(response, proposal)
+    return await _out(session, proposal, user, runtime)
+
+
+@router.get(
+    "/{proposal_id}/timeline",
+    response_model=Page[ProposalTimelineEntry],
+    responses=problem_responses(401, 422, described=NO_PROPOSAL),
+)
+async def timeline(proposal_id: IdPath, session: SessionDep, page: PageDep, user: CurrentUser):
+    """Every change and transition, oldest first (append-only)."""
+    items, total = await service.timeline(
+        session=session, user=user, proposal_id=proposal_id, limit=page.limit, offset=page.offset
+    )
+    return Page[ProposalTimelineEntry](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get(
+    "/{proposal_id}/comments",
+    response_model=Page[ProposalComment],
+    responses=problem_responses(401, 422, described=NO_PROPOSAL),
+)
+async def list_comments(proposal_id: IdPath, session: SessionDep, page: PageDep, user: CurrentUser):
+    """The comments, oldest first (threads by `parent_id`); private reviewer notes only for coordinators."""
+    items, total = await service.comments(
+        session=session, user=user, proposal_id=proposal_id, limit=page.limit, offset=page.offset
+    )
+    return Page[ProposalComment](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post(
+    "/{proposal_id}/comments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProposalComment,
+    responses=problem_responses(401, 403, 422, described=NO_PROPOSAL),
+)
+async def add_comment(proposal_id: IdPath, body: CommentIn, session: SessionDep, user: CurrentUser):
+    """Comment (member officials, coordinators), or answer one with `parent_id`; `private` notes are coordinators'."""
+    return await service.add_comment(session=session, user=user, proposal_id=proposal_id, data=body)
+
+
+@open_data_router.get("", response_model=Page[OpenPilotZone], responses=problem_responses(422))
+async def open_pilot_zones(session: SessionDep, page: PageDep):
+    """Approved, active and completed pilot zones as open data, readable without signing in."""
+    items, total = await service.open_data(session=session, limit=page.limit, offset=page.offset)
+    return Page[OpenPilotZone](items=items, total=total, limit=page.limit, offset=page.offset)

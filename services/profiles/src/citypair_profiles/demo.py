@@ -83,6 +83,8 @@ def demo_cities(min_population: int = MIN_POPULATION) -> list[dict]:
             "corridors": corridors[c["countrycode"]],
             "themes": demo_theme_levels(c["geonameid"]),
             "indicators": demo_indicators(c["geonameid"]),
+            # Room for new partners beside the real twin cities they already have.
+            "capacity": 20,
             "demo": True,
         }
         for c in chosen

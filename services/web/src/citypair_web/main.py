@@ -1,18 +1,42 @@
 """The one wiring point of the web service."""
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
+from citypair_web.api import Api
 from citypair_web.config import Settings
-from citypair_web.router import router
+from citypair_web.pages import page_for, redirect
+from citypair_web.router import NotSignedIn, router
+from citypair_web.sessions import SessionStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = build_app(title="citypair web", runtime=Runtime(settings), routers=[router])
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.state.sessions = SessionStore(lifetime_seconds=settings.session_hours * 3600)
+    app.state.api = Api(settings.api_url)
+
+    runtime_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async with runtime_lifespan(app):
+            yield
+        await app.state.api.close()
+
+    app.router.lifespan_context = lifespan
+
+    @app.exception_handler(NotSignedIn)
+    async def _sign_in_first(request: Request, exc: NotSignedIn):
+        page = page_for(request)
+        if request.url.path == "/":
+            return page.render("signin.html")
+        return redirect("/?next=" + request.url.path)
+
     return app

@@ -1,13 +1,400 @@
-from pathlib import Path
+"""The pages. Each calls the API as the signed-in user; the services decide what is allowed."""
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+from citypair_shared.themes import THEME_IDS
+from citypair_web import forms
+from citypair_web.api import SignedOut
+from citypair_web.graphics import HEIGHT, WIDTH, land_path, network_layout, project
+from citypair_web.pages import Page, csrf_ok, page_for, redirect
+from citypair_web.sessions import COOKIE
+
 router = APIRouter(include_in_schema=False)
+PageDep = Annotated[Page, Depends(page_for)]
+DECLINE_REASONS = (
+    "not_a_priority",
+    "themes_do_not_fit",
+    "too_far",
+    "language",
+    "no_capacity",
+    "existing_cooperation_elsewhere",
+    "policy",
+    "other",
+)
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def signed_in(page: Page) -> Page:
+    if page.session is None:
+        raise NotSignedIn()
+    return page
+
+
+async def api(page: Page, method: str, path: str, **kwargs):
+    try:
+        return await page.request.app.state.api.call(page.session, method, path, **kwargs)
+    except SignedOut as exc:
+        page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
+        raise NotSignedIn() from exc
+
+
+def failure(page: Page, response) -> HTMLResponse:
+    key = {403: "not_allowed", 404: "not_found"}.get(response.status_code, "error")
+    detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
+    return page.render("error.html", status_code=response.status_code, message=page.t(key), detail=detail)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request):
-    return templates.TemplateResponse(request, "home.html", {})
+async def home(page: PageDep):
+    if page.session is None:
+        return page.render("signin.html")
+    return await dashboard(page)
+
+
+@router.post("/sign-in", response_class=HTMLResponse)
+async def sign_in(
+    page: PageDep, email: Annotated[str, Form()], password: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
+):
+    if not csrf_ok(page, csrf):
+        return page.render("signin.html", status_code=400, error=page.t("error"))
+    client = page.request.client.host if page.request.client else "unknown"
+    response = await page.request.app.state.api.sign_in(email, password, client)
+    if response.status_code == 429:
+        seconds = response.headers.get("retry-after", "60")
+        return page.render("signin.html", status_code=429, error=page.t("throttled", seconds=seconds), email=email)
+    if response.status_code != 200:
+        return page.render("signin.html", status_code=401, error=page.t("signin_failed"), email=email)
+    tokens = response.json()
+    user = await page.request.app.state.api.me(tokens["access_token"])
+    session_id = page.request.app.state.sessions.create(
+        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"], user=user
+    )
+    done = redirect("/")
+    settings = page.request.app.state.runtime.settings
+    done.set_cookie(
+        COOKIE,
+        session_id,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=int(settings.session_hours * 3600),
+    )
+    return done
+
+
+@router.post("/sign-out")
+async def sign_out(page: PageDep, csrf: Annotated[str, Form()] = ""):
+    if page.session and csrf_ok(page, csrf):
+        await page.request.app.state.api.logout(page.session)
+        page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
+    done = redirect("/")
+    done.delete_cookie(COOKIE)
+    return done
+
+
+async def dashboard(page: Page):
+    my_cities, suggestions = [], []
+    for city_id in page.session.city_ids[:5]:
+        response = await api(page, "GET", f"/api/v1/cities/{city_id}")
+        if response.status_code == 200:
+            my_cities.append({**response.json(), "completeness": forms.completeness(response.json())})
+    if my_cities:
+        response = await api(page, "GET", f"/api/v1/cities/{my_cities[0]['id']}/partners", params={"k": 5})
+        suggestions = response.json().get("items", []) if response.status_code == 200 else []
+    zones = await api(page, "GET", "/api/v1/pilot-zones", params={"limit": 100})
+    proposals = zones.json().get("items", []) if zones.status_code == 200 else []
+    todo = [p for p in proposals if p.get("allowed_transitions")]
+    return page.render("dashboard.html", my_cities=my_cities, suggestions=suggestions, todo=todo, recent=proposals[:5])
+
+
+@router.get("/cities", response_class=HTMLResponse)
+async def directory(page: PageDep, request: Request):
+    signed_in(page)
+    params = forms.directory_params(request.query_params)
+    response = await api(page, "GET", "/api/v1/cities", params=params)
+    if response.status_code == 422:
+        return page.render(
+            "directory.html",
+            status_code=422,
+            result={"items": [], "total": 0, "limit": 20, "offset": 0},
+            errors=forms.field_errors(response),
+            query=dict(request.query_params),
+            theme_ids=THEME_IDS,
+        )
+    if response.status_code != 200:
+        return failure(page, response)
+    return page.render(
+        "directory.html", result=response.json(), errors={}, query=dict(request.query_params), theme_ids=THEME_IDS
+    )
+
+
+@router.get("/cities/{city_id}", response_class=HTMLResponse)
+async def city(page: PageDep, city_id: str):
+    signed_in(page)
+    response = await api(page, "GET", f"/api/v1/cities/{city_id}")
+    if response.status_code != 200:
+        return failure(page, response)
+    profile = response.json()
+    can_edit = bool(page.session.roles & {"admin", "coordinator"}) or (
+        "official" in page.session.roles and city_id in page.session.city_ids
+    )
+    return page.render("city.html", city=profile, can_edit=can_edit)
+
+
+@router.get("/cities/{city_id}/edit", response_class=HTMLResponse)
+async def edit_form(page: PageDep, city_id: str):
+    signed_in(page)
+    response = await api(page, "GET", f"/api/v1/cities/{city_id}")
+    if response.status_code != 200:
+        return failure(page, response)
+    return page.render("edit.html", city=response.json(), form=forms.profile_form(response.json()), errors={})
+
+
+@router.post("/cities/{city_id}/edit", response_class=HTMLResponse)
+async def edit_save(page: PageDep, city_id: str, request: Request):
+    signed_in(page)
+    form = await request.form()
+    if not csrf_ok(page, form.get("csrf")):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    body, version = forms.profile_body(form), form.get("version", "")
+    response = await api(page, "PATCH", f"/api/v1/cities/{city_id}", json=body, headers={"If-Match": f'"{version}"'})
+    if response.status_code == 200:
+        return redirect(f"/cities/{city_id}?saved=1")
+    current = await api(page, "GET", f"/api/v1/cities/{city_id}")
+    if response.status_code == 412:
+        return page.render(
+            "edit.html",
+            status_code=412,
+            city=current.json(),
+            form=forms.profile_form(current.json()),
+            errors={},
+            conflict=page.t("conflict", version=current.json()["version"]),
+        )
+    if response.status_code == 422:
+        return page.render(
+            "edit.html",
+            status_code=422,
+            city={**current.json(), "version": version},
+            form=dict(form),
+            errors=forms.field_errors(response),
+            message=page.t("fix_errors"),
+        )
+    return failure(page, response)
+
+
+@router.get("/cities/{city_id}/partners", response_class=HTMLResponse)
+async def partners(page: PageDep, city_id: str):
+    signed_in(page)
+    city_response = await api(page, "GET", f"/api/v1/cities/{city_id}")
+    if city_response.status_code != 200:
+        return failure(page, city_response)
+    response = await api(page, "GET", f"/api/v1/cities/{city_id}/partners", params={"k": 20})
+    items = response.json().get("items", []) if response.status_code == 200 else []
+    may_decide = "official" in page.session.roles and city_id in page.session.city_ids
+    return page.render(
+        "partners.html",
+        city=city_response.json(),
+        items=items,
+        may_decide=may_decide,
+        reasons=DECLINE_REASONS,
+        top=max([i.get("score", 0) for i in items] or [1]),
+    )
+
+
+@router.post("/cities/{city_id}/partners/{other_id}/decision", response_class=HTMLResponse)
+async def decide(
+    page: PageDep,
+    city_id: str,
+    other_id: str,
+    decision: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+):
+    signed_in(page)
+    if not csrf_ok(page, csrf):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    reason = reason if decision == "decline" else "complementary_themes"
+    body = {"decision": decision, "reason": reason, "text": text}
+    response = await api(page, "POST", f"/api/v1/matches/{city_id}/{other_id}/decision", json=body)
+    if response.status_code >= 400:
+        return failure(page, response)
+    return redirect(f"/pairs/{city_id}/{other_id}?decided=1")
+
+
+@router.get("/pairs/{a}/{b}", response_class=HTMLResponse)
+async def pair(page: PageDep, a: str, b: str):
+    signed_in(page)
+    response = await api(page, "GET", f"/api/v1/matches/{a}/{b}")
+    if response.status_code != 200:
+        return failure(page, response)
+    return page.render("pair.html", pair=response.json(), a=a, b=b)
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def world_map(page: PageDep):
+    signed_in(page)
+    cities: list[dict] = []
+    offset = 0
+    while offset < 2000:
+        response = await api(
+            page, "GET", "/api/v1/cities", params={"limit": 100, "offset": offset, "status": "published"}
+        )
+        if response.status_code != 200:
+            return failure(page, response)
+        batch = response.json()
+        cities.extend(batch["items"])
+        offset += 100
+        if offset >= batch["total"]:
+            break
+    points = {c["id"]: project(c["longitude"], c["latitude"]) for c in cities}
+    lines = {tuple(sorted((c["id"], p))) for c in cities for p in c["partner_ids"] if p in points}
+    return page.render(
+        "map.html",
+        land=land_path(),
+        width=WIDTH,
+        height=HEIGHT,
+        cities=cities,
+        points=points,
+        lines=[(points[a], points[b]) for a, b in sorted(lines)],
+    )
+
+
+@router.get("/cities/{city_id}/network", response_class=HTMLResponse)
+async def network(page: PageDep, city_id: str):
+    signed_in(page)
+    center = await api(page, "GET", f"/api/v1/cities/{city_id}")
+    if center.status_code != 200:
+        return failure(page, center)
+    names = {city_id: center.json()["name"]}
+    edges = [(city_id, p) for p in center.json()["partner_ids"]]
+    for partner_id in center.json()["partner_ids"][:25]:
+        partner = await api(page, "GET", f"/api/v1/cities/{partner_id}")
+        if partner.status_code == 200:
+            names[partner_id] = partner.json()["name"]
+            edges += [(partner_id, q) for q in partner.json()["partner_ids"][:8]]
+    positions = network_layout(city_id, edges)
+    return page.render(
+        "network.html", city=center.json(), positions=positions, edges=edges, names=names, center_id=city_id
+    )
+
+
+@router.get("/rounds", response_class=HTMLResponse)
+async def rounds(page: PageDep):
+    signed_in(page)
+    return page.render("rounds.html", result=None, errors={})
+
+
+@router.post("/rounds", response_class=HTMLResponse)
+async def run_round(page: PageDep, request: Request):
+    signed_in(page)
+    form = await request.form()
+    if not csrf_ok(page, form.get("csrf")):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    response = await api(page, "POST", "/api/v1/rounds", json=forms.round_body(form))
+    if response.status_code == 422:
+        return page.render("rounds.html", status_code=422, result=None, errors=forms.field_errors(response))
+    if response.status_code >= 400:
+        return failure(page, response)
+    return page.render("rounds.html", result=response.json(), errors={})
+
+
+@router.get("/clusters", response_class=HTMLResponse)
+async def clusters(page: PageDep, request: Request):
+    signed_in(page)
+    params = {k: v for k, v in request.query_params.items() if k in ("theme", "size") and v}
+    response = await api(page, "GET", "/api/v1/clusters", params=params)
+    if response.status_code >= 400:
+        return failure(page, response)
+    return page.render("clusters.html", clusters=response.json().get("items", []), query=params, theme_ids=THEME_IDS)
+
+
+@router.get("/pilot-zones", response_class=HTMLResponse)
+async def board(page: PageDep):
+    signed_in(page)
+    response = await api(page, "GET", "/api/v1/pilot-zones", params={"limit": 100})
+    if response.status_code != 200:
+        return failure(page, response)
+    columns: dict[str, list] = {}
+    for proposal in response.json()["items"]:
+        columns.setdefault(proposal["status"], []).append(proposal)
+    return page.render("board.html", columns=columns, total=response.json()["total"])
+
+
+@router.get("/pilot-zones/{proposal_id}", response_class=HTMLResponse)
+async def proposal(page: PageDep, proposal_id: str):
+    signed_in(page)
+    response = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}")
+    if response.status_code != 200:
+        return failure(page, response)
+    comments = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}/comments")
+    timeline = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}/timeline")
+    return page.render(
+        "proposal.html",
+        proposal=response.json(),
+        comments=comments.json().get("items", []) if comments.status_code == 200 else [],
+        timeline=timeline.json().get("items", []) if timeline.status_code == 200 else [],
+    )
+
+
+@router.post("/pilot-zones/{proposal_id}/transition", response_class=HTMLResponse)
+async def move(
+    page: PageDep,
+    proposal_id: str,
+    to: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+):
+    signed_in(page)
+    if not csrf_ok(page, csrf):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    response = await api(
+        page, "POST", f"/api/v1/pilot-zones/{proposal_id}/transitions", json={"to": to, "comment": comment}
+    )
+    if response.status_code >= 400:
+        return failure(page, response)
+    return redirect(f"/pilot-zones/{proposal_id}")
+
+
+@router.post("/pilot-zones/{proposal_id}/members/{city_id}/confirm", response_class=HTMLResponse)
+async def confirm_membership(page: PageDep, proposal_id: str, city_id: str, csrf: Annotated[str, Form()] = ""):
+    signed_in(page)
+    if not csrf_ok(page, csrf):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    response = await api(page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm")
+    if response.status_code >= 400:
+        return failure(page, response)
+    return redirect(f"/pilot-zones/{proposal_id}")
+
+
+@router.get("/import", response_class=HTMLResponse)
+async def import_form(page: PageDep):
+    signed_in(page)
+    return page.render("import.html", report=None)
+
+
+@router.post("/import", response_class=HTMLResponse)
+async def import_upload(
+    page: PageDep, file: UploadFile, csrf: Annotated[str, Form()] = "", all_or_nothing: Annotated[bool, Form()] = False
+):
+    signed_in(page)
+    if not csrf_ok(page, csrf):
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+    kind = "application/json" if (file.filename or "").lower().endswith(".json") else "text/csv"
+    response = await api(
+        page,
+        "POST",
+        "/api/v1/cities/import",
+        content=await file.read(),
+        headers={"Content-Type": kind},
+        params={"all_or_nothing": all_or_nothing},
+    )
+    if response.status_code >= 400 and response.status_code != 422:
+        return failure(page, response)
+    return page.render("import.html", report=response.json(), status_code=response.status_code)

@@ -6,7 +6,7 @@
 from citypair_shared.events.envelope import CloudEvent, new_event
 from citypair_shared.events.identity import TokensRevoked
 from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
-from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalApproved
+from citypair_shared.events.pilot_zones import PROPOSAL_EVENTS, ProposalApproved
 from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
 
 EVENT_TYPES = {
@@ -19,7 +19,7 @@ EVENT_TYPES = {
         MatchAccepted,
         MatchDeclined,
         RoundCompleted,
-        *EVENT_FOR_STATUS.values(),
+        *PROPOSAL_EVENTS,
     )
 }
 

@@ -1,4 +1,4 @@
-"""Events the `matching` service publishes (decisions and rounds; deepened by the matching issue)."""
+"""Events the `matching` service publishes: decisions on suggested pairs, and programme rounds."""
 
 from typing import ClassVar
 
@@ -6,6 +6,8 @@ from citypair_shared.events.envelope import EventData
 
 
 class MatchAccepted(EventData):
+    """Both cities accepted: a reproducible record of what the pair was scored on."""
+
     event_type: ClassVar[str] = "matching.match.accepted.v1"
     city_ids: list[str]
     score: float
@@ -13,12 +15,18 @@ class MatchAccepted(EventData):
     weights_version: str
     profile_versions: dict[str, int]
     themes: list[str] = []
+    realism_version: str = ""
+    decided_by: dict[str, str] = {}
 
 
 class MatchDeclined(EventData):
     event_type: ClassVar[str] = "matching.match.declined.v1"
     city_ids: list[str]
     reason: str
+    declined_by_city: str = ""
+    text: str = ""
+    score: float | None = None
+    weights_version: str = ""
 
 
 class RoundCompleted(EventData):
@@ -26,3 +34,7 @@ class RoundCompleted(EventData):
     round_id: str
     pairs: list[list[str]]
     total_score: float
+    capacity: int = 1
+    min_score: float = 0.0
+    unmatched: dict[str, str] = {}
+    weights_version: str = ""

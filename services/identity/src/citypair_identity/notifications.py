@@ -1,0 +1,65 @@
+"""Notifications: made from other services' events for the users concerned; read through `/api/v1/me`."""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from citypair_identity.models import Notification, User
+from citypair_shared.events import EVENT_TYPES, CloudEvent
+from citypair_shared.problems import not_found
+
+# Who hears of what: officials of the cities an event names; coordinators also of the work they decide.
+COORDINATOR_EVENTS = {"pilot_zones.proposal.submitted.v1", "pilot_zones.proposal.stale_flagged.v1"}
+NOTIFIED_TYPES = sorted(t for t in EVENT_TYPES if t.startswith(("pilot_zones.proposal.", "matching.match.")))
+
+
+def describe(event: CloudEvent) -> tuple[str, str]:
+    """A title and a link (a page of `web`) for the event."""
+    data = event.data
+    kind = event.type.split(".")[2]
+    if event.type.startswith("matching.match."):
+        return f"Match {kind}", "/cities/{city}/partners"
+    title = data.get("title", "pilot zone")
+    return f"{title}: {kind.replace('_', ' ')}", f"/pilot-zones/{data.get('proposal_id', '')}"
+
+
+async def notify(event: CloudEvent, session: AsyncSession) -> None:
+    city_ids = set(event.data.get("city_ids", []))
+    title, link = describe(event)
+    for user in await session.scalars(select(User).where(User.disabled.is_(False))):
+        mine = "official" in user.roles and city_ids & set(user.city_ids)
+        decides = "coordinator" in user.roles and event.type in COORDINATOR_EVENTS
+        if mine or decides:
+            own_city = next(iter(sorted(city_ids & set(user.city_ids))), "")
+            session.add(
+                Notification(
+                    id=str(uuid.uuid4()),
+                    user_id=user.id,
+                    kind=event.type,
+                    title=title,
+                    link=link.format(city=own_city),
+                    event_id=event.id,
+                )
+            )
+
+
+async def list_for(*, session: AsyncSession, user_id: str, unread: bool, limit: int, offset: int):
+    query = select(Notification).where(Notification.user_id == user_id)
+    if unread:
+        query = query.where(Notification.read_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(query.order_by(Notification.created_at.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+async def mark_read(*, session: AsyncSession, user_id: str, notification_id: str) -> None:
+    result = await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .values(read_at=datetime.now(UTC))
+    )
+    if result.rowcount == 0:
+        raise not_found("notification", notification_id)
+    await session.commit()

@@ -1,0 +1,66 @@
+"""Proposals as CSV rows. Pure: no I/O."""
+
+import csv
+import io
+
+from citypair_pilot_zones.schemas import ProposalOut
+
+LIST_SEPARATOR = "|"
+COLUMNS = (
+    "id",
+    "title",
+    "status",
+    "lead_city_id",
+    "city_ids",
+    "themes",
+    "start_date",
+    "end_date",
+    "budget_amount",
+    "budget_currency",
+    "budget_public",
+    "coordinator_id",
+    "milestones",
+    "overdue_milestones",
+    "kpis",
+    "stale",
+    "score",
+    "weights_version",
+    "version",
+    "created_at",
+    "updated_at",
+)
+
+
+def row(p: ProposalOut) -> dict:
+    return {
+        "id": p.id,
+        "title": p.title,
+        "status": p.status.value,
+        "lead_city_id": p.lead_city_id,
+        "city_ids": LIST_SEPARATOR.join(p.city_ids),
+        "themes": LIST_SEPARATOR.join(p.themes),
+        "start_date": p.start_date.isoformat() if p.start_date else "",
+        "end_date": p.end_date.isoformat() if p.end_date else "",
+        "budget_amount": "" if p.budget is None else p.budget.amount,
+        "budget_currency": "" if p.budget is None else p.budget.currency,
+        "budget_public": str(p.budget_public).lower(),
+        "coordinator_id": p.coordinator_id or "",
+        "milestones": len(p.milestones),
+        "overdue_milestones": LIST_SEPARATOR.join(p.overdue_milestones),
+        "kpis": len(p.kpis),
+        "stale": str(p.stale).lower(),
+        "score": "" if p.score_record is None else p.score_record.score,
+        "weights_version": "" if p.score_record is None else p.score_record.weights_version,
+        "version": p.version,
+        "created_at": p.created_at.isoformat(),
+        "updated_at": p.updated_at.isoformat(),
+    }
+
+
+def to_csv(proposals: list[ProposalOut]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    for p in proposals:
+        writer.writerow(row(p))
+    return out.getvalue()

@@ -1,0 +1,52 @@
+"""Calls to the citypair API (through the gateway) as the signed-in user, refreshing the token once."""
+
+import httpx
+
+from citypair_web.sessions import Session
+
+
+class SignedOut(Exception):
+    """The session's tokens no longer work: sign in again."""
+
+
+class Api:
+    def __init__(self, base_url: str):
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def sign_in(self, email: str, password: str, client_address: str) -> httpx.Response:
+        return await self.client.post(
+            "/api/v1/auth/token",
+            data={"username": email, "password": password},
+            headers={"X-Forwarded-For": client_address},
+        )
+
+    async def me(self, access_token: str) -> dict:
+        response = await self.client.get("/api/v1/me", headers={"Authorization": f"Bearer {access_token}"})
+        response.raise_for_status()
+        return response.json()
+
+    async def call(self, session: Session, method: str, path: str, **kwargs) -> httpx.Response:
+        """One API call; on 401, refresh the tokens once and retry; raise SignedOut if that fails too."""
+        response = await self._send(session, method, path, **kwargs)
+        if response.status_code != 401:
+            return response
+        refreshed = await self.client.post("/api/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+        if refreshed.status_code != 200:
+            raise SignedOut()
+        tokens = refreshed.json()
+        session.access_token, session.refresh_token = tokens["access_token"], tokens["refresh_token"]
+        session.user = await self.me(session.access_token)
+        response = await self._send(session, method, path, **kwargs)
+        if response.status_code == 401:
+            raise SignedOut()
+        return response
+
+    async def _send(self, session: Session, method: str, path: str, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {session.access_token}", **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def logout(self, session: Session) -> None:
+        await self.client.post("/api/v1/auth/logout", json={"refresh_token": session.refresh_token})

@@ -1,0 +1,81 @@
+"""What every page needs: the language, the session, the CSRF token, and rendering."""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from citypair_shared.geography import CORRIDORS, INDICATORS
+from citypair_shared.themes import THEMES
+from citypair_web import i18n
+from citypair_web.sessions import COOKIE, LANG_COOKIE, Session
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+PRE_SESSION_CSRF = "citypair_csrf"
+
+
+@dataclass
+class Page:
+    request: Request
+    lang: str
+    session: Session | None
+    csrf: str
+
+    def t(self, key: str, **values) -> str:
+        return i18n.t(key, self.lang, **values)
+
+    def render(self, template: str, status_code: int = 200, **context) -> HTMLResponse:
+        response = templates.TemplateResponse(
+            self.request,
+            template,
+            {
+                "page": self,
+                "t": self.t,
+                "lang": self.lang,
+                "user": self.session.user if self.session else None,
+                "csrf": self.csrf,
+                "themes": THEMES,
+                "corridors": CORRIDORS,
+                "indicators": INDICATORS,
+                "number": lambda v: i18n.number(v, self.lang),
+                "date": lambda v: i18n.date(v, self.lang),
+                **context,
+            },
+            status_code=status_code,
+        )
+        remember_language(self.request, response, self.lang)
+        if self.session is None and PRE_SESSION_CSRF not in self.request.cookies:
+            response.set_cookie(PRE_SESSION_CSRF, self.csrf, httponly=True, samesite="strict")
+        return response
+
+
+def language(request: Request) -> str:
+    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if wanted in i18n.LANGUAGES:
+        return wanted
+    accept = request.headers.get("accept-language", "")
+    return "zh" if accept.lower().startswith("zh") else "en"
+
+
+def remember_language(request: Request, response, lang: str) -> None:
+    if request.cookies.get(LANG_COOKIE) != lang:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+
+
+def page_for(request: Request) -> Page:
+    session = request.app.state.sessions.get(request.cookies.get(COOKIE))
+    csrf = session.csrf if session else request.cookies.get(PRE_SESSION_CSRF) or secrets.token_urlsafe(24)
+    return Page(request=request, lang=language(request), session=session, csrf=csrf)
+
+
+def csrf_ok(page: Page, submitted: str | None) -> bool:
+    """Every form carries the session's token (or, before sign-in, the cookie's): a forged post has neither."""
+    expected = page.session.csrf if page.session else page.request.cookies.get(PRE_SESSION_CSRF)
+    return bool(expected and submitted and secrets.compare_digest(expected, submitted))
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

@@ -1,0 +1,150 @@
+"""Matching core speed and memory with synthetic cities, and the naive networkx baseline, in one run.
+
+    .venv/bin/python tests/bench/matching.py [--cities 25000] [--seed 0]
+
+Prints JSON: top-10 for one city (p50/p99 over 200 cities), one profile update until it shows in
+suggestions, all cities' top-20 recomputed, a programme round (capacity 1), clusters, resident memory,
+and, at 1,000 cities, a complete networkx graph with Python per-pair scoring against the core.
+"""
+
+import argparse
+import json
+import random
+import resource
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import networkx as nx
+import numpy as np
+
+from citypair_matching.clusters import find_clusters
+from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.rounds import pair_round
+from citypair_shared.themes import THEME_IDS
+
+COUNTRIES = ["CN", "KZ", "UZ", "KG", "PK", "RU", "TR", "IR", "MN", "TH", "VN", "MY", "ID", "EG", "GR", "PL"]
+
+
+def synthetic(n: int, rng: random.Random) -> list[CityRow]:
+    rows = []
+    for i in range(n):
+        themes = {t: {"offer": rng.randint(0, 5), "need": rng.randint(0, 5)} for t in rng.sample(THEME_IDS, 8)}
+        rows.append(
+            CityRow(
+                id=f"c{i}",
+                version=1,
+                name=f"City {i}",
+                country_code=rng.choice(COUNTRIES),
+                status="published",
+                themes=themes,
+                latitude=rng.uniform(0, 55),
+                longitude=rng.uniform(20, 135),
+                population=rng.randint(50_000, 20_000_000),
+                languages=(rng.choice(["zh", "ru", "en", "ar", "tr"]),),
+                corridors=(rng.choice(["a", "b", "c", "d"]),),
+                capacity=8,
+            )
+        )
+    return rows
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def build(rows: list[CityRow], rng: random.Random, partnerships: int) -> MatchIndex:
+    index = MatchIndex(capacity=len(rows) + 1)
+    for row in rows:
+        index.upsert(row)
+    for _ in range(partnerships):
+        a, b = rng.randrange(len(rows)), rng.randrange(len(rows))
+        index.add_partnership(rows[a].id, rows[b].id)
+    return index
+
+
+def naive_baseline(rows: list[CityRow]) -> float:
+    """A complete networkx graph of all pairs, each scored in Python (two-sided complementarity)."""
+    graph = nx.complete_graph([r.id for r in rows])
+    by_id = {r.id: r for r in rows}
+
+    def gain(giver, taker):
+        need = sum(v["need"] for v in taker.themes.values())
+        met = sum(min(giver.themes.get(t, {}).get("offer", 0), v["need"]) for t, v in taker.themes.items())
+        return met / need if need else 0.0
+
+    started = time.perf_counter()
+    for a, b in graph.edges():
+        x, y = gain(by_id[b], by_id[a]), gain(by_id[a], by_id[b])
+        graph[a][b]["score"] = 2 * x * y / (x + y) if x + y else 0.0
+    top = {c: sorted(graph[c].items(), key=lambda kv: -kv[1]["score"])[:10] for c in graph}
+    assert len(top) == len(rows)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cities", type=int, default=25_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="skip all-top-20, the round and clusters")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    now = datetime.now(UTC)
+    rows = synthetic(args.cities, rng)
+    started = time.perf_counter()
+    index = build(rows, rng, partnerships=args.cities)
+    build_s = time.perf_counter() - started
+    out = {"cities": args.cities, "partnerships": index.graph.number_of_edges(), "build_s": round(build_s, 2)}
+
+    times = []
+    for row in rng.sample(rows, 200):
+        t = time.perf_counter()
+        index.suggest(row.id, 10, now=now)
+        times.append(time.perf_counter() - t)
+    out["top10_ms"] = {"p50": ms(np.percentile(times, 50)), "p99": ms(np.percentile(times, 99))}
+
+    target = rows[0]
+    other = index.suggest(rows[1].id, 20, now=now)
+    t = time.perf_counter()
+    mirror = {k: {"offer": v["need"], "need": v["offer"]} for k, v in rows[1].themes.items()}
+    index.upsert(replace(target, version=2, themes=mirror, country_code="XX"))
+    seen = [s.city_id for s in index.suggest(rows[1].id, 20, now=now)]
+    out["update_reflected_ms"] = ms(time.perf_counter() - t)
+    out["update_changed_suggestions"] = target.id in seen and target.id not in [s.city_id for s in other]
+
+    if args.quick:
+        out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(out, indent=1))
+        return
+    t = time.perf_counter()
+    everyone = index.ranked_all(index.positions(), 20, now=now)
+    out["all_top20_s"] = round(time.perf_counter() - t, 2)
+    assert len(everyone) == args.cities
+
+    t = time.perf_counter()
+    result = pair_round(index, index.positions(), capacity=1, min_score=0.0, now=now)
+    out["round_s"] = round(time.perf_counter() - t, 2)
+    out["round"] = {"pairs": len(result.pairs), "total": result.total, "method": result.method}
+
+    t = time.perf_counter()
+    clusters = find_clusters(index, index.positions(), size=5, limit=10, now=now)
+    out["clusters_s"] = round(time.perf_counter() - t, 2)
+    out["clusters"] = len(clusters)
+    out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    small = synthetic(1000, random.Random(args.seed + 1))
+    naive_s = naive_baseline(small)
+    small_index = build(small, random.Random(args.seed + 1), partnerships=0)
+    t = time.perf_counter()
+    small_index.ranked_all(small_index.positions(), 10, now=now)
+    core_s = time.perf_counter() - t
+    out["baseline_1000"] = {
+        "networkx_complete_graph_s": round(naive_s, 2),
+        "core_all_top10_s": round(core_s, 3),
+        "speedup": round(naive_s / core_s, 1),
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The whole flow in a real browser: an official fixes their profile and accepts a partner, the
+partner city accepts, a coordinator takes the drafted proposal to approval — in English and Chinese."""
+
+import re
+import uuid
+
+import pytest
+
+from tests.support import PASSWORD, city_body, create_user, eventually, partner_of
+
+pytestmark = pytest.mark.browser
+
+
+def sign_in(browser, base: str, email: str, lang: str):
+    context = browser.new_context(locale="zh-CN" if lang == "zh" else "en-GB")
+    page = context.new_page()
+    errors: list[str] = []
+    # Script errors and server errors fail the test (a 422 page for a bad field is expected).
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.goto(f"{base}/?lang={lang}")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("form[action='/sign-in'] button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.errors = errors
+    return page
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_official_to_approved_pilot_zone(stack, admin, browser, shoot, lang):
+    base = stack.config.gateway_url
+    tag = uuid.uuid4().hex[:4]
+    xian = {
+        **city_body(f"Xi'an {tag}"),
+        "local_name": "西安",
+        "themes": {
+            "ai": {"offer": 5, "need": 0},
+            "ecommerce": {"offer": 0, "need": 4},
+            "logistics": {"offer": 3, "need": 1},
+        },
+    }
+    a = admin.post("/api/v1/cities", json=xian).json()["id"]
+    b = admin.post("/api/v1/cities", json=partner_of(xian, f"Almaty {tag}")).json()["id"]
+    official_a = create_user(admin, ["official"], [a])["email"]
+    official_b = create_user(admin, ["official"], [b])["email"]
+    coordinator = create_user(admin, ["coordinator"])["email"]
+    eventually(
+        lambda: b in [p["city_id"] for p in admin.get(f"/api/v1/cities/{a}/partners").json().get("items", [])],
+        what="matching to know both cities",
+    )
+
+    page = sign_in(browser, base, official_a, lang)
+    shoot(page, f"{lang}-dashboard")
+    # Fix a validation error, then save the profile.
+    page.goto(f"{base}/cities/{a}/edit")
+    page.fill("#f-latitude", "95")  # the browser lets it through; the API names the field
+    page.fill("#f-population", "13000000")
+    page.click("form.profile button[type=submit]")
+    assert page.locator("#e-latitude").is_visible()
+    assert page.locator("#f-latitude").get_attribute("aria-invalid") == "true"
+    shoot(page, f"{lang}-edit-error")
+    page.fill("#f-latitude", "34.27")
+    page.click("form.profile button[type=submit]")
+    page.wait_for_url(re.compile(rf"/cities/{a}\?saved=1"))
+    assert page.locator(".ok").is_visible()
+    shoot(page, f"{lang}-city")
+    # Suggestions with an explanation; accept the partner.
+    page.goto(f"{base}/cities/{a}/partners")
+    card = page.locator("ol.suggestions > li", has=page.locator(f"a[href='/pairs/{a}/{b}']"))
+    card.locator("summary").click()
+    assert card.locator("details table").is_visible()
+    shoot(page, f"{lang}-partners")
+    card.locator("button[value=accept]").click()
+    page.wait_for_url(re.compile(rf"/pairs/{a}/{b}\?decided=1"))
+    shoot(page, f"{lang}-pair")
+
+    partner = sign_in(browser, base, official_b, lang)
+    partner.goto(f"{base}/cities/{b}/partners")
+    partner.locator("ol.suggestions > li", has=partner.locator(f"a[href='/pairs/{b}/{a}']")).locator(
+        "button[value=accept]"
+    ).click()
+    partner.wait_for_url(re.compile(rf"/pairs/{b}/{a}\?decided=1"))
+
+    # Both accepted: matching published the match; pilot_zones drafted a proposal for the pair.
+    proposal = eventually(
+        lambda: next(
+            (
+                p
+                for p in admin.get("/api/v1/pilot-zones", params={"limit": 100}).json()["items"]
+                if set(p["city_ids"]) == {a, b}
+            ),
+            None,
+        ),
+        timeout=20,
+        what="a drafted proposal for the pair",
+    )
+    for member_page, city_id in ((page, a), (partner, b)):
+        member_page.goto(f"{base}/pilot-zones/{proposal['id']}")
+        member_page.locator(f"form[action$='/members/{city_id}/confirm'] button").click()
+    page.goto(f"{base}/pilot-zones/{proposal['id']}")
+    page.locator("button[name=to][value=submitted]").click()
+    assert page.locator("#status").inner_text() == "submitted"
+
+    reviewer = sign_in(browser, base, coordinator, lang)
+    reviewer.goto(f"{base}/pilot-zones")
+    shoot(reviewer, f"{lang}-board")
+    reviewer.locator(f"a[href='/pilot-zones/{proposal['id']}']").first.click()
+    for step in ("under_review", "approved"):
+        reviewer.locator(f"button[name=to][value={step}]").click()
+        assert reviewer.locator("#status").inner_text() == step
+    shoot(reviewer, f"{lang}-proposal")
+
+    # The map and the network draw real cities and partnerships (recorded as twin cities in profiles).
+    twins = (
+        "city1,country1,lat1,lng1,city2,country2,lat2,lng2\n"
+        f"Xi'an {tag},China,34.26,108.93,Almaty {tag},Kazakhstan,43.25,76.9\n"
+    )
+    imported = admin.post("/api/v1/cities/partnerships/import", content=twins, headers={"Content-Type": "text/csv"})
+    assert imported.json()["created"] == 1, imported.text
+    reviewer.goto(f"{base}/map")
+    assert reviewer.locator("svg.map circle.city").count() >= 2
+    assert reviewer.locator("svg.map path.land").get_attribute("d").count("M") > 50
+    eventually(
+        lambda: (reviewer.goto(f"{base}/map"), reviewer.locator("svg.map line.link").count() >= 1)[1],
+        what="the approved pair drawn as a partnership",
+    )
+    shoot(reviewer, f"{lang}-map")
+    reviewer.goto(f"{base}/cities/{a}/network")
+    assert reviewer.locator("svg.network circle").count() >= 2
+    shoot(reviewer, f"{lang}-network")
+    if lang == "zh":
+        assert "城市名录" in reviewer.content()
+    for p in (page, partner, reviewer):
+        assert p.errors == [], p.errors

@@ -1,0 +1,74 @@
+"""Programme rounds and clusters: quality against networkx's exact matching, capacities, reasons."""
+
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+
+from citypair_matching.clusters import find_clusters
+from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.realism import RealismModel
+from citypair_matching.rounds import (
+    candidate_edges,
+    exact_pairing,
+    greedy_pairing,
+    improve_by_exact_neighbourhoods,
+    pair_round,
+)
+from citypair_shared.themes import THEME_IDS
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def world(n: int, seed: int) -> MatchIndex:
+    rng = random.Random(seed)
+    index = MatchIndex(realism=RealismModel.neutral())
+    for i in range(n):
+        themes = {t: {"offer": rng.randint(0, 5), "need": rng.randint(0, 5)} for t in rng.sample(THEME_IDS, 6)}
+        country = rng.choice(["CN", "KZ", "UZ", "RU", "PK", "TR"])
+        index.upsert(
+            CityRow(f"c{i}", 1, f"C{i}", country, "published", themes, rng.uniform(20, 50), rng.uniform(30, 120))
+        )
+    return index
+
+
+def test_round_is_within_one_percent_of_the_exact_optimum():
+    for seed in (0, 1):
+        index = world(300, seed)
+        edges = candidate_edges(index, index.positions(), min_score=0.0, now=NOW)
+        chosen = improve_by_exact_neighbourhoods(edges, greedy_pairing(edges, {p: 1 for p in range(300)}))
+        exact = exact_pairing(edges)
+        ours, best = sum(edges[e] for e in chosen), sum(edges[e] for e in exact)
+        assert ours >= 0.99 * best, (seed, ours, best)
+        assert all(sum(1 for e in chosen if p in e) <= 1 for p in range(300))
+
+
+def test_capacity_is_respected_and_unmatched_cities_have_reasons():
+    index = world(60, 3)
+    result = pair_round(index, index.positions(), capacity=2, min_score=0.3, now=NOW)
+    load = np.bincount([p for u, v, _ in result.pairs for p in (u, v)], minlength=60)
+    assert load.max() <= 2
+    assert all(score >= 0.3 for _, _, score in result.pairs)
+    assert result.total == round(sum(s for _, _, s in result.pairs), 6)
+    for p, reason in result.unmatched.items():
+        assert load[p] == 0 and reason
+
+
+def test_small_round_with_capacity_one_is_exact():
+    index = world(30, 4)
+    result = pair_round(index, index.positions(), capacity=1, min_score=0.0, now=NOW)
+    assert result.method.startswith("exact")
+
+
+def test_clusters_are_groups_of_allowed_strong_pairs():
+    index = world(120, 5)
+    clusters = find_clusters(index, index.positions(), size=5, limit=5, now=NOW)
+    assert clusters
+    seen = set()
+    for cluster in clusters:
+        assert 3 <= len(cluster.members) <= 5
+        assert not seen & set(cluster.members)
+        seen |= set(cluster.members)
+        scores = index.allowed_scores(np.array(cluster.members), np.array(cluster.members), now=NOW)
+        upper = scores[np.triu_indices(len(cluster.members), 1)]
+        assert np.isfinite(upper).all() and abs(upper.mean() - cluster.cohesion) < 1e-5
