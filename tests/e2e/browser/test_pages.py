@@ -52,6 +52,13 @@ def test_forms_without_the_csrf_token_are_refused(stack, admin_page):
     response = admin_page.request.post(stack.config.gateway_url + "/sign-out", form={"csrf": "forged"})
     assert response.ok  # redirected home, still signed in
     assert admin_page.goto(stack.config.gateway_url + "/cities").url.endswith("/cities")
+    forged = admin_page.request.post(stack.config.gateway_url + "/rounds", form={"csrf": "forged", "capacity": "1"})
+    assert forged.status == 400 and "CSRF" in forged.text()
+    missing = admin_page.request.post(
+        stack.config.gateway_url + "/import",
+        multipart={"file": {"name": "x.csv", "mimeType": "text/csv", "buffer": b"name\nX\n"}},
+    )
+    assert missing.status == 400
 
 
 def test_directory_of_5000_cities_loads_within_500_ms(stack, admin, admin_page):

@@ -223,6 +223,14 @@ async def get_city(city_id: IdPath, response: Response, session: SessionDep, use
     return await _out(session, city, user)
 
 
+async def _update(session, runtime, response: Response, user: Principal, city_id: str, body, if_match: str | None):
+    city = await service.update(
+        session=session, relay=runtime.relay, user=user, city_id=city_id, data=body, if_match=if_match
+    )
+    _etag(response, city)
+    return await _out(session, city, user)
+
+
 @router.put(
     "/{city_id}", response_model=CityOut, responses=problem_responses(401, 403, 409, 412, 422, described=NO_CITY)
 )
@@ -236,11 +244,7 @@ async def replace_city(
     if_match: IfMatch = None,
 ):
     """Replace every editable field (send `If-Match` with the ETag you read)."""
-    city = await service.update(
-        session=session, relay=runtime.relay, user=user, city_id=city_id, data=body, if_match=if_match
-    )
-    _etag(response, city)
-    return await _out(session, city, user)
+    return await _update(session, runtime, response, user, city_id, body, if_match)
 
 
 @router.patch(
@@ -256,11 +260,7 @@ async def update_city(
     if_match: IfMatch = None,
 ):
     """Change some fields; send the `ETag` you read as `If-Match` to refuse overwriting someone else's change."""
-    city = await service.update(
-        session=session, relay=runtime.relay, user=user, city_id=city_id, data=body, if_match=if_match
-    )
-    _etag(response, city)
-    return await _out(session, city, user)
+    return await _update(session, runtime, response, user, city_id, body, if_match)
 
 
 @router.post(

@@ -11,7 +11,7 @@ from citypair_shared.runtime import Runtime
 from citypair_web.api import Api
 from citypair_web.config import Settings
 from citypair_web.pages import page_for, redirect
-from citypair_web.router import NotSignedIn, router
+from citypair_web.router import BadCsrf, NotSignedIn, router
 from citypair_web.sessions import SessionStore
 
 
@@ -31,6 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.api.close()
 
     app.router.lifespan_context = lifespan
+
+    @app.exception_handler(BadCsrf)
+    async def _forged(request: Request, exc: BadCsrf):
+        page = page_for(request)
+        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
 
     @app.exception_handler(NotSignedIn)
     async def _sign_in_first(request: Request, exc: NotSignedIn):

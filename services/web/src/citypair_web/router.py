@@ -14,6 +14,21 @@ from citypair_web.sessions import COOKIE
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_for)]
+
+
+class BadCsrf(Exception):
+    """A form came without this session's CSRF token."""
+
+
+async def form_page(request: Request) -> Page:
+    """The page, for a form post that carries the session's CSRF token (or BadCsrf)."""
+    page = page_for(request)
+    if not csrf_ok(page, (await request.form()).get("csrf")):
+        raise BadCsrf()
+    return page
+
+
+FormPage = Annotated[Page, Depends(form_page)]
 DECLINE_REASONS = (
     "not_a_priority",
     "themes_do_not_fit",
@@ -157,11 +172,9 @@ async def edit_form(page: PageDep, city_id: str):
 
 
 @router.post("/cities/{city_id}/edit", response_class=HTMLResponse)
-async def edit_save(page: PageDep, city_id: str, request: Request):
+async def edit_save(page: FormPage, city_id: str, request: Request):
     signed_in(page)
     form = await request.form()
-    if not csrf_ok(page, form.get("csrf")):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     body, version = forms.profile_body(form), form.get("version", "")
     response = await api(page, "PATCH", f"/api/v1/cities/{city_id}", json=body, headers={"If-Match": f'"{version}"'})
     if response.status_code == 200:
@@ -209,17 +222,14 @@ async def partners(page: PageDep, city_id: str):
 
 @router.post("/cities/{city_id}/partners/{other_id}/decision", response_class=HTMLResponse)
 async def decide(
-    page: PageDep,
+    page: FormPage,
     city_id: str,
     other_id: str,
     decision: Annotated[str, Form()],
-    csrf: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
 ):
     signed_in(page)
-    if not csrf_ok(page, csrf):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     reason = reason if decision == "decline" else "complementary_themes"
     body = {"decision": decision, "reason": reason, "text": text}
     response = await api(page, "POST", f"/api/v1/matches/{city_id}/{other_id}/decision", json=body)
@@ -292,11 +302,9 @@ async def rounds(page: PageDep):
 
 
 @router.post("/rounds", response_class=HTMLResponse)
-async def run_round(page: PageDep, request: Request):
+async def run_round(page: FormPage, request: Request):
     signed_in(page)
     form = await request.form()
-    if not csrf_ok(page, form.get("csrf")):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     response = await api(page, "POST", "/api/v1/rounds", json=forms.round_body(form))
     if response.status_code == 422:
         return page.render("rounds.html", status_code=422, result=None, errors=forms.field_errors(response))
@@ -345,15 +353,12 @@ async def proposal(page: PageDep, proposal_id: str):
 
 @router.post("/pilot-zones/{proposal_id}/transition", response_class=HTMLResponse)
 async def move(
-    page: PageDep,
+    page: FormPage,
     proposal_id: str,
     to: Annotated[str, Form()],
-    csrf: Annotated[str, Form()] = "",
     comment: Annotated[str, Form()] = "",
 ):
     signed_in(page)
-    if not csrf_ok(page, csrf):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     response = await api(
         page, "POST", f"/api/v1/pilot-zones/{proposal_id}/transitions", json={"to": to, "comment": comment}
     )
@@ -363,10 +368,8 @@ async def move(
 
 
 @router.post("/pilot-zones/{proposal_id}/members/{city_id}/confirm", response_class=HTMLResponse)
-async def confirm_membership(page: PageDep, proposal_id: str, city_id: str, csrf: Annotated[str, Form()] = ""):
+async def confirm_membership(page: FormPage, proposal_id: str, city_id: str):
     signed_in(page)
-    if not csrf_ok(page, csrf):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     response = await api(page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm")
     if response.status_code >= 400:
         return failure(page, response)
@@ -380,12 +383,8 @@ async def import_form(page: PageDep):
 
 
 @router.post("/import", response_class=HTMLResponse)
-async def import_upload(
-    page: PageDep, file: UploadFile, csrf: Annotated[str, Form()] = "", all_or_nothing: Annotated[bool, Form()] = False
-):
+async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annotated[bool, Form()] = False):
     signed_in(page)
-    if not csrf_ok(page, csrf):
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
     kind = "application/json" if (file.filename or "").lower().endswith(".json") else "text/csv"
     response = await api(
         page,
