@@ -71,3 +71,19 @@ def test_directory_of_5000_cities_loads_within_500_ms(stack, admin, admin_page):
     timings.sort()
     print(f"directory with 5,000 cities, Navigation Timing duration: median {timings[2]:.0f} ms, all {timings}")
     assert timings[2] <= 500
+
+
+@pytest.mark.parametrize("path", ["/", "/cities", "/pilot-zones"])
+def test_pages_fit_a_phone(stack, browser, path, shoot):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(stack.config.gateway_url + "/")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("form[action='/sign-in'] button[type=submit]")
+    page.wait_for_url(stack.config.gateway_url + "/")
+    page.goto(stack.config.gateway_url + path)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+    shoot(page, "phone" + path.replace("/", "-"))
+    context.close()
