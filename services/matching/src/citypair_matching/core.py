@@ -22,7 +22,10 @@ product scores a block of cities against all others.
 
 import json
 import math
+import os
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -206,6 +209,39 @@ def utc_offset_hours(timezone: str | None, longitude: float) -> float:
     return round(longitude / 15.0)
 
 
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of arange(start, start + length) for each pair."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return offsets + np.arange(total)
+
+
+def _top_k(row: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest finite entries of `row` (any order): a threshold from group maxima first,
+    so only a few hundred entries are partitioned instead of the whole row."""
+    m = len(row)
+    group = 64
+    if m >= 8 * group * max(k, 1):
+        usable = m - m % group
+        maxima = row[:usable].reshape(-1, group).max(axis=1)
+        if m % group:
+            maxima = np.append(maxima, row[usable:].max())
+        finite = maxima[np.isfinite(maxima)]
+        if len(finite) >= k:
+            # k groups have their maximum at or above this value: the k-th largest entry is too
+            threshold = np.partition(finite, len(finite) - k)[len(finite) - k]
+            found = np.flatnonzero(row >= threshold)
+            if len(found) > k:
+                found = found[np.argpartition(-row[found], k - 1)[:k]]
+            return found
+    finite = np.flatnonzero(np.isfinite(row))
+    if len(finite) <= k:
+        return finite
+    return finite[np.argpartition(-row[finite], k - 1)[:k]]
+
+
 def _hubness(degree):
     return np.minimum(1.0, np.log1p(degree) / math.log1p(HUB_SATURATION))
 
@@ -267,6 +303,11 @@ class MatchIndex:
         self._languages = _Vocabulary(LANGUAGE_BITS)
         self._corridors = _Vocabulary(63)
         self._excluders: set[int] = set()
+        self._generation = 0  # bumped by every change that can move a score or a constraint
+        self._csr_cache: tuple | None = None
+        self._transposed: dict | None = None
+        self._topk_cache: dict = {}
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
 
@@ -301,10 +342,17 @@ class MatchIndex:
             return
         else:
             old_country = self._rows[pos].country_code
+            if old_country != row.country_code:  # take this city's partnerships out of the old country's counts
+                for other in self.graph.adj.get(row.id, ()):
+                    if other in self._position:
+                        self._count_edge(pos, self._position[other], -1)
+        self._changed(structure=pos == len(self._rows) - 1 and self._rows[pos] is row)
         self._rows[pos] = row
         c = self._cols
         offer, need = theme_vectors(row.themes)
         c["offer"][pos], c["need"][pos] = level_expanded(offer), level_expanded(need)
+        if self._transposed is not None:
+            self._transposed["offer"][:, pos], self._transposed["need"][:, pos] = c["offer"][pos], c["need"][pos]
         c["need_total"][pos] = need.sum()
         lat, lon = math.radians(row.latitude), math.radians(row.longitude)
         c["xyz"][pos] = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
@@ -329,8 +377,10 @@ class MatchIndex:
             for other in self.graph.adj[row.id]:
                 if other in self._position:
                     self._count_edge(pos, self._position[other], 1)
-        elif old_country is not None and old_country != row.country_code:
-            self._recount()
+        elif old_country is not None and old_country != row.country_code:  # ...and into the new one's
+            for other in self.graph.adj.get(row.id, ()):
+                if other in self._position:
+                    self._count_edge(pos, self._position[other], 1)
         self.graph.add_node(row.id)
         c["degree"][pos] = self.graph.degree(row.id)
         for other in self.graph.adj[row.id]:
@@ -340,6 +390,7 @@ class MatchIndex:
     def add_partnership(self, a: str, b: str) -> None:
         if a == b or self.graph.has_edge(a, b):
             return
+        self._changed()
         self.graph.add_edge(a, b)
         if a in self._position and b in self._position:
             pa, pb = self._position[a], self._position[b]
@@ -349,6 +400,7 @@ class MatchIndex:
                 self._cols["degree"][self._position[city]] = self.graph.degree(city)
 
     def add_decline(self, a: str, b: str, at: datetime) -> None:
+        self._changed()
         for x, y in ((a, b), (b, a)):
             self.declined.setdefault(x, {})[y] = max(at, self.declined.get(x, {}).get(y, at))
 
@@ -361,6 +413,15 @@ class MatchIndex:
             failures.append(f"{row.name}: no offer or need in {theme}")
         return failures
 
+    def _changed(self, *, structure: bool = True) -> None:
+        """Scores may have moved: drop the kept top-k lists; with `structure` (a new city or partnership) also the
+        graph arrays and column copies, which a profile update instead patches in place."""
+        self._generation += 1
+        self._topk_cache = {}
+        if structure:
+            self._csr_cache = None
+            self._transposed = None
+
     def _count_edge(self, pa: int, pb: int, sign: int) -> None:
         c = self._cols
         ca, cb = c["country"][pa], c["country"][pb]
@@ -369,6 +430,9 @@ class MatchIndex:
             self.pair_counts[cb, ca] += sign
         c["partners_in"][pa, cb] += sign
         c["partners_in"][pb, ca] += sign
+        if self._transposed is not None:
+            self._transposed["partners_in"][cb, pa] += sign
+            self._transposed["partners_in"][ca, pb] += sign
 
     def _recount(self) -> None:
         """Rebuild degree and country counts from the graph (after a city is added or changes country)."""
@@ -393,22 +457,66 @@ class MatchIndex:
 
     # ------------------------------------------------------------------ scoring
 
-    def _network(self, a: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Adamic-Adar and common-partner counts of `a` with every city (two-hop walk over the graph)."""
-        aa = np.zeros(n, dtype=np.float32)
-        common = np.zeros(n, dtype=np.float32)
-        city = self._rows[a].id
-        position, graph = self._position, self.graph
-        if city not in graph:
+    def _csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The partnership graph over index positions as CSR arrays (indptr, neighbours, 1/log degree)."""
+        with self._lock:
+            if self._csr_cache is None:
+                n, position = len(self._rows), self._position
+                lists = [[] for _ in range(n)]
+                for a, b in self.graph.edges():
+                    pa, pb = position.get(a), position.get(b)
+                    if pa is not None and pb is not None:
+                        lists[pa].append(pb)
+                        lists[pb].append(pa)
+                indptr = np.zeros(n + 1, dtype=np.int64)
+                indptr[1:] = np.cumsum([len(x) for x in lists])
+                neighbours = np.fromiter((b for x in lists for b in x), dtype=np.int64, count=int(indptr[-1]))
+                # Adamic-Adar weighs a common partner z by 1/log(degree of z) over the whole graph
+                degree = np.array([self.graph.degree(r.id) if r.id in self.graph else 0 for r in self._rows])
+                inverse_log = np.zeros(n, dtype=np.float32)
+                inverse_log[degree >= 2] = 1.0 / np.log(degree[degree >= 2])
+                self._csr_cache = (indptr, neighbours, inverse_log)
+            return self._csr_cache
+
+    def _columns_t(self) -> dict:
+        """Contiguous column-major copies (feature × city) for fast products against every city."""
+        with self._lock:
+            if self._transposed is None:
+                n, c = len(self._rows), self._cols
+                self._transposed = {
+                    name: np.ascontiguousarray(c[name][:n].T) for name in ("offer", "need", "partners_in")
+                }
+            return self._transposed
+
+    def _network_block(self, a: np.ndarray, column: np.ndarray | None, shape) -> tuple[np.ndarray, np.ndarray]:
+        """Adamic-Adar and common-partner counts of each city of `a` with each column (two-hop walk over
+        the graph, all rows at once). `column` maps a position to its column (-1: not a column), None = identity."""
+        aa = np.zeros(shape, dtype=np.float32)
+        common = np.zeros(shape, dtype=np.float32)
+        indptr, neighbours, inverse_log = self._csr()
+        starts, ends = indptr[a], indptr[a + 1]
+        if not (ends > starts).any():
             return aa, common
-        for z in graph.adj[city]:
-            neighbours = graph.adj[z]
-            if len(neighbours) < 2:
-                continue
-            idx = [position[b] for b in neighbours if b in position]
-            weight = 1.0 / math.log(len(neighbours))
-            np.add.at(aa, idx, weight)
-            np.add.at(common, idx, 1.0)
+        # (row, z) for every partner z of every row
+        lengths = ends - starts
+        rows_z = np.repeat(np.arange(len(a)), lengths)
+        z = neighbours[_ranges(starts, lengths)]
+        keep = inverse_log[z] > 0
+        rows_z, z = rows_z[keep], z[keep]
+        # (row, y) for every partner y of each z
+        lengths = indptr[z + 1] - indptr[z]
+        rows_y = np.repeat(rows_z, lengths)
+        y = neighbours[_ranges(indptr[z], lengths)]
+        w = np.repeat(inverse_log[z], lengths)
+        if column is not None:
+            cols = column[y]
+            ok = cols >= 0
+            rows_y, cols, w = rows_y[ok], cols[ok], w[ok]
+        else:
+            cols = y
+        flat = rows_y * shape[1] + cols
+        np.add.at(aa.reshape(-1), flat, w)
+        np.add.at(common.reshape(-1), flat, 1.0)
         return aa, common
 
     def factor_values(self, block: np.ndarray, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
@@ -420,12 +528,17 @@ class MatchIndex:
         everyone = len(rows) == n and n > 0 and rows[0] == 0 and rows[-1] == n - 1
         sel = slice(0, n) if everyone else rows
         offer, need, need_total = c["offer"], c["need"], c["need_total"]
-        met_to_a = need[a] @ offer[sel].T  # what each candidate offers against a's needs
-        met_to_b = offer[a] @ need[sel].T
+        if everyone:
+            t = self._columns_t()
+            offer_t, need_t = t["offer"], t["need"]
+        else:
+            offer_t, need_t = offer[sel].T, need[sel].T
+        met_to_a = need[a] @ offer_t  # what each candidate offers against a's needs
+        met_to_b = offer[a] @ need_t
         total_a, total_b = need_total[a][:, None], need_total[rows][None, :]
         gain_a = np.divide(met_to_a, total_a, out=np.zeros_like(met_to_a), where=total_a > 0)
         gain_b = np.divide(met_to_b, total_b, out=np.zeros_like(met_to_b), where=total_b > 0)
-        shared_met = need[a] @ need[sel].T
+        shared_met = need[a] @ need_t
         norm = np.sqrt(total_a * total_b)
         shared = np.divide(shared_met, norm, out=np.zeros_like(shared_met), where=norm > 0)
         cosine = np.clip(c["xyz"][a] @ c["xyz"][sel].T, -1.0, 1.0)
@@ -434,17 +547,18 @@ class MatchIndex:
         lang_a, lang_b = c["languages"][a], c["languages"][sel]
         language = np.zeros(corridor.shape, dtype=bool)
         for word in range(lang_a.shape[1]):
-            language |= (lang_a[:, word][:, None] & lang_b[:, word][None, :]) != 0
+            if lang_a[:, word].any():
+                language |= (lang_a[:, word][:, None] & lang_b[:, word][None, :]) != 0
         gap = np.abs(c["utc"][a][:, None] - c["utc"][rows][None, :])
         gap = np.minimum(gap, 24.0 - gap)
         country_a, country_b = c["country"][a], c["country"][sel]
-        pair_count = self.pair_counts[country_a[:, None], country_b[None, :]]
-        aa = np.zeros(met_to_a.shape, dtype=np.float32)
-        common = np.zeros(met_to_a.shape, dtype=np.float32)
-        for i, pos in enumerate(a):
-            if self._rows[pos].id in self.graph and self.graph.degree(self._rows[pos].id):
-                full_aa, full_common = self._network(int(pos), n)
-                aa[i], common[i] = full_aa[sel], full_common[sel]
+        pair_count = self.pair_counts[country_a][:, country_b]
+        if everyone:
+            column = None
+        else:
+            column = np.full(n, -1, dtype=np.int64)
+            column[rows] = np.arange(len(rows))
+        aa, common = self._network_block(a, column, met_to_a.shape)
         degree_a, degree_b = c["degree"][a][:, None], c["degree"][rows][None, :]
         inputs = dict(
             distance_km=distance_km,
@@ -456,8 +570,10 @@ class MatchIndex:
             common=common,
             degree_a=degree_a,
             degree_b=degree_b,
-            a_in_country_b=c["partners_in"][a[:, None], country_b[None, :]],
-            b_in_country_a=c["partners_in"][sel][:, country_a].T,
+            a_in_country_b=c["partners_in"][a][:, country_b],
+            b_in_country_a=(
+                self._columns_t()["partners_in"][country_a] if everyone else c["partners_in"][sel][:, country_a].T
+            ),
         )
         realism = self.realism.probability(feature_arrays(**inputs))
         values = {
@@ -479,6 +595,16 @@ class MatchIndex:
         values = {name: np.broadcast_to(v, met_to_a.shape) for name, v in values.items()}
         values["_realism_inputs"] = inputs
         return values
+
+    def score32(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The same sum in float32, for ranking many pairs (within ~1e-6 of `score`)."""
+        total = None
+        for name, weight in self.weights.factors().items():
+            if total is None:
+                total = np.multiply(values[name], np.float32(weight), dtype=np.float32)
+            else:
+                total += np.float32(weight) * values[name]
+        return total
 
     def score(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """The sum of weight × value over the factors (the parts of an explanation add up to this)."""
@@ -547,11 +673,15 @@ class MatchIndex:
         """Scores of every pair (block[i], rows[j]); -inf where a constraint fails."""
         rows = np.asarray(rows)
         values = self.factor_values(block, rows)
-        scores = self.score(values)
-        allowed = np.ones(scores.shape, dtype=bool)
+        scores = self.score32(values)
+        allowed = None
         for mask in self.check_masks(block, rows, values, now or datetime.now(UTC)).values():
-            allowed &= mask
-        return np.where(allowed, scores, -np.inf)
+            if allowed is None:
+                allowed = np.array(np.broadcast_to(mask, scores.shape))
+            else:
+                allowed &= mask
+        scores[~allowed] = -np.inf
+        return scores
 
     def ranked(
         self,
@@ -569,11 +699,7 @@ class MatchIndex:
         out = []
         for i in range(len(block)):
             row = scores[i]
-            kk = min(k, int(np.isfinite(row).sum()))
-            if kk == 0:
-                out.append([])
-                continue
-            top = np.argpartition(-row, kk - 1)[:kk]
+            top = _top_k(row, k)
             top = top[np.lexsort((rows[top], -row[top]))]
             out.append([(int(rows[j]), float(row[j])) for j in top])
         return out
@@ -584,19 +710,37 @@ class MatchIndex:
         k: int,
         *,
         min_score: float = 0.0,
-        block_size: int = 64,
+        block_size: int = 32,
         now: datetime | None = None,
     ) -> dict[int, list[tuple[int, float]]]:
-        """Every city's top `k` among `positions` (blocks of cities scored at once)."""
-        positions = np.asarray(positions)
+        """Every city's top `k` among `positions` (blocks of cities scored at once, on every core).
+
+        Kept until the index changes: a later call for the same cities with a smaller `k` or a higher
+        `min_score` takes the best of the kept lists (they are sorted), e.g. a round after the top 20."""
+        positions = np.asarray(positions, dtype=np.int64)
         now = now or datetime.now(UTC)
-        found = {}
-        for start in range(0, len(positions), block_size):
+        # declines expire with time: then the answer depends on `now`, to the second
+        key = (positions.tobytes(), now.replace(microsecond=0) if self.declined else None)
+        generation = self._generation
+        kept = self._topk_cache.get(key)
+        if kept is not None and kept[0] >= k and kept[1] <= min_score:
+            return {p: [(q, s) for q, s in top[:k] if s >= min_score] for p, top in kept[2].items()}
+
+        def one(start: int) -> list:
             block = positions[start : start + block_size]
-            for pos, top in zip(
-                block, self.ranked(block, k, candidates=positions, min_score=min_score, now=now), strict=True
-            ):
-                found[int(pos)] = top
+            tops = self.ranked(block, k, candidates=positions, min_score=min_score, now=now)
+            return list(zip(block.tolist(), tops, strict=True))
+
+        starts = range(0, len(positions), block_size)
+        workers = min(os.cpu_count() or 1, 4)
+        if workers > 1 and len(positions) > 4 * block_size:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(one, starts))
+        else:
+            parts = [one(start) for start in starts]
+        found = {pos: top for part in parts for pos, top in part}
+        if self._generation == generation:
+            self._topk_cache[key] = (k, min_score, found)
         return found
 
     def suggest(

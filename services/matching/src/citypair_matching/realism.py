@@ -45,20 +45,21 @@ def feature_arrays(
     b_in_country_a,
 ) -> list[np.ndarray]:
     """Every feature of `FEATURES`, in order, broadcast over the inputs (all symmetric in a and b)."""
-    log_d = np.log1p(distance_km) / 10.0
-    da, db = np.log1p(degree_a), np.log1p(degree_b)
+    f32 = np.float32  # float32 throughout: these arrays can cover millions of pairs
+    log_d = np.log1p(distance_km, dtype=f32) / f32(10.0)
+    da, db = np.log1p(degree_a, dtype=f32), np.log1p(degree_b, dtype=f32)
     return [
         log_d,
         log_d * log_d,
-        same_country.astype(np.float32) if hasattr(same_country, "astype") else np.float32(same_country),
-        (logpop_a + logpop_b) / 2.0,
-        np.abs(logpop_a - logpop_b),
-        np.log1p(pair_count),
-        adamic_adar,
-        np.log1p(common),
+        np.asarray(same_country, dtype=f32),
+        (np.asarray(logpop_a, dtype=f32) + np.asarray(logpop_b, dtype=f32)) / f32(2.0),
+        np.abs(np.asarray(logpop_a, dtype=f32) - np.asarray(logpop_b, dtype=f32)),
+        np.log1p(pair_count, dtype=f32),
+        np.asarray(adamic_adar, dtype=f32),
+        np.log1p(common, dtype=f32),
         da + db,
         da * db,
-        np.log1p(a_in_country_b) + np.log1p(b_in_country_a),
+        np.log1p(a_in_country_b, dtype=f32) + np.log1p(b_in_country_a, dtype=f32),
     ]
 
 
@@ -91,14 +92,17 @@ class RealismModel:
         return cls("neutral", np.zeros(n), np.ones(n), np.zeros(n), 0.0)
 
     def logit(self, features: list[np.ndarray]):
-        z = self.intercept
+        # Python floats, so that float32 features stay float32 (numpy float64 scalars would promote them)
+        z = float(self.intercept)
         for value, mean, std, coef in zip(features, self.mean, self.std, self.coef, strict=True):
             if coef:
-                z = z + (coef / std) * (value - mean)
+                beta = float(coef / std)
+                z = z - beta * float(mean) + beta * value
         return z
 
     def probability(self, features: list[np.ndarray]):
-        return 1.0 / (1.0 + np.exp(-np.clip(self.logit(features), -30, 30)))
+        z = np.clip(self.logit(features), -30, 30)
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 30) -> dict:
