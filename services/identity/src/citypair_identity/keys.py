@@ -26,8 +26,4 @@ def new_signing_key() -> SigningKey:
 def published(keys: list[SigningKey], *, token_lifetime: timedelta) -> list[dict]:
     """Keys a token may still be signed with: unretired, or retired less than a token lifetime ago."""
     now = datetime.now(UTC)
-    return [k.public_jwk for k in keys if k.retired_at is None or _aware(k.retired_at) > now - token_lifetime]
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return [k.public_jwk for k in keys if k.retired_at is None or k.retired_at > now - token_lifetime]

@@ -70,10 +70,6 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
     """On start: a signing key, and the first admin from settings if there is no admin yet."""
     ctx.signing_key = await session.scalar(
@@ -208,7 +204,7 @@ async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, ad
         await session.commit()
         raise unauthorized("refresh token already used or revoked")
     user = await session.get(User, stored.user_id)
-    if _aware(stored.expires_at) <= now or user is None or user.disabled:
+    if stored.expires_at <= now or user is None or user.disabled:
         raise unauthorized("refresh token expired or user disabled")
     stored.used_at = now
     tokens = await _issue(session, ctx, user, family_id=stored.family_id)

@@ -46,10 +46,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 # --------------------------------------------------------------------------- pure rules
 
 
@@ -76,7 +72,7 @@ def stale_reasons(proposal: Proposal, *, at: datetime, stale_after: timedelta) -
     if proposal.status != Status.active.value:
         return []
     reasons = []
-    if _aware(proposal.last_activity_at) < at - stale_after:
+    if proposal.last_activity_at < at - stale_after:
         reasons.append("no_activity")
     if overdue_milestones(proposal.milestones, at.date()):
         reasons.append("overdue_milestone")
@@ -691,7 +687,7 @@ async def sweep_stale(*, session: AsyncSession, relay: OutboxRelay, stale_after:
                 city_ids=proposal.city_ids,
                 coordinator_id=proposal.coordinator_id,
                 reasons=reasons,
-                last_activity_at=_aware(proposal.last_activity_at),
+                last_activity_at=proposal.last_activity_at,
                 overdue_milestones=overdue_milestones(proposal.milestones, at.date()),
             )
             relay.add(session, new_event(data, source=SOURCE, subject=proposal.id))

@@ -25,12 +25,8 @@ STALE_AFTER = timedelta(days=365)
 NULLABLE = frozenset({"local_name", "admin_region", "timezone"})
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def is_stale(city: City, now: datetime | None = None) -> bool:
-    return _aware(city.last_confirmed_at) < (now or datetime.now(UTC)) - STALE_AFTER
+    return city.last_confirmed_at < (now or datetime.now(UTC)) - STALE_AFTER
 
 
 def may_edit(user: Principal, city_id: str) -> bool:
@@ -133,7 +129,7 @@ def snapshot(city: City, partner_ids: list[str]) -> CitySnapshot:
         status=city.status,
         verified=city.verified,
         partner_ids=partner_ids,
-        last_confirmed_at=_aware(city.last_confirmed_at),
+        last_confirmed_at=city.last_confirmed_at,
         **fields,
     )
 
@@ -149,7 +145,7 @@ def to_out(city: City, partner_ids: list[str], user: Principal) -> CityOut:
         verified=city.verified,
         verified_by=city.verified_by,
         verified_at=city.verified_at,
-        last_confirmed_at=_aware(city.last_confirmed_at),
+        last_confirmed_at=city.last_confirmed_at,
         stale=is_stale(city),
         partner_ids=partner_ids,
         created_at=city.created_at,
@@ -280,7 +276,7 @@ async def change_status(
     if action == "confirm":
         if not may_edit(user, city_id):
             raise forbidden("only the city's officials, coordinators and admins confirm a profile")
-        changes = {"last_confirmed_at": [_aware(city.last_confirmed_at).isoformat(), now.isoformat()]}
+        changes = {"last_confirmed_at": [city.last_confirmed_at.isoformat(), now.isoformat()]}
         city.last_confirmed_at = now
     elif not user.has_role("admin", "coordinator"):
         raise forbidden(f"only coordinators and admins {action} profiles", required_roles=["admin", "coordinator"])
