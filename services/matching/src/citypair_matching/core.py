@@ -625,13 +625,20 @@ class MatchIndex:
         not_declined = np.ones(shape, dtype=bool)
         excluded = np.zeros(shape, dtype=bool)
         identity = len(rows) == len(self._rows) and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
-        column = None if identity else {int(p): j for j, p in enumerate(rows)}
+        if identity:
+            column = None
+        else:
+            column = np.full(len(self._rows), -1, dtype=np.int64)
+            column[rows] = np.arange(len(rows))
 
         def col(city_id: str):
             pos = self._position.get(city_id)
             if pos is None:
                 return None
-            return pos if column is None else column.get(pos)
+            if column is None:
+                return pos
+            j = int(column[pos])
+            return j if j >= 0 else None
 
         for i, pos in enumerate(a):
             city = ids[pos]

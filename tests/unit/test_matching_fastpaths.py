@@ -1,0 +1,150 @@
+"""The core's fast paths against the slow, obvious computation: the kept top-k lists, the block
+Adamic-Adar, the incremental country-pair counts, and the bulk-ranking prefilter."""
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from citypair_matching.core import CityRow, MatchIndex
+from citypair_shared.themes import THEME_IDS
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+COUNTRIES = ["CN", "KZ", "UZ", "RU", "TR"]
+
+
+def random_rows(n: int, rng: random.Random) -> list[CityRow]:
+    rows = []
+    for i in range(n):
+        themes = {t: {"offer": rng.randint(0, 5), "need": rng.randint(0, 5)} for t in rng.sample(THEME_IDS, 5)}
+        rows.append(
+            CityRow(
+                id=f"c{i}",
+                version=1,
+                name=f"City {i}",
+                country_code=rng.choice(COUNTRIES),
+                status="published",
+                themes=themes,
+                latitude=rng.uniform(0, 55),
+                longitude=rng.uniform(20, 135),
+                population=rng.randint(50_000, 5_000_000),
+                languages=(rng.choice(["zh", "ru", "en"]),),
+                corridors=(rng.choice(["a", "b"]),),
+                capacity=rng.randint(3, 8),
+            )
+        )
+    return rows
+
+
+def random_index(n: int, edges: int, seed: int) -> tuple[MatchIndex, list[CityRow], random.Random]:
+    rng = random.Random(seed)
+    rows = random_rows(n, rng)
+    idx = MatchIndex(capacity=8)  # grows; with the fitted realism prior
+    for r in rows:
+        idx.upsert(r)
+    for _ in range(edges):
+        a, b = rng.sample(rows, 2)
+        idx.add_partnership(a.id, b.id)
+    return idx, rows, rng
+
+
+def fresh(idx: MatchIndex, k: int, min_score: float = 0.0) -> dict:
+    everyone = idx.positions()
+    return dict(
+        zip(everyone.tolist(), idx.ranked(everyone, k, candidates=everyone, min_score=min_score, now=NOW), strict=True)
+    )
+
+
+def close(got: dict, want: dict) -> bool:
+    if got.keys() != want.keys():
+        return False
+    for p in want:
+        if [q for q, _ in got[p]] != [q for q, _ in want[p]]:
+            return False
+        if not np.allclose([s for _, s in got[p]], [s for _, s in want[p]], atol=1e-6):
+            return False
+    return True
+
+
+# each change: (description, function(idx, rows, rng))
+CHANGES = [
+    ("themes of one city", lambda idx, rows, rng: idx.upsert(replace(rows[3], version=2, themes={}))),
+    (
+        "mirror one city's needs",
+        lambda idx, rows, rng: idx.upsert(
+            replace(
+                rows[5],
+                version=3,
+                themes={k: {"offer": v["need"], "need": v["offer"]} for k, v in rows[7].themes.items()},
+            )
+        ),
+    ),
+    ("country of one city", lambda idx, rows, rng: idx.upsert(replace(rows[2], version=4, country_code="PK"))),
+    ("a new partnership", lambda idx, rows, rng: idx.add_partnership(rows[0].id, rows[1].id)),
+    ("a new city", lambda idx, rows, rng: idx.upsert(replace(random_rows(1, rng)[0], id="new"))),
+    ("a decline", lambda idx, rows, rng: idx.add_decline(rows[8].id, rows[9].id, NOW)),
+    ("unpublished", lambda idx, rows, rng: idx.upsert(replace(rows[10], version=5, status="draft"))),
+]
+
+
+@pytest.mark.parametrize(("what", "change"), CHANGES, ids=[c[0] for c in CHANGES])
+def test_kept_top_k_equals_a_fresh_ranking_after_each_change(what, change):
+    idx, rows, rng = random_index(60, 80, seed=1)
+    before = idx.ranked_all(idx.positions(), 10, now=NOW)
+    assert close(before, fresh(idx, 10))
+    assert idx._topk_cache  # kept
+    change(idx, rows, rng)
+    assert not idx._topk_cache  # dropped by the change
+    after = idx.ranked_all(idx.positions(), 10, now=NOW)
+    assert close(after, fresh(idx, 10)), what
+    # a smaller k / higher min_score served from the kept lists equals a fresh ranking too
+    assert close(idx.ranked_all(idx.positions(), 4, min_score=0.3, now=NOW), fresh(idx, 4, 0.3))
+
+
+def test_an_older_snapshot_keeps_the_kept_lists():
+    idx, rows, _ = random_index(30, 20, seed=2)
+    idx.upsert(replace(rows[0], version=3))
+    idx.ranked_all(idx.positions(), 5, now=NOW)
+    idx.upsert(replace(rows[0], version=2, themes={}))  # ignored: older
+    assert idx._topk_cache
+
+
+@pytest.mark.parametrize(("n", "edges", "seed"), [(12, 20, 0), (40, 90, 1), (80, 60, 2), (25, 150, 3)])
+def test_block_adamic_adar_equals_networkx(n, edges, seed):
+    idx, rows, _ = random_index(n, edges, seed)
+    everyone = idx.positions()
+    aa, common = idx._network_block(everyone, None, (n, n))
+    ids = [r.id for r in rows]
+    pairs = [(a, b) for a in ids for b in ids if a != b]
+    for a, b, want in nx.adamic_adar_index(idx.graph, pairs):
+        assert aa[idx.position(a), idx.position(b)] == pytest.approx(want, rel=1e-5, abs=1e-6)
+        assert common[idx.position(a), idx.position(b)] == len(list(nx.common_neighbors(idx.graph, a, b)))
+    # a subset of columns (the candidate path) gives the same values
+    cols = everyone[::3]
+    column = np.full(n, -1, dtype=np.int64)
+    column[cols] = np.arange(len(cols))
+    sub, _ = idx._network_block(everyone[:7], column, (7, len(cols)))
+    assert np.allclose(sub, aa[:7][:, cols])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_incremental_country_pair_counts_equal_a_full_recount(seed):
+    idx, rows, rng = random_index(40, 70, seed)
+    versions = {r.id: 1 for r in rows}
+    for step in range(30):
+        r = rng.choice(rows)
+        versions[r.id] += 1
+        idx.upsert(replace(idx.city(r.id), version=versions[r.id], country_code=rng.choice([*COUNTRIES, "PK", "MN"])))
+        if step % 3 == 0:
+            a, b = rng.sample(rows, 2)
+            idx.add_partnership(a.id, b.id)
+    counts = idx.pair_counts.copy()
+    partners_in = idx._cols["partners_in"][: len(idx)].copy()
+    degree = idx._cols["degree"][: len(idx)].copy()
+    idx._recount()
+    assert np.array_equal(counts, idx.pair_counts)
+    assert np.array_equal(partners_in, idx._cols["partners_in"][: len(idx)])
+    assert np.array_equal(degree, idx._cols["degree"][: len(idx)])
