@@ -59,6 +59,12 @@ async def api(page: Page, method: str, path: str, **kwargs):
         raise NotSignedIn() from exc
 
 
+async def act(page: Page, method: str, path: str, *, then: str, **kwargs):
+    """Do one thing through the API: on success go on to `then`, else show why not."""
+    response = await api(page, method, path, **kwargs)
+    return failure(page, response) if response.status_code >= 400 else redirect(then)
+
+
 def failure(page: Page, response) -> HTMLResponse:
     key = {403: "not_allowed", 404: "not_found"}.get(response.status_code, "error")
     detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
@@ -232,10 +238,13 @@ async def decide(
     signed_in(page)
     reason = reason if decision == "decline" else "complementary_themes"
     body = {"decision": decision, "reason": reason, "text": text}
-    response = await api(page, "POST", f"/api/v1/matches/{city_id}/{other_id}/decision", json=body)
-    if response.status_code >= 400:
-        return failure(page, response)
-    return redirect(f"/pairs/{city_id}/{other_id}?decided=1")
+    return await act(
+        page,
+        "POST",
+        f"/api/v1/matches/{city_id}/{other_id}/decision",
+        then=f"/pairs/{city_id}/{other_id}?decided=1",
+        json=body,
+    )
 
 
 @router.get("/pairs/{a}/{b}", response_class=HTMLResponse)
@@ -359,21 +368,21 @@ async def move(
     comment: Annotated[str, Form()] = "",
 ):
     signed_in(page)
-    response = await api(
-        page, "POST", f"/api/v1/pilot-zones/{proposal_id}/transitions", json={"to": to, "comment": comment}
+    return await act(
+        page,
+        "POST",
+        f"/api/v1/pilot-zones/{proposal_id}/transitions",
+        then=f"/pilot-zones/{proposal_id}",
+        json={"to": to, "comment": comment},
     )
-    if response.status_code >= 400:
-        return failure(page, response)
-    return redirect(f"/pilot-zones/{proposal_id}")
 
 
 @router.post("/pilot-zones/{proposal_id}/members/{city_id}/confirm", response_class=HTMLResponse)
 async def confirm_membership(page: FormPage, proposal_id: str, city_id: str):
     signed_in(page)
-    response = await api(page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm")
-    if response.status_code >= 400:
-        return failure(page, response)
-    return redirect(f"/pilot-zones/{proposal_id}")
+    return await act(
+        page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm", then=f"/pilot-zones/{proposal_id}"
+    )
 
 
 @router.get("/import", response_class=HTMLResponse)
