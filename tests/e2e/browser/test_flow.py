@@ -111,6 +111,12 @@ def test_official_to_approved_pilot_zone(stack, admin, browser, shoot, lang):
         assert reviewer.locator("#status").inner_text() == step
     shoot(reviewer, f"{lang}-proposal")
 
+    # The official hears of it on the dashboard, and the live feed says the same.
+    page.goto(f"{base}/")
+    assert page.locator(f"#notifications a[href='/pilot-zones/{proposal['id']}']").count() >= 1
+    feed = page.request.get(f"{base}/notifications.json").json()["items"]
+    assert any(item["link"] == f"/pilot-zones/{proposal['id']}" for item in feed)
+
     # The map and the network draw real cities and partnerships (recorded as twin cities in profiles).
     twins = (
         "city1,country1,lat1,lng1,city2,country2,lat2,lng2\n"

@@ -59,7 +59,7 @@ def profile_body(form) -> dict:
         elif value:
             body[key] = _number(value)
     body["languages"] = [v.strip() for v in (form.get("languages") or "").split(",") if v.strip()]
-    body["corridors"] = [c for c in form.getlist("corridors") if c in CORRIDORS] if hasattr(form, "getlist") else []
+    body["corridors"] = [c for c in form.getlist("corridors") if c in CORRIDORS]
     themes = {}
     for theme in THEME_IDS:
         offer, need = _number(form.get(f"offer_{theme}") or "0"), _number(form.get(f"need_{theme}") or "0")

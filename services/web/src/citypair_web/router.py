@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from citypair_shared.themes import THEME_IDS
-from citypair_web import forms
+from citypair_web import forms, i18n
 from citypair_web.api import SignedOut
 from citypair_web.graphics import HEIGHT, WIDTH, land_path, network_layout, project
 from citypair_web.pages import Page, csrf_ok, page_for, redirect
@@ -16,18 +16,31 @@ router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_for)]
 
 
+class NotSignedIn(Exception):
+    """No session (or it ended): the page sends the user to sign in."""
+
+
 class BadCsrf(Exception):
     """A form came without this session's CSRF token."""
 
 
-async def form_page(request: Request) -> Page:
-    """The page, for a form post that carries the session's CSRF token (or BadCsrf)."""
+def user_page(request: Request) -> Page:
+    """The page of a signed-in user (or NotSignedIn, which leads to the sign-in form)."""
     page = page_for(request)
+    if page.session is None:
+        raise NotSignedIn()
+    return page
+
+
+async def form_page(request: Request) -> Page:
+    """A signed-in user's form post that carries the session's CSRF token (or BadCsrf)."""
+    page = user_page(request)
     if not csrf_ok(page, (await request.form()).get("csrf")):
         raise BadCsrf()
     return page
 
 
+UserPage = Annotated[Page, Depends(user_page)]
 FormPage = Annotated[Page, Depends(form_page)]
 DECLINE_REASONS = (
     "not_a_priority",
@@ -39,16 +52,6 @@ DECLINE_REASONS = (
     "policy",
     "other",
 )
-
-
-class NotSignedIn(Exception):
-    pass
-
-
-def signed_in(page: Page) -> Page:
-    if page.session is None:
-        raise NotSignedIn()
-    return page
 
 
 async def api(page: Page, method: str, path: str, **kwargs):
@@ -111,11 +114,11 @@ async def sign_in(
 
 @router.post("/sign-out")
 async def sign_out(page: PageDep, csrf: Annotated[str, Form()] = ""):
-    if page.session and csrf_ok(page, csrf):
+    done = redirect("/")
+    if page.session and csrf_ok(page, csrf):  # a forged post must not sign anyone out
         await page.request.app.state.api.logout(page.session)
         page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
-    done = redirect("/")
-    done.delete_cookie(COOKIE)
+        done.delete_cookie(COOKIE)
     return done
 
 
@@ -131,12 +134,38 @@ async def dashboard(page: Page):
     zones = await api(page, "GET", "/api/v1/pilot-zones", params={"limit": 100})
     proposals = zones.json().get("items", []) if zones.status_code == 200 else []
     todo = [p for p in proposals if p.get("allowed_transitions")]
-    return page.render("dashboard.html", my_cities=my_cities, suggestions=suggestions, todo=todo, recent=proposals[:5])
+    return page.render(
+        "dashboard.html",
+        my_cities=my_cities,
+        suggestions=suggestions,
+        todo=todo,
+        notifications=await _notifications(page),
+    )
+
+
+async def _notifications(page: Page) -> list[dict]:
+    response = await api(page, "GET", "/api/v1/me/notifications", params={"limit": 10})
+    return response.json().get("items", []) if response.status_code == 200 else []
+
+
+@router.get("/notifications.json")
+async def notifications_feed(page: UserPage):
+    """The dashboard's live list (polled by static/app.js)."""
+    return {
+        "items": [
+            {
+                "title": n["title"],
+                "link": n["link"],
+                "unread": n["read_at"] is None,
+                "when": i18n.date(n["created_at"], page.lang),
+            }
+            for n in await _notifications(page)
+        ]
+    }
 
 
 @router.get("/cities", response_class=HTMLResponse)
-async def directory(page: PageDep, request: Request):
-    signed_in(page)
+async def directory(page: UserPage, request: Request):
     params = forms.directory_params(request.query_params)
     response = await api(page, "GET", "/api/v1/cities", params=params)
     if response.status_code == 422:
@@ -156,8 +185,7 @@ async def directory(page: PageDep, request: Request):
 
 
 @router.get("/cities/{city_id}", response_class=HTMLResponse)
-async def city(page: PageDep, city_id: str):
-    signed_in(page)
+async def city(page: UserPage, city_id: str):
     response = await api(page, "GET", f"/api/v1/cities/{city_id}")
     if response.status_code != 200:
         return failure(page, response)
@@ -169,8 +197,7 @@ async def city(page: PageDep, city_id: str):
 
 
 @router.get("/cities/{city_id}/edit", response_class=HTMLResponse)
-async def edit_form(page: PageDep, city_id: str):
-    signed_in(page)
+async def edit_form(page: UserPage, city_id: str):
     response = await api(page, "GET", f"/api/v1/cities/{city_id}")
     if response.status_code != 200:
         return failure(page, response)
@@ -179,7 +206,6 @@ async def edit_form(page: PageDep, city_id: str):
 
 @router.post("/cities/{city_id}/edit", response_class=HTMLResponse)
 async def edit_save(page: FormPage, city_id: str, request: Request):
-    signed_in(page)
     form = await request.form()
     body, version = forms.profile_body(form), form.get("version", "")
     response = await api(page, "PATCH", f"/api/v1/cities/{city_id}", json=body, headers={"If-Match": f'"{version}"'})
@@ -208,8 +234,7 @@ async def edit_save(page: FormPage, city_id: str, request: Request):
 
 
 @router.get("/cities/{city_id}/partners", response_class=HTMLResponse)
-async def partners(page: PageDep, city_id: str):
-    signed_in(page)
+async def partners(page: UserPage, city_id: str):
     city_response = await api(page, "GET", f"/api/v1/cities/{city_id}")
     if city_response.status_code != 200:
         return failure(page, city_response)
@@ -235,7 +260,6 @@ async def decide(
     reason: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
 ):
-    signed_in(page)
     reason = reason if decision == "decline" else "complementary_themes"
     body = {"decision": decision, "reason": reason, "text": text}
     return await act(
@@ -248,8 +272,7 @@ async def decide(
 
 
 @router.get("/pairs/{a}/{b}", response_class=HTMLResponse)
-async def pair(page: PageDep, a: str, b: str):
-    signed_in(page)
+async def pair(page: UserPage, a: str, b: str):
     response = await api(page, "GET", f"/api/v1/matches/{a}/{b}")
     if response.status_code != 200:
         return failure(page, response)
@@ -257,8 +280,7 @@ async def pair(page: PageDep, a: str, b: str):
 
 
 @router.get("/map", response_class=HTMLResponse)
-async def world_map(page: PageDep):
-    signed_in(page)
+async def world_map(page: UserPage):
     cities: list[dict] = []
     offset = 0
     while offset < 2000:
@@ -286,8 +308,7 @@ async def world_map(page: PageDep):
 
 
 @router.get("/cities/{city_id}/network", response_class=HTMLResponse)
-async def network(page: PageDep, city_id: str):
-    signed_in(page)
+async def network(page: UserPage, city_id: str):
     center = await api(page, "GET", f"/api/v1/cities/{city_id}")
     if center.status_code != 200:
         return failure(page, center)
@@ -305,14 +326,12 @@ async def network(page: PageDep, city_id: str):
 
 
 @router.get("/rounds", response_class=HTMLResponse)
-async def rounds(page: PageDep):
-    signed_in(page)
+async def rounds(page: UserPage):
     return page.render("rounds.html", result=None, errors={})
 
 
 @router.post("/rounds", response_class=HTMLResponse)
 async def run_round(page: FormPage, request: Request):
-    signed_in(page)
     form = await request.form()
     response = await api(page, "POST", "/api/v1/rounds", json=forms.round_body(form))
     if response.status_code == 422:
@@ -323,8 +342,7 @@ async def run_round(page: FormPage, request: Request):
 
 
 @router.get("/clusters", response_class=HTMLResponse)
-async def clusters(page: PageDep, request: Request):
-    signed_in(page)
+async def clusters(page: UserPage, request: Request):
     params = {k: v for k, v in request.query_params.items() if k in ("theme", "size") and v}
     response = await api(page, "GET", "/api/v1/clusters", params=params)
     if response.status_code >= 400:
@@ -333,8 +351,7 @@ async def clusters(page: PageDep, request: Request):
 
 
 @router.get("/pilot-zones", response_class=HTMLResponse)
-async def board(page: PageDep):
-    signed_in(page)
+async def board(page: UserPage):
     response = await api(page, "GET", "/api/v1/pilot-zones", params={"limit": 100})
     if response.status_code != 200:
         return failure(page, response)
@@ -345,8 +362,7 @@ async def board(page: PageDep):
 
 
 @router.get("/pilot-zones/{proposal_id}", response_class=HTMLResponse)
-async def proposal(page: PageDep, proposal_id: str):
-    signed_in(page)
+async def proposal(page: UserPage, proposal_id: str):
     response = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}")
     if response.status_code != 200:
         return failure(page, response)
@@ -367,7 +383,6 @@ async def move(
     to: Annotated[str, Form()],
     comment: Annotated[str, Form()] = "",
 ):
-    signed_in(page)
     return await act(
         page,
         "POST",
@@ -379,21 +394,18 @@ async def move(
 
 @router.post("/pilot-zones/{proposal_id}/members/{city_id}/confirm", response_class=HTMLResponse)
 async def confirm_membership(page: FormPage, proposal_id: str, city_id: str):
-    signed_in(page)
     return await act(
         page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm", then=f"/pilot-zones/{proposal_id}"
     )
 
 
 @router.get("/import", response_class=HTMLResponse)
-async def import_form(page: PageDep):
-    signed_in(page)
+async def import_form(page: UserPage):
     return page.render("import.html", report=None)
 
 
 @router.post("/import", response_class=HTMLResponse)
 async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annotated[bool, Form()] = False):
-    signed_in(page)
     kind = "application/json" if (file.filename or "").lower().endswith(".json") else "text/csv"
     response = await api(
         page,
