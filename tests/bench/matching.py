@@ -4,7 +4,8 @@
 
 Prints JSON: top-10 for one city (p50/p99 over 200 cities), one profile update until it shows in
 suggestions, all cities' top-20 recomputed, a programme round (capacity 1), clusters, resident memory,
-and, at 1,000 cities, a complete networkx graph with Python per-pair scoring against the core.
+rounds of 1,000 and 5,000 cities against the optimum (see `round_quality`), and, at 1,000 cities, a complete
+networkx graph with Python per-pair scoring against the core.
 """
 
 import argparse
@@ -20,7 +21,7 @@ import numpy as np
 
 from citypair_matching.clusters import find_clusters
 from citypair_matching.core import CityRow, MatchIndex
-from citypair_matching.rounds import pair_round
+from citypair_matching.rounds import candidate_edges, exact_pairing, lp_pairing, pair_round
 from citypair_shared.themes import THEME_IDS
 
 COUNTRIES = ["CN", "KZ", "UZ", "KG", "PK", "RU", "TR", "IR", "MN", "TH", "VN", "MY", "ID", "EG", "GR", "PL"]
@@ -82,6 +83,40 @@ def naive_baseline(rows: list[CityRow]) -> float:
     return time.perf_counter() - started
 
 
+def round_quality(now: datetime, seed: int) -> dict:
+    """Rounds against the optimum: at 1,000 cities, networkx's exact max_weight_matching on the round's candidate
+    pairs, and the linear programme over every allowed pair, whose optimum bounds any pairing from above;
+    at 5,000 cities, the round's own bound on its candidates."""
+    out = {}
+    for n in (1000, 5000):
+        rng = random.Random(seed + n)
+        index = build(synthetic(n, rng), rng, partnerships=n)
+        positions = index.positions()
+        t = time.perf_counter()
+        result = pair_round(index, positions, capacity=1, min_score=0.0, now=now)
+        figures = {
+            "round_s": round(time.perf_counter() - t, 2),
+            "round_total": result.total,
+            "candidate_pairs": result.candidate_edges,
+            "bound_on_candidates": result.upper_bound,
+            "share_of_bound_on_candidates": round(result.total / result.upper_bound, 5),
+        }
+        if n == 1000:
+            edges = candidate_edges(index, positions, min_score=0.0, now=now)
+            t = time.perf_counter()
+            exact = sum(edges[e] for e in exact_pairing(edges))
+            figures["networkx_exact_on_candidates"] = {"total": round(exact, 6), "s": round(time.perf_counter() - t, 1)}
+            figures["share_of_networkx_exact"] = round(result.total / exact, 5)
+            scores = index.allowed_scores(positions, positions, now=now)
+            pairs = zip(*np.nonzero(np.triu(np.isfinite(scores), 1)), strict=True)
+            every = {(int(a), int(b)): float(scores[a, b]) for a, b in pairs}
+            _, bound = lp_pairing(every, {int(p): 1 for p in positions})
+            figures["bound_over_every_allowed_pair"] = {"pairs": len(every), "bound": round(bound, 6)}
+            figures["share_of_bound_over_every_pair"] = round(result.total / bound, 5)
+        out[n] = figures
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cities", type=int, default=25_000)
@@ -132,6 +167,7 @@ def main() -> None:
     out["clusters"] = len(clusters)
     out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
+    out["round_quality"] = round_quality(now, args.seed)
     small = synthetic(1000, random.Random(args.seed + 1))
     naive_s = naive_baseline(small)
     small_index = build(small, random.Random(args.seed + 1), partnerships=0)

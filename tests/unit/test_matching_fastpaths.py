@@ -1,5 +1,5 @@
 """The core's fast paths against the slow, obvious computation: the kept top-k lists, the block
-Adamic-Adar, the incremental country-pair counts, and the bulk-ranking prefilter."""
+Adamic-Adar and the incremental country-pair counts (the compiled kernel: test_matching_kernel.py)."""
 
 import random
 from dataclasses import replace

@@ -12,7 +12,7 @@ from citypair_matching.rounds import (
     candidate_edges,
     exact_pairing,
     greedy_pairing,
-    improve_by_exact_neighbourhoods,
+    lp_pairing,
     pair_round,
 )
 from citypair_shared.themes import THEME_IDS
@@ -32,14 +32,33 @@ def world(n: int, seed: int) -> MatchIndex:
     return index
 
 
-def test_round_is_within_one_percent_of_the_exact_optimum():
+def test_round_is_within_one_percent_of_the_exact_optimum_over_every_allowed_pair():
     for seed in (0, 1):
+        index = world(150, seed)
+        everyone = index.positions()
+        scores = index.allowed_scores(everyone, everyone, now=NOW)
+        every_pair = {
+            (int(a), int(b)): float(scores[a, b]) for a, b in zip(*np.nonzero(np.triu(scores > 0, 1)), strict=True)
+        }
+        best = sum(every_pair[e] for e in exact_pairing(every_pair))
+        result = pair_round(index, everyone, capacity=1, min_score=0.0, now=NOW)
+        assert result.method.startswith("linear programme")
+        assert best <= result.upper_bound + 1e-6  # the bound holds for the candidates, and here for every pair
+        assert result.total >= 0.99 * best, (seed, result.total, best)
+        assert all(sum(1 for u, v, _ in result.pairs if p in (u, v)) <= 1 for p in everyone)
+
+
+def test_linear_programme_pairing_is_near_the_exact_one_on_the_same_edges_and_beats_greedy():
+    for seed in (2, 3):
         index = world(300, seed)
         edges = candidate_edges(index, index.positions(), min_score=0.0, now=NOW)
-        chosen = improve_by_exact_neighbourhoods(edges, greedy_pairing(edges, {p: 1 for p in range(300)}))
-        exact = exact_pairing(edges)
-        ours, best = sum(edges[e] for e in chosen), sum(edges[e] for e in exact)
-        assert ours >= 0.99 * best, (seed, ours, best)
+        room = {p: 1 for p in range(300)}
+        chosen, bound = lp_pairing(edges, room)
+        exact = sum(edges[e] for e in exact_pairing(edges))
+        ours = sum(edges[e] for e in chosen)
+        assert exact <= bound + 1e-6
+        assert ours >= 0.995 * exact, (seed, ours, exact)
+        assert ours >= sum(edges[e] for e in greedy_pairing(edges, room)) - 1e-9
         assert all(sum(1 for e in chosen if p in e) <= 1 for p in range(300))
 
 

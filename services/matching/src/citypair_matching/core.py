@@ -35,15 +35,11 @@ from zoneinfo import ZoneInfo
 import networkx as nx
 import numpy as np
 
+from citypair_matching import scoring
 from citypair_matching.realism import RealismModel, feature_arrays
 from citypair_shared.themes import THEME_IDS
 
 LEVELS = 5
-EARTH_RADIUS_KM = 6371.0088
-DISTANCE_SCALE_KM = 2500.0  # distance value = exp(-d / scale)
-WORKDAY_HOURS = 8.0
-AFFINITY_SATURATION = 50  # country pairs with this many partnerships count fully
-HUB_SATURATION = 50  # cities with this many partners count as full hubs
 DECLINE_EXCLUSION = timedelta(days=365)
 MAX_COUNTRIES = 256
 LANGUAGE_BITS = 128
@@ -193,11 +189,6 @@ def level_expanded(levels: np.ndarray) -> np.ndarray:
     return np.concatenate([(levels >= lvl).astype(np.float32) for lvl in range(1, LEVELS + 1)], axis=-1)
 
 
-def harmonic_mean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    total = x + y
-    return np.divide(2 * x * y, total, out=np.zeros_like(total), where=total > 0)
-
-
 @cache
 def utc_offset_hours(timezone: str | None, longitude: float) -> float:
     """The IANA zone's UTC offset (at a fixed winter instant); from the longitude if the zone is unknown."""
@@ -218,34 +209,6 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
-def _top_k(row: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the `k` largest finite entries of `row` (any order): a threshold from group maxima first,
-    so only a few hundred entries are partitioned instead of the whole row."""
-    m = len(row)
-    group = 64
-    if m >= 8 * group * max(k, 1):
-        usable = m - m % group
-        maxima = row[:usable].reshape(-1, group).max(axis=1)
-        if m % group:
-            maxima = np.append(maxima, row[usable:].max())
-        finite = maxima[np.isfinite(maxima)]
-        if len(finite) >= k:
-            # k groups have their maximum at or above this value: the k-th largest entry is too
-            threshold = np.partition(finite, len(finite) - k)[len(finite) - k]
-            found = np.flatnonzero(row >= threshold)
-            if len(found) > k:
-                found = found[np.argpartition(-row[found], k - 1)[:k]]
-            return found
-    finite = np.flatnonzero(np.isfinite(row))
-    if len(finite) <= k:
-        return finite
-    return finite[np.argpartition(-row[finite], k - 1)[:k]]
-
-
-def _hubness(degree):
-    return np.minimum(1.0, np.log1p(degree) / math.log1p(HUB_SATURATION))
-
-
 class _Vocabulary:
     """Small string → index vocabularies (countries, languages, corridors)."""
 
@@ -263,6 +226,8 @@ _COLUMNS = {
     # name: (shape of one row, dtype)
     "offer": ((LEVELS * len(THEME_IDS),), np.float32),
     "need": ((LEVELS * len(THEME_IDS),), np.float32),
+    "offer_level": ((len(THEME_IDS),), np.float32),
+    "need_level": ((len(THEME_IDS),), np.float32),
     "need_total": ((), np.float32),
     "xyz": ((3,), np.float32),
     "utc": ((), np.float32),
@@ -307,6 +272,7 @@ class MatchIndex:
         self._csr_cache: tuple | None = None
         self._transposed: dict | None = None
         self._topk_cache: dict = {}
+        self._kernel_cache: tuple | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
@@ -351,8 +317,10 @@ class MatchIndex:
         c = self._cols
         offer, need = theme_vectors(row.themes)
         c["offer"][pos], c["need"][pos] = level_expanded(offer), level_expanded(need)
+        c["offer_level"][pos], c["need_level"][pos] = offer, need
         if self._transposed is not None:
-            self._transposed["offer"][:, pos], self._transposed["need"][:, pos] = c["offer"][pos], c["need"][pos]
+            for name in ("offer", "need", "offer_level", "need_level"):
+                self._transposed[name][:, pos] = c[name][pos]
         c["need_total"][pos] = need.sum()
         lat, lon = math.radians(row.latitude), math.radians(row.longitude)
         c["xyz"][pos] = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
@@ -484,7 +452,8 @@ class MatchIndex:
             if self._transposed is None:
                 n, c = len(self._rows), self._cols
                 self._transposed = {
-                    name: np.ascontiguousarray(c[name][:n].T) for name in ("offer", "need", "partners_in")
+                    name: np.ascontiguousarray(c[name][:n].T)
+                    for name in ("offer", "need", "offer_level", "need_level", "partners_in")
                 }
             return self._transposed
 
@@ -536,21 +505,15 @@ class MatchIndex:
         met_to_a = need[a] @ offer_t  # what each candidate offers against a's needs
         met_to_b = offer[a] @ need_t
         total_a, total_b = need_total[a][:, None], need_total[rows][None, :]
-        gain_a = np.divide(met_to_a, total_a, out=np.zeros_like(met_to_a), where=total_a > 0)
-        gain_b = np.divide(met_to_b, total_b, out=np.zeros_like(met_to_b), where=total_b > 0)
-        shared_met = need[a] @ need_t
-        norm = np.sqrt(total_a * total_b)
-        shared = np.divide(shared_met, norm, out=np.zeros_like(shared_met), where=norm > 0)
-        cosine = np.clip(c["xyz"][a] @ c["xyz"][sel].T, -1.0, 1.0)
-        distance_km = EARTH_RADIUS_KM * np.arccos(cosine)
+        gain_a, gain_b = scoring.gain(met_to_a, total_a), scoring.gain(met_to_b, total_b)
+        shared = scoring.shared_priorities(need[a] @ need_t, total_a, total_b)
+        distance_km = scoring.distance_km(c["xyz"][a] @ c["xyz"][sel].T)
         corridor = (c["corridors"][a][:, None] & c["corridors"][rows][None, :]) != 0
         lang_a, lang_b = c["languages"][a], c["languages"][sel]
         language = np.zeros(corridor.shape, dtype=bool)
         for word in range(lang_a.shape[1]):
             if lang_a[:, word].any():
                 language |= (lang_a[:, word][:, None] & lang_b[:, word][None, :]) != 0
-        gap = np.abs(c["utc"][a][:, None] - c["utc"][rows][None, :])
-        gap = np.minimum(gap, 24.0 - gap)
         country_a, country_b = c["country"][a], c["country"][sel]
         pair_count = self.pair_counts[country_a][:, country_b]
         if everyone:
@@ -577,16 +540,16 @@ class MatchIndex:
         )
         realism = self.realism.probability(feature_arrays(**inputs))
         values = {
-            "complementarity": harmonic_mean(gain_a, gain_b),
+            "complementarity": scoring.complementarity(gain_a, gain_b),
             "shared_priorities": shared,
-            "distance": np.exp(-distance_km / DISTANCE_SCALE_KM),
+            "distance": scoring.distance_value(distance_km),
             "corridor": corridor.astype(np.float32),
             "language": language.astype(np.float32),
-            "timezone": np.clip((WORKDAY_HOURS - gap) / WORKDAY_HOURS, 0.0, 1.0),
-            "country_affinity": np.minimum(1.0, np.log1p(pair_count) / math.log1p(AFFINITY_SATURATION)),
-            "network": aa / (1.0 + aa),
+            "timezone": scoring.timezone_value(c["utc"][a][:, None], c["utc"][rows][None, :]),
+            "country_affinity": scoring.affinity_value(pair_count),
+            "network": scoring.network_value(aa),
             "realism": realism,
-            "hub_damping": (_hubness(degree_a) + _hubness(degree_b)) / 2.0,
+            "hub_damping": (scoring.hubness(degree_a) + scoring.hubness(degree_b)) / 2.0,
             # not factors: what the explanation shows besides
             "_gain_a": gain_a,
             "_gain_b": gain_b,
@@ -595,16 +558,6 @@ class MatchIndex:
         values = {name: np.broadcast_to(v, met_to_a.shape) for name, v in values.items()}
         values["_realism_inputs"] = inputs
         return values
-
-    def score32(self, values: dict[str, np.ndarray]) -> np.ndarray:
-        """The same sum in float32, for ranking many pairs (within ~1e-6 of `score`)."""
-        total = None
-        for name, weight in self.weights.factors().items():
-            if total is None:
-                total = np.multiply(values[name], np.float32(weight), dtype=np.float32)
-            else:
-                total += np.float32(weight) * values[name]
-        return total
 
     def score(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """The sum of weight × value over the factors (the parts of an explanation add up to this)."""
@@ -676,19 +629,79 @@ class MatchIndex:
 
     # ------------------------------------------------------------------ answers
 
+    def _kernel_inputs(self, now: datetime) -> tuple[scoring.Cities, scoring.Links, scoring.Model]:
+        """What the compiled kernel reads: column views, the graph and the declines as CSR arrays; kept
+        until the index changes (declines carry their time, so `now` only enters the model)."""
+        kept = self._kernel_cache
+        if kept is None or kept[0] != self._generation:
+            kept = self._kernel_cache = (self._generation, *self._build_kernel_inputs())
+        _, cities, links, model = kept
+        return cities, links, model._replace(now=now.timestamp())
+
+    def _build_kernel_inputs(self) -> tuple[scoring.Cities, scoring.Links, scoring.Model]:
+        c, n = self._cols, len(self._rows)
+        t = self._columns_t()
+        degree = c["degree"][:n]
+        excluded = np.zeros((n, MAX_COUNTRIES // 64), dtype=np.uint64)
+        for p in self._excluders:
+            for code in self._rows[p].excluded_countries:
+                if (i := self._countries.index.get(code)) is not None:
+                    excluded[p, i // 64] |= np.uint64(1) << np.uint64(i % 64)
+        cities = scoring.Cities(
+            offer=t["offer_level"],
+            need=t["need_level"],
+            need_total=c["need_total"][:n],
+            xyz=c["xyz"][:n],
+            utc=c["utc"][:n],
+            logpop=c["logpop"][:n],
+            country=c["country"][:n],
+            corridors=c["corridors"][:n],
+            languages=c["languages"][:n],
+            hub=scoring.hubness(degree.astype(np.float64)),
+            degree=degree,
+            open=c["active"][:n] & c["eligible"][:n] & (degree < c["capacity"][:n]),
+            excluded=excluded,
+            has_excluded=excluded.any(axis=1),
+            partners_in=t["partners_in"],
+        )
+        declines = sorted(
+            (self._position[a], self._position[b], at.timestamp())
+            for a, others in self.declined.items()
+            if a in self
+            for b, at in others.items()
+            if b in self
+        )
+        declined = np.array(declines, dtype=np.float64).reshape(-1, 3)
+        declined_indptr = np.zeros(n + 1, dtype=np.int64)
+        declined_indptr[1:] = np.cumsum(np.bincount(declined[:, 0].astype(np.int64), minlength=n))
+        indptr, neighbours, inverse_log = self._csr()
+        links = scoring.Links(
+            indptr=indptr,
+            neighbours=neighbours,
+            inverse_log=inverse_log.astype(np.float64),
+            declined_indptr=declined_indptr,
+            declined=declined[:, 1].astype(np.int64),
+            declined_at=declined[:, 2].copy(),
+        )
+        realism = self.realism
+        beta = realism.coef / realism.std
+        factors = self.weights.factors()
+        model = scoring.Model(
+            weights=np.array([factors[name] for name in scoring.FACTOR_ORDER], dtype=np.float64),
+            realism_beta=beta,
+            realism_offset=float(realism.intercept - (beta * realism.mean).sum()),
+            pair_counts=self.pair_counts,
+            affinity=scoring.affinity_value(self.pair_counts.astype(np.float64)),
+            allow_same_country=self.rules.allow_same_country,
+            now=0.0,
+            decline_seconds=DECLINE_EXCLUSION.total_seconds(),
+        )
+        return cities, links, model
+
     def allowed_scores(self, block: np.ndarray, rows: np.ndarray, *, now: datetime | None = None) -> np.ndarray:
         """Scores of every pair (block[i], rows[j]); -inf where a constraint fails."""
-        rows = np.asarray(rows)
-        values = self.factor_values(block, rows)
-        scores = self.score32(values)
-        allowed = None
-        for mask in self.check_masks(block, rows, values, now or datetime.now(UTC)).values():
-            if allowed is None:
-                allowed = np.array(np.broadcast_to(mask, scores.shape))
-            else:
-                allowed &= mask
-        scores[~allowed] = -np.inf
-        return scores
+        block, rows = np.asarray(block, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+        return scoring.score_rows(block, rows, *self._kernel_inputs(now or datetime.now(UTC)))
 
     def ranked(
         self,
@@ -698,18 +711,18 @@ class MatchIndex:
         candidates: np.ndarray | None = None,
         min_score: float = 0.0,
         now: datetime | None = None,
+        inputs: tuple | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """For each city of `block`, its top `k` allowed partners among `candidates` as (position, score)."""
-        rows = self.positions() if candidates is None else np.asarray(candidates)
-        scores = self.allowed_scores(block, rows, now=now)
-        scores[scores < min_score] = -np.inf
-        out = []
-        for i in range(len(block)):
-            row = scores[i]
-            top = _top_k(row, k)
-            top = top[np.lexsort((rows[top], -row[top]))]
-            out.append([(int(rows[j]), float(row[j])) for j in top])
-        return out
+        """For each city of `block`, its top `k` allowed partners among `candidates` as (position, score),
+        best first (ties: lower position first)."""
+        block = np.asarray(block, dtype=np.int64)
+        rows = self.positions() if candidates is None else np.asarray(candidates, dtype=np.int64)
+        inputs = inputs or self._kernel_inputs(now or datetime.now(UTC))
+        positions, scores = scoring.rank_rows(block, rows, k, float(min_score), *inputs)
+        return [
+            [(int(p), float(s)) for p, s in zip(positions[i], scores[i], strict=True) if p >= 0]
+            for i in range(len(block))
+        ]
 
     def ranked_all(
         self,
@@ -717,10 +730,10 @@ class MatchIndex:
         k: int,
         *,
         min_score: float = 0.0,
-        block_size: int = 32,
+        block_size: int = 256,
         now: datetime | None = None,
     ) -> dict[int, list[tuple[int, float]]]:
-        """Every city's top `k` among `positions` (blocks of cities scored at once, on every core).
+        """Every city's top `k` among `positions` (blocks of cities ranked by the compiled kernel, on every core).
 
         Kept until the index changes: a later call for the same cities with a smaller `k` or a higher
         `min_score` takes the best of the kept lists (they are sorted), e.g. a round after the top 20."""
@@ -733,9 +746,11 @@ class MatchIndex:
         if kept is not None and kept[0] >= k and kept[1] <= min_score:
             return {p: [(q, s) for q, s in top[:k] if s >= min_score] for p, top in kept[2].items()}
 
+        inputs = self._kernel_inputs(now)
+
         def one(start: int) -> list:
             block = positions[start : start + block_size]
-            tops = self.ranked(block, k, candidates=positions, min_score=min_score, now=now)
+            tops = self.ranked(block, k, candidates=positions, min_score=min_score, inputs=inputs)
             return list(zip(block.tolist(), tops, strict=True))
 
         starts = range(0, len(positions), block_size)
@@ -870,16 +885,24 @@ class MatchIndex:
         return Counter(dict(self.graph.degree()))
 
 
+def compile_kernel() -> None:
+    """Compile the ranking kernel (or load it from numba's on-disk cache) before the first request needs it."""
+    index = MatchIndex(capacity=2, realism=RealismModel.neutral())
+    for code in ("CN", "KZ"):
+        index.upsert(CityRow(id=code, version=1, name=code, country_code=code, status="published", themes={}))
+    index.ranked(np.array([0]), 1)
+
+
 def level_of(row: CityRow, theme: str, kind: str) -> int:
     return int(row.themes.get(theme, {}).get(kind, 0))
 
 
 def theme_flows(giver: CityRow, taker: CityRow, top: int = 3) -> list[ThemeFlow]:
     """The themes where `giver` meets `taker`'s needs, strongest first."""
-    flows = [
-        ThemeFlow(t, giver.name, level_of(giver, t, "offer"), taker.name, level_of(taker, t, "need"))
-        for t in THEME_IDS
-        if min(level_of(giver, t, "offer"), level_of(taker, t, "need")) > 0
-    ]
+    flows = []
+    for theme, levels in giver.themes.items():
+        offer, need = int(levels.get("offer", 0)), level_of(taker, theme, "need")
+        if min(offer, need) > 0:
+            flows.append(ThemeFlow(theme, giver.name, offer, taker.name, need))
     flows.sort(key=lambda f: (-min(f.offer, f.need), -f.need, f.theme))
     return flows[:top]

@@ -1,10 +1,12 @@
 """The one wiring point of the matching service."""
 
+import asyncio
+
 from fastapi import FastAPI
 
 from citypair_matching import service
 from citypair_matching.config import Settings
-from citypair_matching.core import MatchIndex, Rules
+from citypair_matching.core import MatchIndex, Rules, compile_kernel
 from citypair_matching.handlers import event_handlers
 from citypair_matching.models import Inbox, Outbox
 from citypair_matching.router import router
@@ -26,12 +28,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with runtime.session_factory() as session:
             await service.load_index(session=session, index=index)
 
+    async def compile_ranking(_: Runtime) -> None:
+        await asyncio.to_thread(compile_kernel)
+
     runtime = Runtime(
         settings,
         outbox_model=Outbox,
         inbox_model=Inbox,
         event_handlers=event_handlers(index),
-        on_start=[rebuild_index],
+        on_start=[rebuild_index, compile_ranking],
     )
     app = build_app(title="citypair matching", runtime=runtime, routers=[router])
     app.state.index = index

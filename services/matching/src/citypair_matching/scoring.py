@@ -1,0 +1,383 @@
+"""How a pair is scored, written once: the factor formulas and the compiled ranking kernel.
+
+The formulas take numpy arrays (the explanation path in `core.MatchIndex.factor_values`) or plain
+numbers (compiled by numba into `rank_rows` / `score_rows`, which score a block of cities against
+every candidate pair by pair, without temporaries). Both paths therefore compute the same values.
+Everything numba compiles lives in this one file: numba's on-disk cache notices a change of the
+compiled function's own file only.
+
+The kernel applies every constraint of `core.CHECKS` and, when ranking, an exact bound: the costly part
+of a pair (distance, network, realism) is skipped when even its best case cannot enter the top k.
+"""
+
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+EARTH_RADIUS_KM = 6371.0088
+DISTANCE_SCALE_KM = 2500.0  # distance value = exp(-d / scale)
+WORKDAY_HOURS = 8.0
+AFFINITY_SATURATION = 50  # country pairs with this many partnerships count fully
+HUB_SATURATION = 50  # cities with this many partners count as full hubs
+
+# ---------------------------------------------------------------------- formulas (arrays or numbers)
+
+
+def gain(met, need_total):
+    """The share of one side's needs the other meets (need totals are whole levels: ≥ 1 or 0 with met 0)."""
+    return met / np.maximum(need_total, 1.0)
+
+
+def complementarity(gain_a, gain_b):
+    """The harmonic mean of both gains: 0 when either side gains nothing."""
+    return 2.0 * gain_a * gain_b / np.maximum(gain_a + gain_b, 1e-30)
+
+
+def shared_priorities(shared_met, need_total_a, need_total_b):
+    return shared_met / np.maximum(np.sqrt(need_total_a * need_total_b), 1.0)
+
+
+def distance_km(cosine):
+    return EARTH_RADIUS_KM * np.arccos(np.minimum(np.maximum(cosine, -1.0), 1.0))
+
+
+def distance_value(km):
+    return np.exp(-km / DISTANCE_SCALE_KM)
+
+
+def timezone_value(utc_a, utc_b):
+    """Overlap of two 8-hour working days."""
+    gap = np.abs(utc_a - utc_b)
+    gap = np.minimum(gap, 24.0 - gap)
+    return np.minimum(np.maximum((WORKDAY_HOURS - gap) / WORKDAY_HOURS, 0.0), 1.0)
+
+
+def affinity_value(pair_count):
+    return np.minimum(1.0, np.log1p(pair_count) / math.log1p(AFFINITY_SATURATION))
+
+
+def network_value(adamic_adar):
+    return adamic_adar / (1.0 + adamic_adar)
+
+
+def hubness(degree):
+    return np.minimum(1.0, np.log1p(degree) / math.log1p(HUB_SATURATION))
+
+
+REALISM_FEATURES = (
+    "log_distance",
+    "log_distance_sq",
+    "same_country",
+    "log_population_sum",
+    "log_population_gap",
+    "country_pair_partnerships",
+    "adamic_adar",
+    "common_partners",
+    "degree_sum",
+    "degree_product",
+    "partners_in_other_country",
+)
+
+
+def realism_features(
+    distance_km, same_country, logpop_a, logpop_b, pair_count, adamic_adar, common, degree_a, degree_b, a_in_b, b_in_a
+):
+    """Each of `REALISM_FEATURES`, in order (all symmetric in a and b); `a_in_b`: a's partners in b's country."""
+    log_d = np.log1p(distance_km) / 10.0
+    da, db = np.log1p(degree_a), np.log1p(degree_b)
+    return (
+        log_d,
+        log_d * log_d,
+        same_country * 1.0,
+        (logpop_a + logpop_b) / 2.0,
+        np.abs(logpop_a - logpop_b),
+        np.log1p(pair_count),
+        adamic_adar * 1.0,
+        np.log1p(common),
+        da + db,
+        da * db,
+        np.log1p(a_in_b) + np.log1p(b_in_a),
+    )
+
+
+def realism_value(logit):
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(logit, -30.0), 30.0)))
+
+
+# ---------------------------------------------------------------------- the compiled kernel
+
+
+class Cities(NamedTuple):
+    """Per-position arrays the kernel reads (n = cities in the index)."""
+
+    offer: np.ndarray  # (themes, n) float32 levels 0–5
+    need: np.ndarray  # (themes, n)
+    need_total: np.ndarray  # (n,) float32
+    xyz: np.ndarray  # (n, 3) float32 unit vectors
+    utc: np.ndarray  # (n,) float32 hours
+    logpop: np.ndarray  # (n,) float32
+    country: np.ndarray  # (n,) int32
+    corridors: np.ndarray  # (n,) int64 bit set
+    languages: np.ndarray  # (n, words) uint64 bit set
+    hub: np.ndarray  # (n,) float64 hubness
+    degree: np.ndarray  # (n,) int32
+    open: np.ndarray  # (n,) bool: published, eligible, below capacity
+    excluded: np.ndarray  # (n, 4) uint64 bit set of excluded country indices
+    has_excluded: np.ndarray  # (n,) bool
+    partners_in: np.ndarray  # (countries, n) int16: partners each city has in each country
+
+
+class Links(NamedTuple):
+    """The partnership graph and the live declines over positions, as CSR arrays."""
+
+    indptr: np.ndarray
+    neighbours: np.ndarray
+    inverse_log: np.ndarray  # 1 / log degree (0 below degree 2): Adamic-Adar weights
+    declined_indptr: np.ndarray
+    declined: np.ndarray
+    declined_at: np.ndarray  # float64 POSIX seconds
+
+
+class Model(NamedTuple):
+    weights: np.ndarray  # float64, in the order of `FACTOR_ORDER`
+    realism_beta: np.ndarray  # float64 per realism feature: coef / std
+    realism_offset: float  # intercept − Σ beta × mean
+    pair_counts: np.ndarray  # (countries, countries) int32
+    affinity: np.ndarray  # (countries, countries) float64: affinity_value(pair_counts)
+    allow_same_country: bool
+    now: float  # POSIX seconds: declines younger than `decline_seconds` exclude their pair
+    decline_seconds: float
+
+
+FACTOR_ORDER = (
+    "complementarity",
+    "shared_priorities",
+    "distance",
+    "corridor",
+    "language",
+    "timezone",
+    "country_affinity",
+    "network",
+    "realism",
+    "hub_damping",
+)
+_COMP, _SHARED, _DIST, _CORR, _LANG, _TZ, _AFF, _NET, _REAL, _HUB = range(len(FACTOR_ORDER))
+
+_jit = numba.njit(cache=True, nogil=True)
+_inline = numba.njit(inline="always", cache=True, nogil=True)
+_gain, _complementarity, _shared = _inline(gain), _inline(complementarity), _inline(shared_priorities)
+_distance_km, _distance_value, _timezone = _inline(distance_km), _inline(distance_value), _inline(timezone_value)
+_network, _realism_features = _inline(network_value), _inline(realism_features)
+_realism_value = _inline(realism_value)
+
+
+@_inline
+def _row_sums(a, cities, column, met_a, met_b, shared):
+    """For city a and every candidate j: Σ_t min(need_a, offer_j), Σ_t min(offer_a, need_j), Σ_t min(need_a, need_j)."""
+    met_a[:] = 0.0
+    met_b[:] = 0.0
+    shared[:] = 0.0
+    for t in range(column.offer.shape[0]):
+        need_a, offer_a = cities.need[t, a], cities.offer[t, a]
+        offer_t, need_t = column.offer[t], column.need[t]
+        if need_a > 0:
+            for j in range(len(offer_t)):
+                met_a[j] += min(need_a, offer_t[j])
+                shared[j] += min(need_a, need_t[j])
+        if offer_a > 0:
+            for j in range(len(offer_t)):
+                met_b[j] += min(offer_a, need_t[j])
+
+
+@_inline
+def _mark_row(a, links, model, column_of, adamic_adar, common, blocked, touched):
+    """Over the candidates' columns: Adamic-Adar and common partners of a with each (a two-hop walk), and
+    a's partners and live declines as blocked. Returns how many entries of `touched` to reset afterwards."""
+    count = 0
+    for e in range(links.indptr[a], links.indptr[a + 1]):
+        z = links.neighbours[e]
+        if column_of[z] >= 0:
+            blocked[column_of[z]] = True
+            touched[count] = column_of[z]
+            count += 1
+        weight = links.inverse_log[z]
+        if weight > 0:
+            for f in range(links.indptr[z], links.indptr[z + 1]):
+                y = column_of[links.neighbours[f]]
+                if y >= 0:
+                    adamic_adar[y] += weight
+                    common[y] += 1.0
+                    touched[count] = y
+                    count += 1
+    for e in range(links.declined_indptr[a], links.declined_indptr[a + 1]):
+        y = column_of[links.declined[e]]
+        if y >= 0 and model.now - links.declined_at[e] < model.decline_seconds:
+            blocked[y] = True
+            touched[count] = y
+            count += 1
+    return count
+
+
+@_inline
+def _unmark(count, adamic_adar, common, blocked, touched):
+    for i in range(count):
+        y = touched[i]
+        adamic_adar[y] = 0.0
+        common[y] = 0.0
+        blocked[y] = False
+
+
+@_inline
+def _excludes(cities, a, country):
+    return cities.has_excluded[a] and (cities.excluded[a, country >> 6] >> np.uint64(country & 63)) & np.uint64(1)
+
+
+@_jit
+def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out_position, out_score, out_matrix):
+    """Score each row against every candidate (`column`: the candidates' rows of `cities`; `column_of`: a
+    position's column, -1 for none). With k > 0, keep each row's top k with score ≥ min_score in out_position /
+    out_score (best first, ties by position; unused slots: position -1); with k == 0, write every score to
+    out_matrix (-inf where a constraint fails).
+
+    Two passes per row: the cheap factors of every candidate in a loop without branches (vectorised), then the
+    distance and realism only where the best case could still enter the top k (an exact bound)."""
+    m = len(cand)
+    met_a, met_b, shared, partial = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    adamic_adar, common = np.zeros(m), np.zeros(m)
+    blocked = np.zeros(m, dtype=np.bool_)
+    touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
+    top_score, top_position = np.empty(max(k, 1)), np.empty(max(k, 1), dtype=np.int64)
+    w = model.weights
+    rest_best = max(w[_DIST], 0.0) + max(w[_REAL], 0.0)  # distance and realism values are in [0, 1]
+    for i in range(len(rows)):
+        a = rows[i]
+        if k:
+            out_position[i, :] = -1
+        else:
+            out_matrix[i, :] = -np.inf
+        if not cities.open[a]:
+            continue
+        _row_sums(a, cities, column, met_a, met_b, shared)
+        count = _mark_row(a, links, model, column_of, adamic_adar, common, blocked, touched)
+        ca, total_a, utc_a = cities.country[a], np.float64(cities.need_total[a]), np.float64(cities.utc[a])
+        corridors_a, hub_a, affinity_a = cities.corridors[a], cities.hub[a], model.affinity[ca]
+        words = cities.languages.shape[1]
+        for j in range(m):  # pass 1: the cheap factors; -inf where a constraint fails (but exclusions)
+            total_b = np.float64(column.need_total[j])
+            complementarity = _complementarity(_gain(met_a[j], total_a), _gain(met_b[j], total_b))
+            language = False
+            for word in range(words):
+                language |= (cities.languages[a, word] & column.languages[j, word]) != 0
+            value = (
+                w[_COMP] * complementarity
+                + w[_SHARED] * _shared(shared[j], total_a, total_b)
+                + w[_CORR] * ((corridors_a & column.corridors[j]) != 0)
+                + w[_LANG] * language
+                + w[_TZ] * _timezone(utc_a, np.float64(column.utc[j]))
+                + w[_AFF] * affinity_a[column.country[j]]
+                + w[_NET] * _network(adamic_adar[j])
+                + w[_HUB] * (hub_a + column.hub[j]) / 2.0
+            )
+            allowed = (
+                column.open[j]
+                and not blocked[j]
+                and complementarity > 0  # both must gain
+                and (model.allow_same_country or column.country[j] != ca)
+            )
+            partial[j] = value if allowed else -np.inf
+        size, worst = 0, 0
+        for j in range(m):  # pass 2: the rest, where it can matter
+            floor = (top_score[worst] if size == k else min_score) if k else -np.inf
+            score = partial[j]
+            if score + rest_best + 1e-9 < floor:
+                continue
+            b = cand[j]
+            cb = column.country[j]
+            if b == a or _excludes(cities, a, cb) or _excludes(cities, b, ca):
+                continue
+            cosine = 0.0
+            for d in range(3):
+                cosine += np.float64(cities.xyz[a, d]) * np.float64(column.xyz[j, d])
+            km = _distance_km(cosine)
+            score += w[_DIST] * _distance_value(km)
+            if score + max(w[_REAL], 0.0) + 1e-9 < floor:
+                continue
+            features = _realism_features(
+                km,
+                1.0 if ca == cb else 0.0,
+                np.float64(cities.logpop[a]),
+                np.float64(column.logpop[j]),
+                np.float64(model.pair_counts[ca, cb]),
+                adamic_adar[j],
+                common[j],
+                np.float64(cities.degree[a]),
+                np.float64(column.degree[j]),
+                np.float64(column.partners_in[ca, j]),  # b's partners in a's country
+                np.float64(cities.partners_in[cb, a]),
+            )
+            logit = model.realism_offset
+            for f in range(len(features)):
+                logit += model.realism_beta[f] * features[f]
+            score += w[_REAL] * _realism_value(logit)
+            if not k:
+                out_matrix[i, j] = score
+                continue
+            if score < min_score:
+                continue
+            if size < k:
+                top_score[size], top_position[size] = score, b
+                size += 1
+            elif score > top_score[worst] or (score == top_score[worst] and b < top_position[worst]):
+                top_score[worst], top_position[worst] = score, b
+            else:
+                continue
+            if size == k:  # find the new weakest entry: lowest score, then highest position
+                worst = 0
+                for x in range(1, k):
+                    if top_score[x] < top_score[worst] or (
+                        top_score[x] == top_score[worst] and top_position[x] > top_position[worst]
+                    ):
+                        worst = x
+        _unmark(count, adamic_adar, common, blocked, touched)
+        if k:
+            order = np.argsort(top_position[:size], kind="mergesort")
+            order = order[np.argsort(-top_score[:size][order], kind="mergesort")]
+            for x in range(size):
+                out_position[i, x] = top_position[order[x]]
+                out_score[i, x] = top_score[order[x]]
+
+
+def columns(cities: Cities, cand: np.ndarray) -> tuple[Cities, np.ndarray]:
+    """The candidates' rows of `cities` (the same arrays when the candidates are every city in order) and
+    each position's column (-1: not a candidate)."""
+    n = len(cities.open)
+    column_of = np.full(n, -1, dtype=np.int64)
+    column_of[cand] = np.arange(len(cand))
+    if len(cand) == n and (cand == np.arange(n)).all():
+        return cities, column_of
+    themes_first = {"offer", "need", "partners_in"}  # (features, n) arrays
+    picked = {
+        name: np.ascontiguousarray(value[:, cand] if name in themes_first else value[cand])
+        for name, value in cities._asdict().items()
+    }
+    return Cities(**picked), column_of
+
+
+def rank_rows(rows, cand, k, min_score, cities, links, model):
+    """Each row's top k candidates (every constraint passed, score ≥ min_score) as (positions, scores) arrays
+    of shape (rows, k), best first, ties by lower position; unused slots have position -1."""
+    positions, scores = np.empty((len(rows), k), dtype=np.int64), np.empty((len(rows), k))
+    column, column_of = columns(cities, cand)
+    _scan(rows, cand, cities, column, column_of, links, model, k, min_score, positions, scores, np.empty((0, 0)))
+    return positions, scores
+
+
+def score_rows(rows, cand, cities, links, model):
+    """The score of every (row, candidate) pair; -inf where a constraint fails."""
+    out = np.empty((len(rows), len(cand)))
+    column, column_of = columns(cities, cand)
+    empty = np.empty((0, 0), dtype=np.int64)
+    _scan(rows, cand, cities, column, column_of, links, model, 0, 0.0, empty, np.empty((0, 0)), out)
+    return out

@@ -1,0 +1,85 @@
+"""The compiled ranking kernel against the numpy reference (`factor_values`, `score`, `check_masks`): the same
+score for every pair, -inf exactly where a constraint fails, and top-k lists equal to a full sort."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from citypair_matching.core import MatchIndex, Rules
+from tests.unit.test_matching_fastpaths import NOW, random_index
+
+
+def reference(idx: MatchIndex, block: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    values = idx.factor_values(block, rows)
+    scores = idx.score(values)
+    for mask in idx.check_masks(block, rows, values, NOW).values():
+        scores = np.where(mask, scores, -np.inf)
+    return scores
+
+
+def awkward_index(seed: int, rules: Rules | None = None) -> MatchIndex:
+    """Partnerships, live and expired declines, exclusions, drafts, full cities and cities without themes."""
+    idx, rows, rng = random_index(70, 120, seed)
+    idx.rules = rules or Rules()
+    for r in rng.sample(rows, 6):
+        idx.upsert(replace(idx.city(r.id), version=2, excluded_countries=(rng.choice(["CN", "KZ", "RU"]),)))
+    for r in rng.sample(rows, 4):
+        idx.upsert(replace(idx.city(r.id), version=3, status="draft"))
+    for r in rng.sample(rows, 4):
+        idx.upsert(replace(idx.city(r.id), version=4, themes={}))
+    for _ in range(10):
+        a, b = rng.sample(rows, 2)
+        idx.add_decline(a.id, b.id, NOW - timedelta(days=rng.choice([3, 200, 400])))
+    for r in rows:
+        if r.id in idx:
+            row = idx.city(r.id)
+            eligible = replace(row, version=row.version + 10, population=rng.choice([10_000, 2_000_000]))
+            idx.upsert(eligible)
+    return idx
+
+
+RULES = [Rules(), Rules(allow_same_country=True), Rules(min_population=100_000), Rules(required_theme="ai")]
+
+
+@pytest.mark.parametrize("rules", RULES, ids=["default", "same-country", "min-population", "required-theme"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_scores_equal_the_reference(seed, rules):
+    idx = awkward_index(seed, rules)
+    everyone = idx.positions()
+    got = idx.allowed_scores(everyone, everyone, now=NOW)
+    want = reference(idx, everyone, everyone)
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    assert np.isfinite(want).sum() >= 10  # allowed pairs to compare
+    finite = np.isfinite(want)
+    assert np.allclose(got[finite], want[finite], atol=1e-5)
+    # a subset of candidates (a filter) scores the same pairs the same way
+    cols = everyone[::3]
+    assert np.allclose(idx.allowed_scores(everyone[:9], cols, now=NOW), want[:9][:, cols], atol=1e-5)
+
+
+@pytest.mark.parametrize("min_score", [0.0, 0.35, 0.5])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_ranked_equals_a_full_sort_of_the_reference(seed, min_score):
+    idx = awkward_index(seed)
+    everyone = idx.positions()
+    want = reference(idx, everyone, everyone)
+    for k in (1, 5, 30):
+        for i, top in enumerate(idx.ranked(everyone, k, min_score=min_score, now=NOW)):
+            allowed = [(-s, j) for j, s in enumerate(want[i]) if np.isfinite(s) and s >= min_score]
+            best = sorted(allowed)[:k]
+            assert [p for p, _ in top] == [j for _, j in best] or np.allclose(
+                [s for _, s in top], [-s for s, _ in best], atol=1e-5
+            )  # equal lists, or only near-ties (within float32 rounding) ordered differently
+            assert len(top) == len(best)
+
+
+def test_ties_go_to_the_lower_position_and_the_bound_never_drops_a_pair():
+    idx, rows, _ = random_index(40, 0, 5)
+    twin = idx.city(rows[1].id)
+    for r in rows[2:6]:  # four identical candidates for city 0: equal scores
+        idx.upsert(replace(twin, id=r.id, name=r.name, version=9))
+    scores = idx.allowed_scores(np.array([0]), idx.positions(), now=NOW)[0]
+    top = idx.ranked(np.array([0]), 39, now=NOW)[0]
+    assert [p for p, _ in top] == sorted(np.flatnonzero(np.isfinite(scores)), key=lambda j: (-scores[j], j))
