@@ -851,6 +851,20 @@ class MatchIndex:
             distance_km=round(flat["_distance_km"], 1),
         )
 
+    def city_checks(self, city_id: str, *, now: datetime | None = None) -> list[Check]:
+        """The constraints on the city itself: published, below its capacity, eligible under the rules."""
+        row, pos, c = self.city(city_id), self._position[city_id], self._cols
+        now = now or datetime.now(UTC)
+        return [
+            Check("published", row.status == "published", f"{row.name} is {row.status}"),
+            Check(
+                "city_capacity",
+                bool(c["degree"][pos] < c["capacity"][pos]),
+                self._check_detail("city_capacity", row, row, now),
+            ),
+            Check("eligible", bool(c["eligible"][pos]), self._check_detail("eligible", row, row, now)),
+        ]
+
     def _check_detail(self, name: str, a: CityRow, b: CityRow, now: datetime) -> str:
         degree = self._cols["degree"]
         da, db = int(degree[self._position[a.id]]), int(degree[self._position[b.id]])

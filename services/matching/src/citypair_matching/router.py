@@ -15,12 +15,10 @@ from citypair_matching.schemas import (
     DecisionOut,
     DecisionState,
     MatchOut,
-    PartnerOut,
     PartnersOut,
     RoundIn,
     RoundOut,
     RulesOut,
-    ThemeFlowOut,
 )
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, RuntimeDep, SessionDep
@@ -41,8 +39,8 @@ def _index(request: Request, *city_ids: str) -> MatchIndex:
     return index
 
 
-def _flows(flows) -> list[ThemeFlowOut]:
-    return [ThemeFlowOut(**asdict(f), text=f.text) for f in flows]
+def _flows(flows) -> list[dict]:
+    return [{**vars(f), "text": f.text} for f in flows]
 
 
 def _rules(index: MatchIndex) -> RulesOut:
@@ -76,23 +74,19 @@ async def partners(
         raise invalid("query.corridor", f"unknown corridor {corridor!r}")
     index = _index(request, city_id)
     found = index.suggest(city_id, k, theme=theme, corridor=corridor, country=country.upper() if country else None)
+    # plain dicts: the response model validates and serialises them once
     items = [
-        PartnerOut(
-            **{k_: v for k_, v in asdict(s).items() if k_ not in ("themes_to_city", "themes_to_partner")},
-            themes_to_city=_flows(s.themes_to_city),
-            themes_to_partner=_flows(s.themes_to_partner),
-        )
+        {**vars(s), "themes_to_city": _flows(s.themes_to_city), "themes_to_partner": _flows(s.themes_to_partner)}
         for s in found
     ]
-    own = index.explain(city_id, city_id).checks
-    return PartnersOut(
-        city_id=city_id,
-        weights_version=index.weights.version,
-        weights=index.weights.factors(),
-        rules=_rules(index),
-        city_constraints=[_check(c) for c in own if c.name in ("city_capacity", "eligible", "published")],
-        items=items,
-    )
+    return {
+        "city_id": city_id,
+        "weights_version": index.weights.version,
+        "weights": index.weights.factors(),
+        "rules": index.rules.describe(),
+        "city_constraints": [vars(c) for c in index.city_checks(city_id)],
+        "items": items,
+    }
 
 
 @router.get(
