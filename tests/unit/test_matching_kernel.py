@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from citypair_matching.core import MatchIndex, Rules
-from tests.unit.test_matching_fastpaths import NOW, random_index
+from tests.unit.test_matching_fastpaths import CHANGES, NOW, random_index, random_rows
 
 
 def reference(idx: MatchIndex, block: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -83,3 +83,34 @@ def test_ties_go_to_the_lower_position_and_the_bound_never_drops_a_pair():
     scores = idx.allowed_scores(np.array([0]), idx.positions(), now=NOW)[0]
     top = idx.ranked(np.array([0]), 39, now=NOW)[0]
     assert [p for p, _ in top] == sorted(np.flatnonzero(np.isfinite(scores)), key=lambda j: (-scores[j], j))
+
+
+NEW_CITIES = [
+    ("a new city, then its partnership", lambda idx, rows, rng: [
+        idx.upsert(replace(random_rows(1, rng)[0], id="late")),
+        idx.add_partnership("late", rows[4].id),
+    ]),
+    ("a partnership recorded before its city", lambda idx, rows, rng: [
+        idx.add_partnership("early", rows[6].id),
+        idx.upsert(replace(random_rows(1, rng)[0], id="early")),
+    ]),
+    ("cities past the index's capacity", lambda idx, rows, rng: [
+        idx.upsert(replace(r, id=f"more{i}")) for i, r in enumerate(random_rows(40, rng))
+    ]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "change"), CHANGES + NEW_CITIES, ids=[c[0] for c in CHANGES + NEW_CITIES])
+def test_kernel_follows_each_change_of_a_ranked_index(what, change):
+    """The kernel's inputs (column copies, graph arrays) are kept between calls and patched by changes."""
+    idx, rows, rng = random_index(60, 80, seed=6)
+    everyone = idx.positions()
+    idx.ranked(everyone, 5, now=NOW)  # builds and keeps the inputs
+    change(idx, rows, rng)
+    everyone = idx.positions()
+    got = idx.allowed_scores(everyone, everyone, now=NOW)
+    idx._csr_cache, idx._transposed, idx._kernel_cache = None, None, None  # the reference from scratch
+    want = reference(idx, everyone, everyone)
+    assert np.array_equal(np.isinf(got), np.isinf(want)), what
+    finite = np.isfinite(want)
+    assert np.allclose(got[finite], want[finite], atol=1e-5), what

@@ -312,7 +312,11 @@ class MatchIndex:
                 for other in self.graph.adj.get(row.id, ()):
                     if other in self._position:
                         self._count_edge(pos, self._position[other], -1)
-        self._changed(structure=pos == len(self._rows) - 1 and self._rows[pos] is row)
+        new = pos == len(self._rows) - 1 and self._rows[pos] is row
+        self._changed(structure=new and row.id in self.graph and self.graph.degree(row.id) > 0)
+        if new and self._csr_cache is not None:  # no partnerships yet: the graph arrays gain an empty row
+            indptr, neighbours, inverse_log = self._csr_cache
+            self._csr_cache = (np.append(indptr, indptr[-1]), neighbours, np.append(inverse_log, np.float32(0)))
         self._rows[pos] = row
         c = self._cols
         offer, need = theme_vectors(row.themes)
@@ -382,13 +386,12 @@ class MatchIndex:
         return failures
 
     def _changed(self, *, structure: bool = True) -> None:
-        """Scores may have moved: drop the kept top-k lists; with `structure` (a new city or partnership) also the
-        graph arrays and column copies, which a profile update instead patches in place."""
+        """Scores may have moved: drop the kept top-k lists; with `structure` (the partnership graph changed) also
+        the graph's CSR arrays. Column copies are patched in place (a new city, a profile update, a partnership)."""
         self._generation += 1
         self._topk_cache = {}
         if structure:
             self._csr_cache = None
-            self._transposed = None
 
     def _count_edge(self, pa: int, pb: int, sign: int) -> None:
         c = self._cols
@@ -418,6 +421,7 @@ class MatchIndex:
         if size <= current:
             return
         capacity = max(size, 2 * current)
+        self._transposed = None  # as wide as the old capacity
         for name, array in self._cols.items():
             grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
             grown[:current] = array
@@ -430,29 +434,29 @@ class MatchIndex:
         with self._lock:
             if self._csr_cache is None:
                 n, position = len(self._rows), self._position
-                lists = [[] for _ in range(n)]
-                for a, b in self.graph.edges():
-                    pa, pb = position.get(a), position.get(b)
-                    if pa is not None and pb is not None:
-                        lists[pa].append(pb)
-                        lists[pb].append(pa)
+                ends = np.array(
+                    [(position[a], position[b]) for a, b in self.graph.edges() if a in position and b in position],
+                    dtype=np.int64,
+                ).reshape(-1, 2)
+                source, target = np.concatenate([ends[:, 0], ends[:, 1]]), np.concatenate([ends[:, 1], ends[:, 0]])
                 indptr = np.zeros(n + 1, dtype=np.int64)
-                indptr[1:] = np.cumsum([len(x) for x in lists])
-                neighbours = np.fromiter((b for x in lists for b in x), dtype=np.int64, count=int(indptr[-1]))
+                indptr[1:] = np.cumsum(np.bincount(source, minlength=n))
+                neighbours = target[np.argsort(source, kind="stable")]
                 # Adamic-Adar weighs a common partner z by 1/log(degree of z) over the whole graph
-                degree = np.array([self.graph.degree(r.id) if r.id in self.graph else 0 for r in self._rows])
+                degree = self._cols["degree"][:n]
                 inverse_log = np.zeros(n, dtype=np.float32)
                 inverse_log[degree >= 2] = 1.0 / np.log(degree[degree >= 2])
                 self._csr_cache = (indptr, neighbours, inverse_log)
             return self._csr_cache
 
     def _columns_t(self) -> dict:
-        """Contiguous column-major copies (feature × city) for fast products against every city."""
+        """Contiguous column-major copies (feature × city) for fast products against every city, as wide as the
+        columns' capacity: a new city fills its column in place. Use [:, :n]."""
         with self._lock:
             if self._transposed is None:
-                n, c = len(self._rows), self._cols
+                c = self._cols
                 self._transposed = {
-                    name: np.ascontiguousarray(c[name][:n].T)
+                    name: np.ascontiguousarray(c[name].T)
                     for name in ("offer", "need", "offer_level", "need_level", "partners_in")
                 }
             return self._transposed
@@ -499,7 +503,7 @@ class MatchIndex:
         offer, need, need_total = c["offer"], c["need"], c["need_total"]
         if everyone:
             t = self._columns_t()
-            offer_t, need_t = t["offer"], t["need"]
+            offer_t, need_t = t["offer"][:, :n], t["need"][:, :n]
         else:
             offer_t, need_t = offer[sel].T, need[sel].T
         met_to_a = need[a] @ offer_t  # what each candidate offers against a's needs
@@ -535,7 +539,7 @@ class MatchIndex:
             degree_b=degree_b,
             a_in_country_b=c["partners_in"][a][:, country_b],
             b_in_country_a=(
-                self._columns_t()["partners_in"][country_a] if everyone else c["partners_in"][sel][:, country_a].T
+                self._columns_t()["partners_in"][country_a, :n] if everyone else c["partners_in"][sel][:, country_a].T
             ),
         )
         realism = self.realism.probability(feature_arrays(**inputs))

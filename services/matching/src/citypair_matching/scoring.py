@@ -112,8 +112,8 @@ def realism_value(logit):
 class Cities(NamedTuple):
     """Per-position arrays the kernel reads (n = cities in the index)."""
 
-    offer: np.ndarray  # (themes, n) float32 levels 0–5
-    need: np.ndarray  # (themes, n)
+    offer: np.ndarray  # (themes, ≥ n) float32 levels 0–5 (the columns past n are unused)
+    need: np.ndarray  # (themes, ≥ n)
     need_total: np.ndarray  # (n,) float32
     xyz: np.ndarray  # (n, 3) float32 unit vectors
     utc: np.ndarray  # (n,) float32 hours
@@ -126,7 +126,7 @@ class Cities(NamedTuple):
     open: np.ndarray  # (n,) bool: published, eligible, below capacity
     excluded: np.ndarray  # (n, 4) uint64 bit set of excluded country indices
     has_excluded: np.ndarray  # (n,) bool
-    partners_in: np.ndarray  # (countries, n) int16: partners each city has in each country
+    partners_in: np.ndarray  # (countries, ≥ n) int16: partners each city has in each country
 
 
 class Links(NamedTuple):
@@ -181,13 +181,13 @@ def _row_sums(a, cities, column, met_a, met_b, shared):
     shared[:] = 0.0
     for t in range(column.offer.shape[0]):
         need_a, offer_a = cities.need[t, a], cities.offer[t, a]
-        offer_t, need_t = column.offer[t], column.need[t]
+        offer_t, need_t = column.offer[t], column.need[t]  # may be wider than the candidates
         if need_a > 0:
-            for j in range(len(offer_t)):
+            for j in range(len(met_a)):
                 met_a[j] += min(need_a, offer_t[j])
                 shared[j] += min(need_a, need_t[j])
         if offer_a > 0:
-            for j in range(len(offer_t)):
+            for j in range(len(met_b)):
                 met_b[j] += min(offer_a, need_t[j])
 
 
