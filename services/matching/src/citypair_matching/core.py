@@ -699,6 +699,7 @@ class MatchIndex:
             allow_same_country=self.rules.allow_same_country,
             now=0.0,
             decline_seconds=DECLINE_EXCLUSION.total_seconds(),
+            distance_bound=scoring.distance_bounds(),
         )
         return cities, links, model
 
@@ -757,9 +758,10 @@ class MatchIndex:
             tops = self.ranked(block, k, candidates=positions, min_score=min_score, inputs=inputs)
             return list(zip(block.tolist(), tops, strict=True))
 
-        starts = range(0, len(positions), block_size)
         workers = min(os.cpu_count() or 1, 4)
-        if workers > 1 and len(positions) > 4 * block_size:
+        block_size = min(block_size, max(16, -(-len(positions) // (4 * workers))))  # a few blocks per core
+        starts = range(0, len(positions), block_size)
+        if workers > 1 and len(positions) > 2 * block_size:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(one, starts))
         else:

@@ -149,6 +149,16 @@ class Model(NamedTuple):
     allow_same_country: bool
     now: float  # POSIX seconds: declines younger than `decline_seconds` exclude their pair
     decline_seconds: float
+    distance_bound: np.ndarray  # see `distance_bounds`
+
+
+BOUND_STEPS = 1024
+
+
+def distance_bounds() -> np.ndarray:
+    """distance_value at cosines -1, ..., 1 in BOUND_STEPS steps: as it grows with the cosine, entry i + 1
+    bounds it from above for every cosine in step i (the kernel's cheap test before the arc cosine)."""
+    return distance_value(distance_km(np.linspace(-1.0, 1.0, BOUND_STEPS + 1)))
 
 
 FACTOR_ORDER = (
@@ -244,7 +254,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     Two passes per row: the cheap factors of every candidate in a loop without branches (vectorised), then the
     distance and realism only where the best case could still enter the top k (an exact bound)."""
     m = len(cand)
-    met_a, met_b, shared, partial = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     adamic_adar, common = np.zeros(m), np.zeros(m)
     blocked = np.zeros(m, dtype=np.bool_)
     touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
@@ -287,20 +297,25 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                 and (model.allow_same_country or column.country[j] != ca)
             )
             partial[j] = value if allowed else -np.inf
+            cosines[j] = (
+                np.float64(cities.xyz[a, 0]) * np.float64(column.xyz[j, 0])
+                + np.float64(cities.xyz[a, 1]) * np.float64(column.xyz[j, 1])
+                + np.float64(cities.xyz[a, 2]) * np.float64(column.xyz[j, 2])
+            )
         size, worst = 0, 0
         for j in range(m):  # pass 2: the rest, where it can matter
             floor = (top_score[worst] if size == k else min_score) if k else -np.inf
             score = partial[j]
             if score + rest_best + 1e-9 < floor:
                 continue
+            step = min(max(int((cosines[j] + 1.0) * (BOUND_STEPS / 2)), 0), BOUND_STEPS - 1)
+            if score + max(w[_DIST], 0.0) * model.distance_bound[step + 1] + max(w[_REAL], 0.0) + 1e-9 < floor:
+                continue
             b = cand[j]
             cb = column.country[j]
             if b == a or _excludes(cities, a, cb) or _excludes(cities, b, ca):
                 continue
-            cosine = 0.0
-            for d in range(3):
-                cosine += np.float64(cities.xyz[a, d]) * np.float64(column.xyz[j, d])
-            km = _distance_km(cosine)
+            km = _distance_km(cosines[j])
             score += w[_DIST] * _distance_value(km)
             if score + max(w[_REAL], 0.0) + 1e-9 < floor:
                 continue
