@@ -699,7 +699,8 @@ class MatchIndex:
             allow_same_country=self.rules.allow_same_country,
             now=0.0,
             decline_seconds=DECLINE_EXCLUSION.total_seconds(),
-            distance_bound=scoring.distance_bounds(),
+            distance_bound=scoring.DISTANCE_BOUND,
+            log1p=scoring.LOG1P,
         )
         return cities, links, model
 

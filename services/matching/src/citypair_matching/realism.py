@@ -13,21 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from citypair_matching.scoring import REALISM_FEATURES, realism_features
+
 PARAMS_FILE = Path(__file__).parent / "data" / "realism.json"
 
-FEATURES = (
-    "log_distance",
-    "log_distance_sq",
-    "same_country",
-    "log_population_sum",
-    "log_population_gap",
-    "country_pair_partnerships",
-    "adamic_adar",
-    "common_partners",
-    "degree_sum",
-    "degree_product",
-    "partners_in_other_country",
-)
+FEATURES = REALISM_FEATURES
 
 
 def feature_arrays(
@@ -44,23 +34,22 @@ def feature_arrays(
     a_in_country_b,
     b_in_country_a,
 ) -> list[np.ndarray]:
-    """Every feature of `FEATURES`, in order, broadcast over the inputs (all symmetric in a and b)."""
-    f32 = np.float32  # float32 throughout: these arrays can cover millions of pairs
-    log_d = np.log1p(distance_km, dtype=f32) / f32(10.0)
-    da, db = np.log1p(degree_a, dtype=f32), np.log1p(degree_b, dtype=f32)
-    return [
-        log_d,
-        log_d * log_d,
-        np.asarray(same_country, dtype=f32),
-        (np.asarray(logpop_a, dtype=f32) + np.asarray(logpop_b, dtype=f32)) / f32(2.0),
-        np.abs(np.asarray(logpop_a, dtype=f32) - np.asarray(logpop_b, dtype=f32)),
-        np.log1p(pair_count, dtype=f32),
-        np.asarray(adamic_adar, dtype=f32),
-        np.log1p(common, dtype=f32),
-        da + db,
-        da * db,
-        np.log1p(a_in_country_b, dtype=f32) + np.log1p(b_in_country_a, dtype=f32),
-    ]
+    """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`)."""
+    return list(
+        realism_features(
+            np.asarray(distance_km, dtype=np.float64),
+            np.asarray(same_country, dtype=np.float64),
+            np.asarray(logpop_a, dtype=np.float64),
+            np.asarray(logpop_b, dtype=np.float64),
+            np.log1p(np.asarray(pair_count, dtype=np.float64)),
+            np.asarray(adamic_adar, dtype=np.float64),
+            np.log1p(np.asarray(common, dtype=np.float64)),
+            np.log1p(np.asarray(degree_a, dtype=np.float64)),
+            np.log1p(np.asarray(degree_b, dtype=np.float64)),
+            np.log1p(np.asarray(a_in_country_b, dtype=np.float64)),
+            np.log1p(np.asarray(b_in_country_a, dtype=np.float64)),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,6 @@ class RealismModel:
         return cls("neutral", np.zeros(n), np.ones(n), np.zeros(n), 0.0)
 
     def logit(self, features: list[np.ndarray]):
-        # Python floats, so that float32 features stay float32 (numpy float64 scalars would promote them)
         z = float(self.intercept)
         for value, mean, std, coef in zip(features, self.mean, self.std, self.coef, strict=True):
             if coef:

@@ -82,23 +82,34 @@ REALISM_FEATURES = (
 
 
 def realism_features(
-    distance_km, same_country, logpop_a, logpop_b, pair_count, adamic_adar, common, degree_a, degree_b, a_in_b, b_in_a
+    distance_km,
+    same_country,
+    logpop_a,
+    logpop_b,
+    log_pair_count,
+    adamic_adar,
+    log_common,
+    log_degree_a,
+    log_degree_b,
+    log_a_in_b,
+    log_b_in_a,
 ):
-    """Each of `REALISM_FEATURES`, in order (all symmetric in a and b); `a_in_b`: a's partners in b's country."""
+    """Each of `REALISM_FEATURES`, in order (all symmetric in a and b). Counts come as log(1 + count), which the
+    kernel looks up: pair_count (partnerships between the two countries), common partners, degrees, and
+    a_in_b / b_in_a (a's partners in b's country and the reverse)."""
     log_d = np.log1p(distance_km) / 10.0
-    da, db = np.log1p(degree_a), np.log1p(degree_b)
     return (
         log_d,
         log_d * log_d,
         same_country * 1.0,
         (logpop_a + logpop_b) / 2.0,
         np.abs(logpop_a - logpop_b),
-        np.log1p(pair_count),
+        log_pair_count * 1.0,
         adamic_adar * 1.0,
-        np.log1p(common),
-        da + db,
-        da * db,
-        np.log1p(a_in_b) + np.log1p(b_in_a),
+        log_common * 1.0,
+        log_degree_a + log_degree_b,
+        log_degree_a * log_degree_b,
+        log_a_in_b + log_b_in_a,
     )
 
 
@@ -150,6 +161,10 @@ class Model(NamedTuple):
     now: float  # POSIX seconds: declines younger than `decline_seconds` exclude their pair
     decline_seconds: float
     distance_bound: np.ndarray  # see `distance_bounds`
+    log1p: np.ndarray  # log(1 + i) for whole counts i: the kernel's realism inputs
+
+
+LOG1P = np.log1p(np.arange(1 << 16, dtype=np.float64))
 
 
 BOUND_STEPS = 1024
@@ -159,6 +174,9 @@ def distance_bounds() -> np.ndarray:
     """distance_value at cosines -1, ..., 1 in BOUND_STEPS steps: as it grows with the cosine, entry i + 1
     bounds it from above for every cosine in step i (the kernel's cheap test before the arc cosine)."""
     return distance_value(distance_km(np.linspace(-1.0, 1.0, BOUND_STEPS + 1)))
+
+
+DISTANCE_BOUND = distance_bounds()
 
 
 FACTOR_ORDER = (
@@ -181,6 +199,11 @@ _gain, _complementarity, _shared = _inline(gain), _inline(complementarity), _inl
 _distance_km, _distance_value, _timezone = _inline(distance_km), _inline(distance_value), _inline(timezone_value)
 _network, _realism_features = _inline(network_value), _inline(realism_features)
 _realism_value = _inline(realism_value)
+
+
+@_inline
+def _log1p_count(table, count):
+    return table[count] if count < len(table) else np.log1p(np.float64(count))
 
 
 @_inline
@@ -319,18 +342,19 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             score += w[_DIST] * _distance_value(km)
             if score + max(w[_REAL], 0.0) + 1e-9 < floor:
                 continue
+            log1p = model.log1p
             features = _realism_features(
                 km,
                 1.0 if ca == cb else 0.0,
                 np.float64(cities.logpop[a]),
                 np.float64(column.logpop[j]),
-                np.float64(model.pair_counts[ca, cb]),
+                _log1p_count(log1p, model.pair_counts[ca, cb]),
                 adamic_adar[j],
-                common[j],
-                np.float64(cities.degree[a]),
-                np.float64(column.degree[j]),
-                np.float64(column.partners_in[ca, j]),  # b's partners in a's country
-                np.float64(cities.partners_in[cb, a]),
+                _log1p_count(log1p, int(common[j])),
+                _log1p_count(log1p, cities.degree[a]),
+                _log1p_count(log1p, column.degree[j]),
+                _log1p_count(log1p, cities.partners_in[cb, a]),  # a's partners in b's country
+                _log1p_count(log1p, column.partners_in[ca, j]),
             )
             logit = model.realism_offset
             for f in range(len(features)):
