@@ -116,6 +116,7 @@ def test_each_service_reports_health_and_readiness(stack):
         assert httpx.get(base + "/healthz").json() == {"status": "ok"}
         ready = httpx.get(base + "/readyz")
         assert ready.status_code == 200, (name, ready.text)
+        assert ready.json()["service"] == name
         assert httpx.get(base + "/openapi.json").json()["info"]["title"].startswith("citypair")
     metrics = httpx.get(stack.config.service_url("profiles") + "/metrics").text
     assert "outbox_backlog" in metrics and "http_requests_total" in metrics

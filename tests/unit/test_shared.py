@@ -1,11 +1,12 @@
 """Pure parts of the shared library: settings, problem field names, themes, stack config."""
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 from citypair_profiles.config import Settings as ProfilesSettings
 from citypair_shared.problems import _field
-from citypair_shared.stack import PortTaken, StackConfig
+from citypair_shared.stack import PortTaken, StackConfig, answered_by, free_ports
 from citypair_shared.themes import THEMES
 from citypair_web.config import Settings as WebSettings
 
@@ -67,3 +68,22 @@ def test_a_taken_port_is_reported_plainly(tmp_path):
         config.nats_port = port
         with pytest.raises(PortTaken, match=f"nats port {port}.*CITYPAIR_NATS_PORT"):
             config.check_ports()
+
+
+def test_free_ports_are_distinct(tmp_path):
+    for _ in range(20):
+        config = StackConfig.on_free_ports(tmp_path)
+        ports = [config.gateway_port, config.nats_port, *config.ports.values()]
+        assert len(set(ports)) == len(ports)
+    assert len(set(free_ports(50))) == 50
+
+
+def test_readiness_must_come_from_the_part_asked():
+    def ready(body, status=200):
+        return httpx.Response(status, json=body)
+
+    assert answered_by(ready({"service": "identity", "status": "ok"}), "identity")
+    # Another service answering on a port that was reused is not the one waited for.
+    assert not answered_by(ready({"service": "matching", "status": "ok"}), "identity")
+    assert not answered_by(ready({"service": "identity", "status": "unavailable"}, 503), "identity")
+    assert answered_by(ready({"status": "ok"}), "gateway")

@@ -51,10 +51,20 @@ class PortTaken(RuntimeError):
     pass
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: every socket stays bound until all are chosen, so none is handed out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -104,8 +114,9 @@ class StackConfig:
 
     @classmethod
     def on_free_ports(cls, var_dir: Path, **kwargs) -> "StackConfig":
-        ports = {s.name: free_port() for s in SERVICES}
-        return cls(var_dir=var_dir, gateway_port=free_port(), nats_port=free_port(), ports=ports, **kwargs)
+        gateway_port, nats_port, *service_ports = free_ports(len(SERVICES) + 2)
+        ports = {s.name: port for s, port in zip(SERVICES, service_ports, strict=True)}
+        return cls(var_dir=var_dir, gateway_port=gateway_port, nats_port=nats_port, ports=ports, **kwargs)
 
     @property
     def nats_url(self) -> str:
@@ -248,7 +259,7 @@ class Stack:
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
                 try:
-                    if httpx.get(url, timeout=2).status_code == 200:
+                    if answered_by(httpx.get(url, timeout=2), name):
                         break
                 except httpx.HTTPError:
                     pass
@@ -282,6 +293,13 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def answered_by(response: httpx.Response, name: str) -> bool:
+    """Ready, and from the part asked: a stray process on a reused port must not pass for it."""
+    if response.status_code != 200:
+        return False
+    return name == "gateway" or response.json().get("service") == name
 
 
 def wait_for_port(host: str, port: int, what: str, process: subprocess.Popen, timeout: float = 20) -> None:
