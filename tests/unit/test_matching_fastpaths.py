@@ -131,9 +131,10 @@ def test_block_adamic_adar_equals_networkx(n, edges, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_incremental_country_pair_counts_equal_a_full_recount(seed):
+def test_incremental_country_counts_equal_a_full_recount(seed):
     idx, rows, rng = random_index(40, 70, seed)
     versions = {r.id: 1 for r in rows}
+    idx._hops()  # kept, and moved by each change of country below
     for step in range(30):
         r = rng.choice(rows)
         versions[r.id] += 1
@@ -141,6 +142,10 @@ def test_incremental_country_pair_counts_equal_a_full_recount(seed):
         if step % 3 == 0:
             a, b = rng.sample(rows, 2)
             idx.add_partnership(a.id, b.id)
+            idx._hops()
+    kept = [array.copy() for array in idx._hops()]
+    idx._hops_cache = None
+    assert all(np.array_equal(x, y) for x, y in zip(kept, idx._hops(), strict=True))
     counts = idx.pair_counts.copy()
     partners_in = idx._cols["partners_in"][: len(idx)].copy()
     degree = idx._cols["degree"][: len(idx)].copy()

@@ -43,7 +43,6 @@ def test_round_is_within_one_percent_of_the_exact_optimum_over_every_allowed_pai
         best = sum(every_pair[e] for e in exact_pairing(every_pair))
         result = pair_round(index, everyone, capacity=1, min_score=0.0, now=NOW)
         assert result.method.startswith("linear programme")
-        assert best <= result.upper_bound + 1e-6  # the bound holds for the candidates, and here for every pair
         assert result.total >= 0.99 * best, (seed, result.total, best)
         assert all(sum(1 for u, v, _ in result.pairs if p in (u, v)) <= 1 for p in everyone)
 

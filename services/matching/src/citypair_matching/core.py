@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 from citypair_matching import scoring
 from citypair_matching.realism import RealismModel, feature_arrays
@@ -270,9 +271,11 @@ class MatchIndex:
         self._excluders: set[int] = set()
         self._generation = 0  # bumped by every change that can move a score or a constraint
         self._csr_cache: tuple | None = None
+        self._hops_cache: tuple | None = None
         self._transposed: dict | None = None
         self._topk_cache: dict = {}
         self._kernel_cache: tuple | None = None
+        self._country_cache: tuple | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
@@ -391,7 +394,7 @@ class MatchIndex:
         self._generation += 1
         self._topk_cache = {}
         if structure:
-            self._csr_cache = None
+            self._csr_cache = self._hops_cache = None
 
     def _count_edge(self, pa: int, pb: int, sign: int) -> None:
         c = self._cols
@@ -404,6 +407,14 @@ class MatchIndex:
         if self._transposed is not None:
             self._transposed["partners_in"][cb, pa] += sign
             self._transposed["partners_in"][ca, pb] += sign
+        if self._hops_cache is not None:  # (a new partnership drops them: here a city moves between countries)
+            partners2_in = self._hops_cache[0]
+            partners2_in[cb, self._partner_positions(pa)] += sign
+            partners2_in[ca, self._partner_positions(pb)] += sign
+
+    def _partner_positions(self, pos: int) -> np.ndarray:
+        position = self._position
+        return np.array([position[o] for o in self.graph.adj[self._rows[pos].id] if o in position], dtype=np.int64)
 
     def _recount(self) -> None:
         """Rebuild degree and country counts from the graph (after a city is added or changes country)."""
@@ -421,7 +432,7 @@ class MatchIndex:
         if size <= current:
             return
         capacity = max(size, 2 * current)
-        self._transposed = None  # as wide as the old capacity
+        self._transposed = self._hops_cache = None  # as wide as the old capacity
         for name, array in self._cols.items():
             grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
             grown[:current] = array
@@ -448,6 +459,41 @@ class MatchIndex:
                 inverse_log[degree >= 2] = 1.0 / np.log(degree[degree >= 2])
                 self._csr_cache = (indptr, neighbours, inverse_log)
             return self._csr_cache
+
+    def _adjacency(self) -> sparse.csr_array:
+        indptr, neighbours, _ = self._csr()
+        n = len(indptr) - 1
+        return sparse.csr_array((np.ones(len(neighbours)), neighbours, indptr), shape=(n, n))
+
+    def _hops(self) -> tuple[np.ndarray, np.ndarray]:
+        """Summed over each city's partners: their partners in each country (countries, capacity) int32, and their
+        degrees (capacity,). As wide as the columns' capacity, so a new city without partners is in place."""
+        if (kept := self._hops_cache) is None:
+            adjacency, c = self._adjacency(), self._cols
+            n, capacity = adjacency.shape[0], len(c["active"])
+            partners2_in = np.zeros((MAX_COUNTRIES, capacity), dtype=np.int32)
+            partners2_in[:, :n] = (adjacency @ c["partners_in"][:n].astype(np.float64)).T
+            partners_degree = np.zeros(capacity)
+            partners_degree[:n] = adjacency @ c["degree"][:n].astype(np.float64)
+            kept = self._hops_cache = (partners2_in, partners_degree)
+        return kept
+
+    def _country_terms(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """Each country's partnerships (one inside a country counts for both ends), their total, and the log
+        population of each country's largest city; kept until the index changes."""
+        kept = self._country_cache
+        if kept is None or kept[0] != self._generation:
+            country_degree = (self.pair_counts.sum(axis=1) + np.diagonal(self.pair_counts)).astype(np.float64)
+            n = len(self._rows)
+            top_logpop = np.zeros(MAX_COUNTRIES)
+            np.maximum.at(top_logpop, self._cols["country"][:n], self._cols["logpop"][:n])
+            kept = self._country_cache = (self._generation, country_degree, float(country_degree.sum()), top_logpop)
+        return kept[1:]
+
+    def _three_hop_block(self, a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Walks of length 3 from each city of `a` to each of `rows` (their partners' partners partner)."""
+        adjacency = self._adjacency()
+        return ((adjacency[a] @ adjacency) @ adjacency[rows].T).toarray()
 
     def _columns_t(self) -> dict:
         """Contiguous column-major copies (feature × city) for fast products against every city, as wide as the
@@ -527,12 +573,19 @@ class MatchIndex:
             column[rows] = np.arange(len(rows))
         aa, common = self._network_block(a, column, met_to_a.shape)
         degree_a, degree_b = c["degree"][a][:, None], c["degree"][rows][None, :]
+        country_degree, total_degree, top_logpop = self._country_terms()
+        partners2_in, partners_degree = self._hops()
         inputs = dict(
             distance_km=distance_km,
             same_country=country_a[:, None] == country_b[None, :],
             logpop_a=c["logpop"][a][:, None],
             logpop_b=c["logpop"][rows][None, :],
+            top_logpop_a=top_logpop[country_a][:, None],
+            top_logpop_b=top_logpop[country_b][None, :],
             pair_count=pair_count,
+            country_degree_a=country_degree[country_a][:, None],
+            country_degree_b=country_degree[country_b][None, :],
+            total_degree=total_degree,
             adamic_adar=aa,
             common=common,
             degree_a=degree_a,
@@ -541,6 +594,11 @@ class MatchIndex:
             b_in_country_a=(
                 self._columns_t()["partners_in"][country_a, :n] if everyone else c["partners_in"][sel][:, country_a].T
             ),
+            two_hop_a_in_country_b=partners2_in[country_b[None, :], a[:, None]],
+            two_hop_b_in_country_a=partners2_in[country_a[:, None], rows[None, :]],
+            two_hop_degree_a=partners_degree[a][:, None],
+            two_hop_degree_b=partners_degree[rows][None, :],
+            three_hop=self._three_hop_block(a, rows),
         )
         realism = self.realism.probability(feature_arrays(**inputs))
         values = {
@@ -645,6 +703,7 @@ class MatchIndex:
     def _build_kernel_inputs(self) -> tuple[scoring.Cities, scoring.Links, scoring.Model]:
         c, n = self._cols, len(self._rows)
         t = self._columns_t()
+        partners2_in, partners_degree = self._hops()
         degree = c["degree"][:n]
         excluded = np.zeros((n, MAX_COUNTRIES // 64), dtype=np.uint64)
         for p in self._excluders:
@@ -667,6 +726,8 @@ class MatchIndex:
             excluded=excluded,
             has_excluded=excluded.any(axis=1),
             partners_in=t["partners_in"],
+            partners2_in=partners2_in,
+            partners_degree=partners_degree[:n],
         )
         declines = sorted(
             (self._position[a], self._position[b], at.timestamp())
@@ -690,12 +751,18 @@ class MatchIndex:
         realism = self.realism
         beta = realism.coef / realism.std
         factors = self.weights.factors()
+        country_degree, total_degree, top_logpop = self._country_terms()
         model = scoring.Model(
             weights=np.array([factors[name] for name in scoring.FACTOR_ORDER], dtype=np.float64),
             realism_beta=beta,
             realism_offset=float(realism.intercept - (beta * realism.mean).sum()),
             pair_counts=self.pair_counts,
             affinity=scoring.affinity_value(self.pair_counts.astype(np.float64)),
+            lift=scoring.country_lift(
+                self.pair_counts.astype(np.float64), country_degree[:, None], country_degree[None, :], total_degree
+            ),
+            log_country_degree=np.log1p(country_degree),
+            top_logpop=top_logpop,
             allow_same_country=self.rules.allow_same_country,
             now=0.0,
             decline_seconds=DECLINE_EXCLUSION.total_seconds(),

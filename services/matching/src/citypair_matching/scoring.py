@@ -78,7 +78,30 @@ REALISM_FEATURES = (
     "degree_sum",
     "degree_product",
     "partners_in_other_country",
+    "country_pair_lift",
+    "country_degree",
+    "country_pair_seen",
+    "has_partner_in_other_country",
+    "no_partners",
+    "two_hop_country_share",
+    "three_hop_paths",
+    "relative_population_gap",
 )
+
+
+def country_lift(pair_count, country_degree_a, country_degree_b, total_degree):
+    """How much more the two countries' cities partner than their partnership totals predict."""
+    return np.log1p(pair_count * total_degree / np.maximum(country_degree_a * country_degree_b, 1.0))
+
+
+def two_hop_share(a_partners_in_b, a_partners_degree, b_partners_in_a, b_partners_degree):
+    """Of the partnerships a's partners have, the share in b's country; and the reverse, added."""
+    return a_partners_in_b / np.maximum(a_partners_degree, 1.0) + b_partners_in_a / np.maximum(b_partners_degree, 1.0)
+
+
+def three_hop_ratio(walks, degree_a, degree_b):
+    """Walks of length 3 from a to b (a's partners partner with b's partners), scaled by the degrees."""
+    return walks / np.sqrt(np.maximum(degree_a * degree_b, 1.0))
 
 
 def realism_features(
@@ -86,17 +109,26 @@ def realism_features(
     same_country,
     logpop_a,
     logpop_b,
+    top_logpop_a,
+    top_logpop_b,
     log_pair_count,
+    log_lift,
+    log_country_degree_a,
+    log_country_degree_b,
     adamic_adar,
     log_common,
     log_degree_a,
     log_degree_b,
     log_a_in_b,
     log_b_in_a,
+    two_hop,
+    three_hop,
 ):
     """Each of `REALISM_FEATURES`, in order (all symmetric in a and b). Counts come as log(1 + count), which the
-    kernel looks up: pair_count (partnerships between the two countries), common partners, degrees, and
-    a_in_b / b_in_a (a's partners in b's country and the reverse)."""
+    kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
+    partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
+    the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
+    `two_hop_share` and `three_hop` `three_hop_ratio`."""
     log_d = np.log1p(distance_km) / 10.0
     return (
         log_d,
@@ -110,6 +142,15 @@ def realism_features(
         log_degree_a + log_degree_b,
         log_degree_a * log_degree_b,
         log_a_in_b + log_b_in_a,
+        log_lift * 1.0,
+        log_country_degree_a + log_country_degree_b,
+        (log_pair_count > 0.0) * 1.0,
+        (log_a_in_b > 0.0) * 1.0 + (log_b_in_a > 0.0) * 1.0,
+        (log_degree_a == 0.0) * 1.0 + (log_degree_b == 0.0) * 1.0,
+        two_hop * 1.0,
+        np.log1p(three_hop),
+        # a capital pairs with a capital, a small town with a small town: each side's size against its country's
+        np.abs((logpop_a - top_logpop_a) - (logpop_b - top_logpop_b)),
     )
 
 
@@ -138,6 +179,8 @@ class Cities(NamedTuple):
     excluded: np.ndarray  # (n, 4) uint64 bit set of excluded country indices
     has_excluded: np.ndarray  # (n,) bool
     partners_in: np.ndarray  # (countries, ≥ n) int16: partners each city has in each country
+    partners2_in: np.ndarray  # (countries, ≥ n) int32: the same summed over each city's partners
+    partners_degree: np.ndarray  # (n,) float64: the degrees of each city's partners, summed
 
 
 class Links(NamedTuple):
@@ -157,6 +200,9 @@ class Model(NamedTuple):
     realism_offset: float  # intercept − Σ beta × mean
     pair_counts: np.ndarray  # (countries, countries) int32
     affinity: np.ndarray  # (countries, countries) float64: affinity_value(pair_counts)
+    lift: np.ndarray  # (countries, countries) float64: country_lift
+    log_country_degree: np.ndarray  # (countries,) float64: log(1 + partnerships of the country's cities)
+    top_logpop: np.ndarray  # (countries,) float64: log population of each country's largest city
     allow_same_country: bool
     now: float  # POSIX seconds: declines younger than `decline_seconds` exclude their pair
     decline_seconds: float
@@ -198,6 +244,7 @@ _inline = numba.njit(inline="always", cache=True, nogil=True)
 _gain, _complementarity, _shared = _inline(gain), _inline(complementarity), _inline(shared_priorities)
 _distance_km, _distance_value, _timezone = _inline(distance_km), _inline(distance_value), _inline(timezone_value)
 _network, _realism_features = _inline(network_value), _inline(realism_features)
+_two_hop_share, _three_hop_ratio = _inline(two_hop_share), _inline(three_hop_ratio)
 _realism_value = _inline(realism_value)
 
 
@@ -225,10 +272,11 @@ def _row_sums(a, cities, column, met_a, met_b, shared):
 
 
 @_inline
-def _mark_row(a, links, model, column_of, adamic_adar, common, blocked, touched):
-    """Over the candidates' columns: Adamic-Adar and common partners of a with each (a two-hop walk), and
-    a's partners and live declines as blocked. Returns how many entries of `touched` to reset afterwards."""
-    count = 0
+def _mark_row(a, links, model, column_of, adamic_adar, common, three_hop, blocked, touched, walked):
+    """Over the candidates' columns: Adamic-Adar and common partners of a with each (two-hop walks), walks of
+    length 3 from a to each, and a's partners and live declines as blocked. Returns how many entries of
+    `touched` (columns) and of `walked` (the positions two-hop walks end at) to reset afterwards."""
+    count, steps = 0, 0
     for e in range(links.indptr[a], links.indptr[a + 1]):
         z = links.neighbours[e]
         if column_of[z] >= 0:
@@ -236,30 +284,44 @@ def _mark_row(a, links, model, column_of, adamic_adar, common, blocked, touched)
             touched[count] = column_of[z]
             count += 1
         weight = links.inverse_log[z]
-        if weight > 0:
+        if weight > 0:  # a partner of degree 1 leads back to a only
             for f in range(links.indptr[z], links.indptr[z + 1]):
+                walked[steps] = links.neighbours[f]
+                steps += 1
                 y = column_of[links.neighbours[f]]
                 if y >= 0:
                     adamic_adar[y] += weight
                     common[y] += 1.0
                     touched[count] = y
                     count += 1
+    for s in range(steps):  # one step further: walks of length 3 (those back through a reach its partners only)
+        y = walked[s]
+        for f in range(links.indptr[y], links.indptr[y + 1]):
+            x = column_of[links.neighbours[f]]
+            if x >= 0:
+                three_hop[x] += 1.0
     for e in range(links.declined_indptr[a], links.declined_indptr[a + 1]):
         y = column_of[links.declined[e]]
         if y >= 0 and model.now - links.declined_at[e] < model.decline_seconds:
             blocked[y] = True
             touched[count] = y
             count += 1
-    return count
+    return count, steps
 
 
 @_inline
-def _unmark(count, adamic_adar, common, blocked, touched):
+def _unmark(links, column_of, count, steps, adamic_adar, common, three_hop, blocked, touched, walked):
     for i in range(count):
         y = touched[i]
         adamic_adar[y] = 0.0
         common[y] = 0.0
         blocked[y] = False
+    for s in range(steps):
+        y = walked[s]
+        for f in range(links.indptr[y], links.indptr[y + 1]):
+            x = column_of[links.neighbours[f]]
+            if x >= 0:
+                three_hop[x] = 0.0
 
 
 @_inline
@@ -278,9 +340,10 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     distance and realism only where the best case could still enter the top k (an exact bound)."""
     m = len(cand)
     met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    adamic_adar, common = np.zeros(m), np.zeros(m)
+    adamic_adar, common, three_hop = np.zeros(m), np.zeros(m), np.zeros(m)
     blocked = np.zeros(m, dtype=np.bool_)
     touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
+    walked = np.empty(len(links.neighbours) + 1, dtype=np.int64)
     top_score, top_position = np.empty(max(k, 1)), np.empty(max(k, 1), dtype=np.int64)
     w = model.weights
     rest_best = max(w[_DIST], 0.0) + max(w[_REAL], 0.0)  # distance and realism values are in [0, 1]
@@ -293,7 +356,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
         if not cities.open[a]:
             continue
         _row_sums(a, cities, column, met_a, met_b, shared)
-        count = _mark_row(a, links, model, column_of, adamic_adar, common, blocked, touched)
+        count, steps = _mark_row(a, links, model, column_of, adamic_adar, common, three_hop, blocked, touched, walked)
         ca, total_a, utc_a = cities.country[a], np.float64(cities.need_total[a]), np.float64(cities.utc[a])
         corridors_a, hub_a, affinity_a = cities.corridors[a], cities.hub[a], model.affinity[ca]
         words = cities.languages.shape[1]
@@ -343,18 +406,31 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             if score + max(w[_REAL], 0.0) + 1e-9 < floor:
                 continue
             log1p = model.log1p
+            degree_a, degree_b = cities.degree[a], column.degree[j]
             features = _realism_features(
                 km,
                 1.0 if ca == cb else 0.0,
                 np.float64(cities.logpop[a]),
                 np.float64(column.logpop[j]),
+                model.top_logpop[ca],
+                model.top_logpop[cb],
                 _log1p_count(log1p, model.pair_counts[ca, cb]),
+                model.lift[ca, cb],
+                model.log_country_degree[ca],
+                model.log_country_degree[cb],
                 adamic_adar[j],
                 _log1p_count(log1p, int(common[j])),
-                _log1p_count(log1p, cities.degree[a]),
-                _log1p_count(log1p, column.degree[j]),
+                _log1p_count(log1p, degree_a),
+                _log1p_count(log1p, degree_b),
                 _log1p_count(log1p, cities.partners_in[cb, a]),  # a's partners in b's country
                 _log1p_count(log1p, column.partners_in[ca, j]),
+                _two_hop_share(
+                    np.float64(cities.partners2_in[cb, a]),
+                    cities.partners_degree[a],
+                    np.float64(column.partners2_in[ca, j]),
+                    column.partners_degree[j],
+                ),
+                _three_hop_ratio(three_hop[j], np.float64(degree_a), np.float64(degree_b)),
             )
             logit = model.realism_offset
             for f in range(len(features)):
@@ -379,7 +455,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                         top_score[x] == top_score[worst] and top_position[x] > top_position[worst]
                     ):
                         worst = x
-        _unmark(count, adamic_adar, common, blocked, touched)
+        _unmark(links, column_of, count, steps, adamic_adar, common, three_hop, blocked, touched, walked)
         if k:
             order = np.argsort(top_position[:size], kind="mergesort")
             order = order[np.argsort(-top_score[:size][order], kind="mergesort")]
@@ -396,7 +472,7 @@ def columns(cities: Cities, cand: np.ndarray) -> tuple[Cities, np.ndarray]:
     column_of[cand] = np.arange(len(cand))
     if len(cand) == n and (cand == np.arange(n)).all():
         return cities, column_of
-    themes_first = {"offer", "need", "partners_in"}  # (features, n) arrays
+    themes_first = {"offer", "need", "partners_in", "partners2_in"}  # (features, n) arrays
     picked = {
         name: np.ascontiguousarray(value[:, cand] if name in themes_first else value[cand])
         for name, value in cities._asdict().items()

@@ -1,0 +1,105 @@
+"""The realism prior: symmetric, finite features; its graph inputs against plain matrix walks; a deterministic
+fit; the shipped parameters."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from citypair_matching.core import MatchIndex
+from citypair_matching.realdata import World, build_index, fit_on_pairs
+from citypair_matching.realism import FEATURES, PARAMS_FILE, RealismModel, feature_arrays
+
+COUNTRIES = ["DE", "FR", "PL", "US", "JP"]
+
+
+def synthetic_world(n: int, n_edges: int, seed: int) -> World:
+    rng = random.Random(seed)
+    cities = [
+        {
+            "name": f"C{i}",
+            "countrycode": rng.choice(COUNTRIES),
+            "latitude": rng.uniform(-60, 70),
+            "longitude": rng.uniform(-180, 180),
+            "population": rng.choice([0, rng.randint(1_000, 5_000_000)]),
+            "timezone": None,
+        }
+        for i in range(n)
+    ]
+    edges = set()
+    while len(edges) < n_edges:
+        a, b = rng.sample(range(n - 3), 2)  # the last three cities stay without partners
+        edges.add((min(a, b), max(a, b)))
+    return World(cities=cities, edges=sorted(edges))
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return synthetic_world(60, 150, seed=3)
+
+
+def features_of(index: MatchIndex, block: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(block), len(rows), features)."""
+    inputs = index.factor_values(block, rows)["_realism_inputs"]
+    shape = (len(block), len(rows))
+    return np.stack([np.broadcast_to(f, shape) for f in feature_arrays(**inputs)], axis=-1)
+
+
+def test_every_feature_is_finite_and_symmetric(world):
+    index = build_index(world, world.edges)
+    everyone = index.positions()
+    x = features_of(index, everyone, everyone).astype(np.float64)
+    assert x.shape[-1] == len(FEATURES)
+    assert np.isfinite(x).all()
+    for i, name in enumerate(FEATURES):
+        assert np.allclose(x[:, :, i], x[:, :, i].T, atol=1e-5), name
+    # and the prior on top of them: a probability, symmetric too
+    model = RealismModel.load()
+    p = np.asarray(model.probability(list(np.moveaxis(x, -1, 0))), dtype=np.float64)
+    assert ((p >= 0) & (p <= 1)).all() and np.allclose(p, p.T, atol=1e-6)
+
+
+def test_graph_inputs_match_plain_walks_over_the_graph(world):
+    index = build_index(world, world.edges)
+    n = len(world.cities)
+    adjacency = np.zeros((n, n))
+    for a, b in world.edges:
+        adjacency[a, b] = adjacency[b, a] = 1
+    country = np.array([COUNTRIES.index(c["countrycode"]) for c in world.cities])
+    in_country = adjacency @ np.eye(len(COUNTRIES))[country]  # partners of each city in each country
+    degree = adjacency.sum(axis=1)
+    everyone = np.arange(n)
+    inputs = index.factor_values(everyone, everyone)["_realism_inputs"]
+    got = {k: np.broadcast_to(v, (n, n)) for k, v in inputs.items()}
+    assert np.allclose(got["three_hop"], np.linalg.matrix_power(adjacency, 3))
+    two_hop = adjacency @ in_country  # partners of each city's partners in each country
+    assert np.allclose(got["two_hop_a_in_country_b"], two_hop[:, country])
+    assert np.allclose(got["two_hop_b_in_country_a"], two_hop[:, country].T)
+    assert np.allclose(got["two_hop_degree_a"], (adjacency @ degree)[:, None])
+    country_degree = np.bincount(country, weights=degree, minlength=len(COUNTRIES))
+    assert np.allclose(got["country_degree_a"], country_degree[country][:, None])
+    assert np.allclose(got["total_degree"], 2 * len(world.edges))
+    logpop = np.log1p([c["population"] for c in world.cities])
+    top = [logpop[country == k].max() for k in range(len(COUNTRIES))]
+    assert np.allclose(got["top_logpop_b"], np.array(top)[country][None, :], atol=1e-5)
+    # a subset of rows gives the same values as those columns of every row
+    rows = np.array([5, 0, 41, 59, 17])
+    part = index.factor_values(np.array([3, 12]), rows)["_realism_inputs"]
+    for key, value in part.items():
+        assert np.allclose(np.broadcast_to(value, (2, len(rows))), got[key][[3, 12]][:, rows], atol=1e-4), key
+
+
+def test_fitting_is_deterministic(world):
+    first = fit_on_pairs(world, world.edges, seed=7, negatives=20)
+    again = fit_on_pairs(world, world.edges, seed=7, negatives=20)
+    assert first == again
+    assert len(first["coef"]) == len(FEATURES) and np.isfinite(first["coef"]).all()
+    assert fit_on_pairs(world, world.edges, seed=8, negatives=20)["coef"] != first["coef"]
+
+
+def test_the_shipped_parameters_name_the_features_and_load():
+    params = json.loads(PARAMS_FILE.read_text())
+    assert params["features"] == list(FEATURES)
+    model = RealismModel.load()
+    assert len(model.coef) == len(FEATURES) and np.isfinite(model.coef).all()
