@@ -7,7 +7,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from citypair_matching.core import MatchIndex, Rules
+from citypair_matching.core import MatchIndex, Rules, Weights
+from citypair_matching.realism import FEATURES, RealismModel
 from tests.unit.test_matching_fastpaths import CHANGES, NOW, random_index, random_rows
 
 
@@ -73,6 +74,24 @@ def test_ranked_equals_a_full_sort_of_the_reference(seed, min_score):
                 [s for _, s in top], [-s for s, _ in best], atol=1e-5
             )  # equal lists, or only near-ties (within float32 rounding) ordered differently
             assert len(top) == len(best)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_realism_bound_never_drops_a_pair(seed):
+    """Rankings where the prior weighs most, under random priors (any sign on any feature), equal a full sort."""
+    idx = awkward_index(seed)
+    rng = np.random.default_rng(seed)
+    n = len(FEATURES)
+    idx.realism = RealismModel("random", rng.normal(size=n), rng.uniform(0.5, 2, size=n), rng.normal(size=n), -2.0)
+    idx.weights = Weights("test", 0.2, 0.05, 0.1, 0.02, 0.02, 0.02, 0.02, 0.02, 0.8, -0.02)
+    idx._kernel_cache = None
+    everyone = idx.positions()
+    want = reference(idx, everyone, everyone)
+    for candidates in (everyone, everyone[::2]):
+        for k in (1, 3, 10):
+            for i, top in enumerate(idx.ranked(everyone, k, candidates=candidates, now=NOW)):
+                allowed = sorted((-want[i, j], j) for j in candidates if np.isfinite(want[i, j]))[:k]
+                assert np.allclose([s for _, s in top], [-s for s, _ in allowed], atol=1e-5), (i, k)
 
 
 def test_ties_go_to_the_lower_position_and_the_bound_never_drops_a_pair():

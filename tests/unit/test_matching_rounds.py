@@ -4,12 +4,16 @@ import random
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
+from scipy.optimize import linprog
+from scipy.sparse import csc_array
 
 from citypair_matching.clusters import find_clusters
 from citypair_matching.core import CityRow, MatchIndex
 from citypair_matching.realism import RealismModel
 from citypair_matching.rounds import (
     candidate_edges,
+    double_cover_pairing,
     exact_pairing,
     greedy_pairing,
     lp_pairing,
@@ -90,3 +94,20 @@ def test_clusters_are_groups_of_allowed_strong_pairs():
         scores = index.allowed_scores(np.array(cluster.members), np.array(cluster.members), now=NOW)
         upper = scores[np.triu_indices(len(cluster.members), 1)]
         assert np.isfinite(upper).all() and abs(upper.mean() - cluster.cohesion) < 1e-5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_double_cover_matching_solves_the_same_linear_programme_as_highs(seed):
+    rng = np.random.default_rng(seed)
+    n = 120
+    pairs = {tuple(sorted(map(int, rng.choice(n, 2, replace=False)))) for _ in range(500)}
+    ends = np.array(sorted(pairs))
+    weights = rng.uniform(0.1, 1.0, len(ends)).round(2)  # ties too
+    room = (rng.random(n) > 0.1).astype(float)  # some cities at capacity
+    x, optimum = double_cover_pairing(ends, weights, room)
+    incidence = csc_array((np.ones(2 * len(ends)), (ends.T.reshape(-1), np.tile(np.arange(len(ends)), 2))))
+    highs = linprog(-weights, A_ub=incidence, b_ub=room, bounds=(0, 1), method="highs")
+    assert optimum == pytest.approx(-highs.fun, abs=1e-9)
+    assert set(np.unique(x)) <= {0.0, 0.5, 1.0}
+    load = np.bincount(ends.reshape(-1), weights=np.repeat(x, 2), minlength=n)
+    assert (load <= room + 1e-9).all()

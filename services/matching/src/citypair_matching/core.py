@@ -491,9 +491,21 @@ class MatchIndex:
         return kept[1:]
 
     def _three_hop_block(self, a: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Walks of length 3 from each city of `a` to each of `rows` (their partners' partners partner)."""
-        adjacency = self._adjacency()
-        return ((adjacency[a] @ adjacency) @ adjacency[rows].T).toarray()
+        """Walks of length 3 from each city of `a` to each of `rows` (their partners' partners partner): the
+        two-step walks from each of `a` to every city, summed over each of `rows`' partners."""
+        indptr, neighbours, _ = self._csr()
+        n = len(indptr) - 1
+        lengths = indptr[a + 1] - indptr[a]
+        block_of_z, z = np.repeat(np.arange(len(a)), lengths), neighbours[_ranges(indptr[a], lengths)]
+        lengths = indptr[z + 1] - indptr[z]
+        ends = np.repeat(block_of_z, lengths) * n + neighbours[_ranges(indptr[z], lengths)]
+        two_steps = np.bincount(ends, minlength=len(a) * n).reshape(len(a), n).astype(np.float64)
+        lengths = indptr[rows + 1] - indptr[rows]
+        out = np.zeros((len(a), len(rows)))
+        if (has := lengths > 0).any():
+            partners = neighbours[_ranges(indptr[rows], lengths)]
+            out[:, has] = np.add.reduceat(two_steps[:, partners], (np.cumsum(lengths) - lengths)[has], axis=1)
+        return out
 
     def _columns_t(self) -> dict:
         """Contiguous column-major copies (feature × city) for fast products against every city, as wide as the
@@ -704,7 +716,11 @@ class MatchIndex:
         c, n = self._cols, len(self._rows)
         t = self._columns_t()
         partners2_in, partners_degree = self._hops()
+        country_degree, total_degree, top_logpop = self._country_terms()
+        realism = self.realism
+        beta = realism.coef / realism.std
         degree = c["degree"][:n]
+        logpop, country = c["logpop"][:n].astype(np.float64), c["country"][:n]
         excluded = np.zeros((n, MAX_COUNTRIES // 64), dtype=np.uint64)
         for p in self._excluders:
             for code in self._rows[p].excluded_countries:
@@ -728,6 +744,8 @@ class MatchIndex:
             partners_in=t["partners_in"],
             partners2_in=partners2_in,
             partners_degree=partners_degree[:n],
+            realism_city=scoring.realism_city_terms(beta, logpop, np.log1p(degree.astype(np.float64))),
+            relative_logpop=logpop - top_logpop[country],
         )
         declines = sorted(
             (self._position[a], self._position[b], at.timestamp())
@@ -748,10 +766,7 @@ class MatchIndex:
             declined=declined[:, 1].astype(np.int64),
             declined_at=declined[:, 2].copy(),
         )
-        realism = self.realism
-        beta = realism.coef / realism.std
         factors = self.weights.factors()
-        country_degree, total_degree, top_logpop = self._country_terms()
         model = scoring.Model(
             weights=np.array([factors[name] for name in scoring.FACTOR_ORDER], dtype=np.float64),
             realism_beta=beta,
@@ -768,6 +783,7 @@ class MatchIndex:
             decline_seconds=DECLINE_EXCLUSION.total_seconds(),
             distance_bound=scoring.DISTANCE_BOUND,
             log1p=scoring.LOG1P,
+            realism_distance_bound=scoring.realism_distance_bounds(beta),
         )
         return cities, links, model
 

@@ -1,8 +1,9 @@
 """Programme rounds: pair many cities at once, maximising the total two-sided score. Pure.
 
 Candidate edges are each city's top partners within the round (every constraint passed, score at least
-the minimum). On them, the pairing is a linear programme (HiGHS, through scipy): maximise the total with
-at most `capacity` new partners per city. Its optimum is an upper bound on any pairing, and it is integral
+the minimum). On them, the pairing is a linear programme: maximise the total with at most `capacity` new
+partners per city (HiGHS, through scipy; for capacity one, the same programme as a matching of the
+bipartite double cover, much faster). Its optimum is an upper bound on any pairing, and it is integral
 but for a few odd cycles; those edges, and the cities they leave free, are re-paired exactly (networkx
 max_weight_matching on the small rest) or, above capacity 1, strongest pair first. So every round states
 how close it is to the best possible on its candidates (`upper_bound`). `greedy_pairing` is the fallback.
@@ -15,7 +16,8 @@ from datetime import datetime
 import networkx as nx
 import numpy as np
 from scipy.optimize import linprog
-from scipy.sparse import csc_array
+from scipy.sparse import csc_array, csr_array
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from citypair_matching.core import MatchIndex
 
@@ -176,19 +178,23 @@ def lp_pairing(edges: dict[Edge, float], capacity: dict[int, int]) -> tuple[set[
     if not keys:
         return set(), 0.0
     weights = np.array([edges[e] for e in keys])
-    ends = np.array(keys).T.reshape(-1)
-    cities, row = np.unique(ends, return_inverse=True)
-    columns = np.tile(np.arange(len(keys)), 2)
-    incidence = csc_array((np.ones(len(ends)), (row, columns)), shape=(len(cities), len(keys)))
+    cities, ends = np.unique(np.array(keys), return_inverse=True)
+    ends = ends.reshape(-1, 2)
     room = np.array([capacity.get(int(c), 0) for c in cities], dtype=float)
-    solved = linprog(-weights, A_ub=incidence, b_ub=room, bounds=(0, 1), method="highs")
-    if solved.status != 0:
-        return None
-    whole = solved.x > 1 - 1e-6
+    if room.max() <= 1:
+        x, optimum = double_cover_pairing(ends, weights, room)
+    else:
+        columns = np.tile(np.arange(len(keys)), 2)
+        incidence = csc_array((np.ones(2 * len(keys)), (ends.T.reshape(-1), columns)), shape=(len(cities), len(keys)))
+        solved = linprog(-weights, A_ub=incidence, b_ub=room, bounds=(0, 1), method="highs")
+        if solved.status != 0:
+            return None
+        x, optimum = solved.x, -solved.fun
+    whole = x > 1 - 1e-6
     chosen = {keys[i] for i in np.flatnonzero(whole)}
     # Around the fractional part (odd cycles), whole edges may not be the best either: re-pair both together
     # when that rest stays small.
-    unsure = {int(c) for i in np.flatnonzero((solved.x > 1e-6) & ~whole) for c in keys[i]}
+    unsure = {int(c) for i in np.flatnonzero((x > 1e-6) & ~whole) for c in keys[i]}
     near = {c for e in edges if unsure.intersection(e) for c in e}
     widened = {e for e in chosen if near.intersection(e)}
     if sum(1 for e in edges if near.issuperset(e)) <= WIDEN_EDGE_LIMIT:
@@ -203,7 +209,24 @@ def lp_pairing(edges: dict[Edge, float], capacity: dict[int, int]) -> tuple[set[
         chosen |= exact_pairing(rest)
     else:
         chosen |= greedy_pairing(rest, left, passes=1)
-    return chosen, float(-solved.fun)
+    return chosen, float(optimum)
+
+
+def double_cover_pairing(ends: np.ndarray, weights: np.ndarray, room: np.ndarray) -> tuple[np.ndarray, float]:
+    """The linear programme of capacity one, solved as the best matching of the graph's bipartite double cover
+    (scipy's sparse LAPJV): each city is a left and a right vertex, an edge u–v joins u to v' and v to u', and
+    u to u' (weight 0) leaves u free. Half that matching is an optimal solution, each edge at 0, ½ or 1."""
+    keep = (room[ends[:, 0]] > 0) & (room[ends[:, 1]] > 0)
+    n, (u, v), w = len(room), ends[keep].T, weights[keep]
+    top = (w.max() if len(w) else 0.0) + 1.0  # costs to minimise, all positive: each left vertex takes one
+    rows, cols = np.concatenate([u, v, np.arange(n)]), np.concatenate([v, u, np.arange(n)])
+    cost = csr_array((np.concatenate([top - w, top - w, np.full(n, top)]), (rows, cols)), shape=(n, n))
+    left, right = min_weight_full_bipartite_matching(cost)
+    partner = np.empty(n, dtype=np.int64)
+    partner[left] = right
+    x = np.zeros(len(weights))
+    x[keep] = ((partner[u] == v).astype(float) + (partner[v] == u)) / 2.0
+    return x, float(x @ weights)
 
 
 def pair_round(
@@ -219,7 +242,7 @@ def pair_round(
         chosen = {e for e in exact_pairing(edges) if room[e[0]] and room[e[1]]}
         bound, method = sum(edges[e] for e in chosen), "exact (networkx max_weight_matching)"
     elif (solved := lp_pairing(edges, room)) is not None:
-        (chosen, bound), method = solved, "linear programme (HiGHS) + exact rest"
+        (chosen, bound), method = solved, "linear programme + exact rest"
     else:
         chosen, bound, method = greedy_pairing(edges, room), 0.0, "greedy + local improvement"
     pairs = sorted(((u, v, edges[(u, v)]) for u, v in chosen), key=lambda p: -p[2])

@@ -158,6 +158,27 @@ def realism_value(logit):
     return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(logit, -30.0), 30.0)))
 
 
+# Where each feature of `REALISM_FEATURES` sits: the kernel's bound regroups the logit by what it depends on.
+(_F_LOGD, _F_LOGD2, _F_SAME, _F_POP, _F_GAP, _F_PAIRS, _F_AA, _F_COMMON, _F_DSUM, _F_DPROD, _F_IN, _F_LIFT, _F_CDEG,
+ _F_SEEN, _F_HAS_IN, _F_NONE, _F_TWO_HOP, _F_THREE_HOP, _F_REL_GAP) = range(len(REALISM_FEATURES))  # fmt: skip
+
+
+def realism_city_terms(beta, logpop, log_degree):
+    """The part of the realism logit that depends on one city alone (each side adds its own)."""
+    return beta[_F_POP] * logpop / 2.0 + beta[_F_DSUM] * log_degree + beta[_F_NONE] * (log_degree == 0.0)
+
+
+def realism_distance_bounds(beta) -> np.ndarray:
+    """For each step of `distance_bounds`, the largest distance part of the realism logit (β·log d + β'·log² d)
+    over that step and its neighbours (so a cosine rounded into the next step is covered too)."""
+    u = np.log1p(distance_km(np.linspace(-1.0, 1.0, BOUND_STEPS + 1))) / 10.0  # falls as the cosine grows
+    steps = np.arange(BOUND_STEPS)
+    high, low = u[np.maximum(steps - 1, 0)], u[np.minimum(steps + 2, BOUND_STEPS)]
+    b1, b2 = beta[_F_LOGD], beta[_F_LOGD2]
+    vertex = np.clip(-b1 / (2.0 * b2) if b2 != 0 else low, low, high)
+    return np.maximum.reduce([b1 * x + b2 * x * x for x in (low, high, vertex)]) + 1e-6
+
+
 # ---------------------------------------------------------------------- the compiled kernel
 
 
@@ -181,6 +202,8 @@ class Cities(NamedTuple):
     partners_in: np.ndarray  # (countries, ≥ n) int16: partners each city has in each country
     partners2_in: np.ndarray  # (countries, ≥ n) int32: the same summed over each city's partners
     partners_degree: np.ndarray  # (n,) float64: the degrees of each city's partners, summed
+    realism_city: np.ndarray  # (n,) float64: realism_city_terms
+    relative_logpop: np.ndarray  # (n,) float64: log population − that of the country's largest city
 
 
 class Links(NamedTuple):
@@ -208,6 +231,7 @@ class Model(NamedTuple):
     decline_seconds: float
     distance_bound: np.ndarray  # see `distance_bounds`
     log1p: np.ndarray  # log(1 + i) for whole counts i: the kernel's realism inputs
+    realism_distance_bound: np.ndarray  # see `realism_distance_bounds`
 
 
 LOG1P = np.log1p(np.arange(1 << 16, dtype=np.float64))
@@ -325,6 +349,28 @@ def _unmark(links, column_of, count, steps, adamic_adar, common, three_hop, bloc
 
 
 @_inline
+def _realism_row(a, cities, model, out):
+    """For city a, into out[c]: the part of the realism logit set by a and a partner's country c alone (the
+    country pair, and a's own partners and their partners in c), plus the intercept and a's own terms."""
+    beta, log1p, ca = model.realism_beta, model.log1p, cities.country[a]
+    base = model.realism_offset + cities.realism_city[a] + beta[_F_CDEG] * model.log_country_degree[ca]
+    spread = 1.0 / max(cities.partners_degree[a], 1.0)
+    for c in range(len(out)):
+        pairs, mine = model.pair_counts[ca, c], cities.partners_in[c, a]
+        out[c] = (
+            base
+            + beta[_F_SAME] * (c == ca)
+            + beta[_F_PAIRS] * _log1p_count(log1p, pairs)
+            + beta[_F_LIFT] * model.lift[ca, c]
+            + beta[_F_CDEG] * model.log_country_degree[c]
+            + beta[_F_SEEN] * (pairs > 0)
+            + beta[_F_IN] * _log1p_count(log1p, mine)
+            + beta[_F_HAS_IN] * (mine > 0)
+            + beta[_F_TWO_HOP] * cities.partners2_in[c, a] * spread
+        )
+
+
+@_inline
 def _excludes(cities, a, country):
     return cities.has_excluded[a] and (cities.excluded[a, country >> 6] >> np.uint64(country & 63)) & np.uint64(1)
 
@@ -347,6 +393,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     top_score, top_position = np.empty(max(k, 1)), np.empty(max(k, 1), dtype=np.int64)
     w = model.weights
     rest_best = max(w[_DIST], 0.0) + max(w[_REAL], 0.0)  # distance and realism values are in [0, 1]
+    country_row = np.empty(model.pair_counts.shape[0])
+    beta = model.realism_beta
     for i in range(len(rows)):
         a = rows[i]
         if k:
@@ -389,14 +437,40 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                 + np.float64(cities.xyz[a, 2]) * np.float64(column.xyz[j, 2])
             )
         size, worst = 0, 0
+        bound_realism = k > 0 and w[_REAL] > 0.0
+        if bound_realism:
+            _realism_row(a, cities, model, country_row)
+        logpop_a, relative_a = np.float64(cities.logpop[a]), cities.relative_logpop[a]
+        log_degree_a = _log1p_count(model.log1p, cities.degree[a])
         for j in range(m):  # pass 2: the rest, where it can matter
             floor = (top_score[worst] if size == k else min_score) if k else -np.inf
             score = partial[j]
             if score + rest_best + 1e-9 < floor:
                 continue
             step = min(max(int((cosines[j] + 1.0) * (BOUND_STEPS / 2)), 0), BOUND_STEPS - 1)
-            if score + max(w[_DIST], 0.0) * model.distance_bound[step + 1] + max(w[_REAL], 0.0) + 1e-9 < floor:
+            distance_best = max(w[_DIST], 0.0) * model.distance_bound[step + 1]
+            if score + distance_best + max(w[_REAL], 0.0) + 1e-9 < floor:
                 continue
+            # The realism logit of a pair with nothing between them in the graph, but for its distance part
+            # (bounded over the step), from per-country and per-city terms: an upper bound without the arc cosine.
+            ca_j = column.country[j]
+            if (
+                bound_realism
+                and common[j] == 0.0
+                and three_hop[j] == 0.0
+                and column.partners_in[ca, j] == 0
+                and column.partners2_in[ca, j] == 0
+            ):
+                logit = (
+                    country_row[ca_j]
+                    + column.realism_city[j]
+                    + model.realism_distance_bound[step]
+                    + beta[_F_GAP] * abs(logpop_a - np.float64(column.logpop[j]))
+                    + beta[_F_DPROD] * log_degree_a * _log1p_count(model.log1p, column.degree[j])
+                    + beta[_F_REL_GAP] * abs(relative_a - column.relative_logpop[j])
+                )
+                if score + distance_best + w[_REAL] * _realism_value(logit + 1e-6) + 1e-9 < floor:
+                    continue
             b = cand[j]
             cb = column.country[j]
             if b == a or _excludes(cities, a, cb) or _excludes(cities, b, ca):
