@@ -9,6 +9,7 @@ import pytest
 
 from citypair_matching.core import MatchIndex, Rules, Weights
 from citypair_matching.realism import FEATURES, RealismModel
+from tests.bench import naive
 from tests.unit.test_matching_fastpaths import CHANGES, NOW, random_index, random_rows
 
 
@@ -133,3 +134,17 @@ def test_kernel_follows_each_change_of_a_ranked_index(what, change):
     assert np.array_equal(np.isinf(got), np.isinf(want)), what
     finite = np.isfinite(want)
     assert np.allclose(got[finite], want[finite], atol=1e-5), what
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kernel_top10_equals_a_plain_python_scorer(seed):
+    """The benchmark's naive baseline scores every factor again in plain Python (math and networkx): an
+    independent reading of the formulas. Scores agree up to the core's float32 coordinates."""
+    idx, rows, _ = random_index(150, 220, seed)
+    core = idx.ranked_all(idx.positions(), 10, now=NOW)
+    plain = naive.every_factor(rows, list(idx.graph.edges()), idx)
+    assert sum(map(len, plain.values())) > 1000
+    for position, top in core.items():
+        want = plain[rows[position].id]
+        assert len(top) == len(want)
+        assert np.allclose([s for _, s in top], [s for s, _ in want], atol=1e-3)
