@@ -263,8 +263,9 @@ FACTOR_ORDER = (
 )
 _COMP, _SHARED, _DIST, _CORR, _LANG, _TZ, _AFF, _NET, _REAL, _HUB = range(len(FACTOR_ORDER))
 
-_jit = numba.njit(cache=True, nogil=True)
-_inline = numba.njit(inline="always", cache=True, nogil=True)
+# error_model="numpy": no zero-division checks (every divisor here is kept ≥ 1 or > 0), so loops vectorise
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+_inline = numba.njit(inline="always", cache=True, nogil=True, error_model="numpy")
 _gain, _complementarity, _shared = _inline(gain), _inline(complementarity), _inline(shared_priorities)
 _distance_km, _distance_value, _timezone = _inline(distance_km), _inline(distance_value), _inline(timezone_value)
 _network, _realism_features = _inline(network_value), _inline(realism_features)
@@ -386,6 +387,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     distance and realism only where the best case could still enter the top k (an exact bound)."""
     m = len(cand)
     met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    language, affinity, visit = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
     adamic_adar, common, three_hop = np.zeros(m), np.zeros(m), np.zeros(m)
     blocked = np.zeros(m, dtype=np.bool_)
     touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
@@ -408,19 +410,27 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
         ca, total_a, utc_a = cities.country[a], np.float64(cities.need_total[a]), np.float64(cities.utc[a])
         corridors_a, hub_a, affinity_a = cities.corridors[a], cities.hub[a], model.affinity[ca]
         words, allow_same_country = cities.languages.shape[1], model.allow_same_country
+        for j in range(m):  # gathers and bit sets, apart: in the loop below they would keep it from vectorising
+            shared_language = False
+            for word in range(words):
+                shared_language |= (cities.languages[a, word] & column.languages[j, word]) != 0
+            language[j] = shared_language
+            affinity[j] = affinity_a[column.country[j]]
+            cosines[j] = (
+                np.float64(cities.xyz[a, 0]) * np.float64(column.xyz[j, 0])
+                + np.float64(cities.xyz[a, 1]) * np.float64(column.xyz[j, 1])
+                + np.float64(cities.xyz[a, 2]) * np.float64(column.xyz[j, 2])
+            )
         for j in range(m):  # pass 1: the cheap factors; -inf where a constraint fails (but exclusions)
             total_b = np.float64(column.need_total[j])
             complementarity = _complementarity(_gain(met_a[j], total_a), _gain(met_b[j], total_b))
-            language = False
-            for word in range(words):
-                language |= (cities.languages[a, word] & column.languages[j, word]) != 0
             value = (
                 w[_COMP] * complementarity
                 + w[_SHARED] * _shared(shared[j], total_a, total_b)
                 + w[_CORR] * ((corridors_a & column.corridors[j]) != 0)
-                + w[_LANG] * language
+                + w[_LANG] * language[j]
                 + w[_TZ] * _timezone(utc_a, np.float64(column.utc[j]))
-                + w[_AFF] * affinity_a[column.country[j]]
+                + w[_AFF] * affinity[j]
                 + w[_NET] * _network(adamic_adar[j])
                 + w[_HUB] * (hub_a + column.hub[j]) / 2.0
             )
@@ -431,28 +441,30 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                 & (allow_same_country | (column.country[j] != ca))
             )
             partial[j] = value if allowed else -np.inf
-            cosines[j] = (
-                np.float64(cities.xyz[a, 0]) * np.float64(column.xyz[j, 0])
-                + np.float64(cities.xyz[a, 1]) * np.float64(column.xyz[j, 1])
-                + np.float64(cities.xyz[a, 2]) * np.float64(column.xyz[j, 2])
-            )
         size, worst = 0, 0
         bound_realism = k > 0 and w[_REAL] > 0.0
         if bound_realism:
             _realism_row(a, cities, model, country_row)
         logpop_a, relative_a, degree_a = np.float64(cities.logpop[a]), cities.relative_logpop[a], cities.degree[a]
         log_degree_a = _log1p_count(model.log1p, degree_a)
-        # Pass 2 takes the best partial scores first (about 4k of them, by a sample of at most 1,024), then the
+        # Pass 2 takes the best partial scores first (about 4k of them, by a sample of at most 256), then the
         # others: the floor of the top k rises early and the bounds skip more. The result does not depend on it.
-        early = -np.inf
+        early = np.inf
         if 0 < 4 * k < m // 4:
-            sample = partial[:: max(1, m // 1024)]
+            sample = partial[:: max(1, m // 256)]
             rank = len(sample) - max(1, 4 * k * len(sample) // m)
             early = np.partition(sample, rank)[rank]
-        for jj in range(2 * m if early > -np.inf else m):
-            j = jj % m
-            if early > -np.inf and (partial[j] >= early) != (jj < m):
-                continue
+        first = 0
+        for j in range(m):
+            if partial[j] >= early:
+                visit[first] = j
+                first += 1
+        rest = first
+        for j in range(m):
+            if partial[j] < early:
+                visit[rest] = j
+                rest += 1
+        for j in visit:
             floor = (top_score[worst] if size == k else min_score) if k else -np.inf
             score = partial[j]
             if score + rest_best + 1e-9 < floor:
