@@ -465,6 +465,9 @@ class MatchIndex:
         n = len(indptr) - 1
         return sparse.csr_array((np.ones(len(neighbours)), neighbours, indptr), shape=(n, n))
 
+    def _countries_in_use(self) -> int:
+        return min(len(self._countries.index), MAX_COUNTRIES)
+
     def _hops(self) -> tuple[np.ndarray, np.ndarray]:
         """Summed over each city's partners: their partners in each country (countries, capacity) int32, and their
         degrees (capacity,). As wide as the columns' capacity, so a new city without partners is in place."""
@@ -472,7 +475,8 @@ class MatchIndex:
             adjacency, c = self._adjacency(), self._cols
             n, capacity = adjacency.shape[0], len(c["active"])
             partners2_in = np.zeros((MAX_COUNTRIES, capacity), dtype=np.int32)
-            partners2_in[:, :n] = (adjacency @ c["partners_in"][:n].astype(np.float64)).T
+            used = self._countries_in_use()  # no city has partners in a country not seen
+            partners2_in[:used, :n] = (adjacency @ c["partners_in"][:n, :used].astype(np.float64)).T
             partners_degree = np.zeros(capacity)
             partners_degree[:n] = adjacency @ c["degree"][:n].astype(np.float64)
             kept = self._hops_cache = (partners2_in, partners_degree)
@@ -771,6 +775,7 @@ class MatchIndex:
             weights=np.array([factors[name] for name in scoring.FACTOR_ORDER], dtype=np.float64),
             realism_beta=beta,
             realism_offset=float(realism.intercept - (beta * realism.mean).sum()),
+            countries=self._countries_in_use(),
             pair_counts=self.pair_counts,
             affinity=scoring.affinity_value(self.pair_counts.astype(np.float64)),
             lift=scoring.country_lift(

@@ -221,6 +221,7 @@ class Model(NamedTuple):
     weights: np.ndarray  # float64, in the order of `FACTOR_ORDER`
     realism_beta: np.ndarray  # float64 per realism feature: coef / std
     realism_offset: float  # intercept − Σ beta × mean
+    countries: int  # countries in use: every city's country index is below
     pair_counts: np.ndarray  # (countries, countries) int32
     affinity: np.ndarray  # (countries, countries) float64: affinity_value(pair_counts)
     lift: np.ndarray  # (countries, countries) float64: country_lift
@@ -395,7 +396,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     top_score, top_position = np.empty(max(k, 1)), np.empty(max(k, 1), dtype=np.int64)
     w = model.weights
     rest_best = max(w[_DIST], 0.0) + max(w[_REAL], 0.0)  # distance and realism values are in [0, 1]
-    country_row = np.empty(model.pair_counts.shape[0])
+    country_row = np.empty(model.countries)
     beta = model.realism_beta
     for i in range(len(rows)):
         a = rows[i]
