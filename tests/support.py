@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -90,6 +91,16 @@ def eventually(check, *, timeout: float = 10.0, interval: float = 0.05, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def handled(stack, outcome: str = "handled") -> float:
+    """matching's count of handled city registrations with this outcome, from its /metrics."""
+    text = httpx.get(stack.config.service_url("matching") + "/metrics").text
+    pattern = (
+        rf'events_handled_total{{consumer="matching",outcome="{outcome}",type="profiles.city.registered.v1"}} (\S+)'
+    )
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
 
 
 def city_body(name: str = "Xi'an", **overrides) -> dict:

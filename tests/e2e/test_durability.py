@@ -1,28 +1,16 @@
 """Nothing accepted is lost: NATS down before publishing, duplicate delivery, a restarted consumer."""
 
-import re
 import uuid
 
-import httpx
 import nats
 import pytest
 
-from tests.support import city_body, eventually, partner_ids, partner_of, query, run_async
+from tests.support import city_body, eventually, handled, partner_ids, partner_of, query, run_async
 
 
 @pytest.fixture(scope="module")
 def gateway(coordinator):
     return coordinator
-
-
-def handled(stack, outcome: str) -> float:
-    """matching's count of handled profile events with this outcome, from its /metrics."""
-    text = httpx.get(stack.config.service_url("matching") + "/metrics").text
-    pattern = (
-        rf'events_handled_total{{consumer="matching",outcome="{outcome}",type="profiles.city.registered.v1"}} (\S+)'
-    )
-    found = re.search(pattern, text)
-    return float(found.group(1)) if found else 0.0
 
 
 def test_city_accepted_while_nats_is_down_reaches_matching_exactly_once(stack, gateway):
