@@ -70,6 +70,9 @@ def test_official_to_approved_pilot_zone(stack, admin, browser, shoot, lang):
     card = page.locator("ol.suggestions > li", has=page.locator(f"a[href='/pairs/{a}/{b}']"))
     card.locator("summary").click()
     assert card.locator("details table").is_visible()
+    # factors, theme sentences and reasons in the page's language (the API's keys and sentences are English)
+    words = {"en": ("Complementarity, both ways", " offers ", "Too far"), "zh": ("双向互补", "方面可提供", "距离太远")}
+    assert all(word in card.inner_text() for word in words[lang]), card.inner_text()
     shoot(page, f"{lang}-partners")
     card.locator("button[value=accept]").click()
     page.wait_for_url(re.compile(rf"/pairs/{a}/{b}\?decided=1"))

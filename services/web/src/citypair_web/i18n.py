@@ -1,6 +1,10 @@
-"""English and Simplified Chinese for every string on the pages; numbers and dates per language."""
+"""English and Simplified Chinese for every string on the pages, and for the API's keys (themes, corridors,
+indicators, matching factors, constraints, decision reasons); numbers and dates per language."""
 
 from datetime import datetime
+
+from citypair_shared.geography import CORRIDORS, INDICATORS
+from citypair_shared.themes import THEMES
 
 LANGUAGES = ("en", "zh")
 
@@ -116,6 +120,87 @@ STRINGS: dict[str, tuple[str, str]] = {
     "published": ("published", "已发布"),
     "draft": ("draft", "草稿"),
     "retired": ("retired", "已停用"),
+    "value": ("Value", "数值"),
+}
+
+_THEMES_ZH = {
+    "broadband": "宽带与信息基础设施",
+    "smart_city": "智慧城市",
+    "ecommerce": "跨境电子商务（海关、支付、仓储）",
+    "telemedicine": "远程医疗",
+    "internet_plus": "“互联网+”：农业、制造业和服务业数字化转型",
+    "iot": "物联网",
+    "ai": "人工智能",
+    "innovation": "互联网创业与研发创新",
+    "msme": "中小微企业",
+    "digital_skills": "数字技能",
+    "ict_investment": "信息通信技术投资（含政府和社会资本合作）",
+    "digital_inclusion": "数字包容",
+    "open_data": "政策透明、政府数据开放与网上采购",
+    "standards": "标准",
+    "cybersecurity": "信任、隐私与数据保护",
+    "culture_exchange": "数字内容与人文交流",
+    "logistics": "国际运输与物流",
+}
+_CORRIDORS_ZH = {
+    "new_eurasian_land_bridge": "新亚欧大陆桥",
+    "china_mongolia_russia": "中蒙俄",
+    "china_central_asia_west_asia": "中国—中亚—西亚",
+    "china_indochina_peninsula": "中国—中南半岛",
+    "china_pakistan": "中巴",
+    "bangladesh_china_india_myanmar": "孟中印缅",
+    "maritime_silk_road": "21世纪海上丝绸之路",
+}
+_INDICATORS_ZH = {
+    "fixed_broadband_per_100": "每百人固定宽带用户数",
+    "mobile_broadband_per_100": "每百人移动宽带用户数",
+    "internet_users_pct": "互联网用户占比",
+    "ecommerce_retail_share_pct": "电子商务占零售额比重",
+    "ict_gdp_share_pct": "信息通信技术占 GDP 比重",
+    "digital_skills_index": "数字技能指数",
+}
+TERMS: dict[str, dict[str, tuple[str, str]]] = {
+    "theme": {key: (label, _THEMES_ZH[key]) for key, label in THEMES.items()},
+    "corridor": {key: (label, _CORRIDORS_ZH[key]) for key, label in CORRIDORS.items()},
+    "indicator": {key: (spec[0], _INDICATORS_ZH[key]) for key, spec in INDICATORS.items()},
+    "factor": {
+        "complementarity": ("Complementarity, both ways", "双向互补"),
+        "shared_priorities": ("Shared priorities", "共同优先事项"),
+        "distance": ("Distance", "距离"),
+        "corridor": ("Shared corridor", "同一走廊"),
+        "language": ("Shared language", "共同语言"),
+        "timezone": ("Working hours overlap", "工作时间重叠"),
+        "country_affinity": ("Country-pair ties", "两国城市合作基础"),
+        "network": ("Common partners", "共同伙伴"),
+        "realism": ("Like real partnerships", "与现实结对的相似度"),
+        "hub_damping": ("Hub damping", "枢纽城市抑制"),
+    },
+    "check": {
+        "not_itself": ("Not the city itself", "不是城市本身"),
+        "published": ("Both profiles published", "双方资料均已发布"),
+        "not_partners": ("Not partners already", "尚未结对"),
+        "not_declined": ("Not declined in the last 12 months", "近 12 个月内未被拒绝"),
+        "city_capacity": ("The city has room for a partner", "本城市尚有结对容量"),
+        "partner_capacity": ("The partner has room for a partner", "伙伴城市尚有结对容量"),
+        "countries_not_excluded": ("Neither side excludes the other's country", "双方均未排除对方国家"),
+        "same_country_allowed": ("Same-country rule", "同国结对规则"),
+        "eligible": ("Eligible under the programme's rules", "符合项目资格规则"),
+        "both_gain": ("Both cities gain", "双方均受益"),
+    },
+    "reason": {
+        "not_a_priority": ("Not a priority", "非优先事项"),
+        "themes_do_not_fit": ("The themes do not fit", "主题不匹配"),
+        "too_far": ("Too far", "距离太远"),
+        "language": ("Language", "语言障碍"),
+        "no_capacity": ("No capacity", "没有余力"),
+        "existing_cooperation_elsewhere": ("Already cooperating elsewhere", "已有其他合作"),
+        "policy": ("Policy", "政策原因"),
+        "other": ("Other", "其他"),
+        "complementary_themes": ("Complementary themes", "主题互补"),
+        "shared_priorities": ("Shared priorities", "共同优先事项"),
+        "existing_ties": ("Existing ties", "已有联系"),
+        "corridor": ("Same corridor", "同一走廊"),
+    },
 }
 
 
@@ -123,6 +208,20 @@ def t(key: str, lang: str, **values) -> str:
     en, zh = STRINGS[key]
     text = zh if lang == "zh" else en
     return text.format(**values) if values else text
+
+
+def term(kind: str, key: str, lang: str) -> str:
+    """An API key of `kind` (see TERMS) in `lang`; the key itself if it is new to the pages."""
+    en, zh = TERMS[kind].get(key, (key, key))
+    return zh if lang == "zh" else en
+
+
+def theme_flow(flow: dict, lang: str) -> str:
+    """One theme where one city offers what the other needs, as a sentence (the API's `text` is English)."""
+    theme = term("theme", flow["theme"], lang)
+    if lang == "zh":
+        return f"{flow['giver']}在“{theme}”方面可提供 {flow['offer']} 级，{flow['taker']}的需求为 {flow['need']} 级"
+    return f"{flow['giver']} offers {theme} at {flow['offer']}, {flow['taker']} needs it at {flow['need']}"
 
 
 def number(value, lang: str) -> str:

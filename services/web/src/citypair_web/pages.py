@@ -8,8 +8,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from citypair_shared.geography import CORRIDORS, INDICATORS
-from citypair_shared.themes import THEMES
+from citypair_shared.geography import INDICATORS
 from citypair_web import i18n
 from citypair_web.sessions import COOKIE, LANG_COOKIE, Session
 
@@ -27,6 +26,9 @@ class Page:
     def t(self, key: str, **values) -> str:
         return i18n.t(key, self.lang, **values)
 
+    def term(self, kind: str, key: str) -> str:
+        return i18n.term(kind, key, self.lang)
+
     def render(self, template: str, status_code: int = 200, **context) -> HTMLResponse:
         response = templates.TemplateResponse(
             self.request,
@@ -37,9 +39,11 @@ class Page:
                 "lang": self.lang,
                 "user": self.session.user if self.session else None,
                 "csrf": self.csrf,
-                "themes": THEMES,
-                "corridors": CORRIDORS,
-                "indicators": INDICATORS,
+                "themes": {key: self.term("theme", key) for key in i18n.TERMS["theme"]},
+                "corridors": {key: self.term("corridor", key) for key in i18n.TERMS["corridor"]},
+                "indicators": {key: (self.term("indicator", key), *spec[1:]) for key, spec in INDICATORS.items()},
+                "term": self.term,
+                "theme_flow": lambda flow: i18n.theme_flow(flow, self.lang),
                 "number": lambda v: i18n.number(v, self.lang),
                 "date": lambda v: i18n.date(v, self.lang),
                 **context,
