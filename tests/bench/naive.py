@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 
 import networkx as nx
 
-from citypair_matching.core import CityRow, MatchIndex, utc_offset_hours
+from citypair_matching.core import NEAR_CITIES, CityRow, MatchIndex, utc_offset_hours
 from citypair_matching.scoring import (
     AFFINITY_SATURATION,
     DISTANCE_SCALE_KM,
@@ -62,6 +62,14 @@ def every_factor(rows: list[CityRow], partnerships: list[tuple[str, str]], index
         lat, lon = math.radians(r.latitude), math.radians(r.longitude)
         return math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
 
+    where = {r.id: xyz(r) for r in rows}
+
+    def nearest(r):  # its NEAR_CITIES nearest other cities
+        closeness = sorted((-sum(p * q for p, q in zip(where[r.id], where[o.id], strict=True)), o.id) for o in rows)
+        return set([o for _, o in closeness if o != r.id][:NEAR_CITIES])
+
+    near = {r.id: nearest(r) for r in rows}
+
     def met(giver, taker, side):  # Σ over themes of min(taker's need, giver's `side` level)
         return sum(min(v["need"], giver.themes.get(t, {}).get(side, 0)) for t, v in taker.themes.items())
 
@@ -73,6 +81,10 @@ def every_factor(rows: list[CityRow], partnerships: list[tuple[str, str]], index
         common = list(nx.common_neighbors(partners, a.id, b.id))
         adamic_adar = sum(1 / math.log(degree[z]) for z in common if degree[z] > 1)
         walks = sum(len(set(partners[x]) & set(partners[b.id])) for x in partners[a.id])
+        near_partners = sum(partners.has_edge(x, b.id) for x in near[a.id]) + sum(
+            partners.has_edge(y, a.id) for y in near[b.id]
+        )
+        near_ties = sum(y in near[b.id] for x in near[a.id] for y in partners[x])
         log_d = math.log1p(km) / 10
         features = (
             log_d,
@@ -94,6 +106,8 @@ def every_factor(rows: list[CityRow], partnerships: list[tuple[str, str]], index
             two_hop_in[a.id][cb] / max(two_hop_degree[a.id], 1) + two_hop_in[b.id][ca] / max(two_hop_degree[b.id], 1),
             math.log1p(walks / math.sqrt(max(degree[a.id] * degree[b.id], 1))),
             abs((la - top_logpop[ca]) - (lb - top_logpop[cb])),
+            math.log1p(near_partners),
+            math.log1p(near_ties),
         )
         logit = min(max(offset + sum(x * f for x, f in zip(beta, features, strict=True)), -30), 30)
         return 1 / (1 + math.exp(-logit)), adamic_adar

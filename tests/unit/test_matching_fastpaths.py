@@ -87,6 +87,7 @@ CHANGES = [
     ("a new city", lambda idx, rows, rng: idx.upsert(replace(random_rows(1, rng)[0], id="new"))),
     ("a decline", lambda idx, rows, rng: idx.add_decline(rows[8].id, rows[9].id, NOW)),
     ("unpublished", lambda idx, rows, rng: idx.upsert(replace(rows[10], version=5, status="draft"))),
+    ("a city moves", lambda idx, rows, rng: idx.upsert(replace(rows[4], version=6, latitude=rows[9].latitude + 0.01))),
 ]
 
 
@@ -153,3 +154,23 @@ def test_incremental_country_counts_equal_a_full_recount(seed):
     assert np.array_equal(counts, idx.pair_counts)
     assert np.array_equal(partners_in, idx._cols["partners_in"][: len(idx)])
     assert np.array_equal(degree, idx._cols["degree"][: len(idx)])
+
+
+def test_near_cities_follow_a_move_and_a_new_city():
+    idx, rows, rng = random_index(60, 80, seed=2)
+    before = idx._near()[1].copy()
+    moved = replace(rows[4], version=6, latitude=rows[9].latitude + 0.01, longitude=rows[9].longitude)
+    idx.upsert(moved)
+    idx.upsert(replace(rows[0], version=7, name="renamed"))  # not a move: nothing to redo
+    latest = [
+        moved if r.id == moved.id else replace(rows[0], version=7, name="renamed") if r is rows[0] else r for r in rows
+    ]
+    again = MatchIndex(capacity=8)
+    for r in latest:
+        again.upsert(r)
+    assert not np.array_equal(idx._near()[1], before)
+    assert np.array_equal(idx._near()[1], again._near()[1])
+    late = replace(random_rows(1, rng)[0], id="late", latitude=rows[9].latitude, longitude=rows[9].longitude + 0.01)
+    idx.upsert(late)
+    again.upsert(late)
+    assert np.array_equal(idx._near()[1], again._near()[1]) and len(idx._near()[0]) == 62

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from citypair_matching.core import MatchIndex
+from citypair_matching.core import NEAR_CITIES, MatchIndex
 from citypair_matching.realdata import World, build_index, fit_on_pairs
 from citypair_matching.realism import FEATURES, PARAMS_FILE, RealismModel, feature_arrays
 
@@ -83,6 +83,16 @@ def test_graph_inputs_match_plain_walks_over_the_graph(world):
     logpop = np.log1p([c["population"] for c in world.cities])
     top = [logpop[country == k].max() for k in range(len(COUNTRIES))]
     assert np.allclose(got["top_logpop_b"], np.array(top)[country][None, :], atol=1e-5)
+    # near cities: each city's NEAR_CITIES nearest others, by great circle
+    lat, lon = np.radians([c["latitude"] for c in world.cities]), np.radians([c["longitude"] for c in world.cities])
+    xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    closeness = xyz @ xyz.T - 3 * np.eye(n)
+    near = np.zeros((n, n))
+    for a in range(n):
+        near[a, np.argsort(-closeness[a])[:NEAR_CITIES]] = 1
+    assert np.allclose(got["near_partners"], near @ adjacency + (near @ adjacency).T)
+    assert np.allclose(got["near_ties"], near @ adjacency @ near.T)
+    assert got["near_ties"].max() > 1  # the world is small: neighbourhoods overlap
     # a subset of rows gives the same values as those columns of every row
     rows = np.array([5, 0, 41, 59, 17])
     part = index.factor_values(np.array([3, 12]), rows)["_realism_inputs"]

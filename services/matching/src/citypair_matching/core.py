@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import networkx as nx
 import numpy as np
 from scipy import sparse
+from scipy.spatial import cKDTree
 
 from citypair_matching import scoring
 from citypair_matching.realism import RealismModel, feature_arrays
@@ -43,6 +44,7 @@ from citypair_shared.themes import THEME_IDS
 LEVELS = 5
 DECLINE_EXCLUSION = timedelta(days=365)
 MAX_COUNTRIES = 256
+NEAR_CITIES = 20  # each city's nearest cities: partnerships between two neighbourhoods are a realism feature
 LANGUAGE_BITS = 128
 WEIGHTS_FILE = Path(__file__).parent / "data" / "weights.json"
 # A reference instant for UTC offsets, so that scores do not move with daylight saving time.
@@ -276,6 +278,7 @@ class MatchIndex:
         self._topk_cache: dict = {}
         self._kernel_cache: tuple | None = None
         self._country_cache: tuple | None = None
+        self._near_cache: tuple | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
@@ -316,6 +319,9 @@ class MatchIndex:
                     if other in self._position:
                         self._count_edge(pos, self._position[other], -1)
         new = pos == len(self._rows) - 1 and self._rows[pos] is row
+        before = self._rows[pos]
+        if new or (before.latitude, before.longitude) != (row.latitude, row.longitude):
+            self._near_cache = None  # neighbourhoods change with a new or moved city
         self._changed(structure=new and row.id in self.graph and self.graph.degree(row.id) > 0)
         if new and self._csr_cache is not None:  # no partnerships yet: the graph arrays gain an empty row
             indptr, neighbours, inverse_log = self._csr_cache
@@ -511,6 +517,41 @@ class MatchIndex:
             out[:, has] = np.add.reduceat(two_steps[:, partners], (np.cumsum(lengths) - lengths)[has], axis=1)
         return out
 
+    def _near(self) -> tuple:
+        """Each city's NEAR_CITIES nearest other cities (great circle, from the coordinates in float64) as CSR arrays
+        (indptr, near), the reverse (indptr, the cities that have each among theirs), and both as sparse matrices;
+        kept until a city is added or moves."""
+        with self._lock:
+            if self._near_cache is None:
+                n = len(self._rows)
+                lat = np.radians([r.latitude for r in self._rows])
+                lon = np.radians([r.longitude for r in self._rows])
+                xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+                k = min(NEAR_CITIES, n - 1)
+                near = np.zeros((n, max(k, 0)), dtype=np.int64)
+                if k > 0:
+                    _, found = cKDTree(xyz).query(xyz, k=k + 1)
+                    others = found != np.arange(n)[:, None]
+                    others[others.sum(axis=1) > k, -1] = False  # itself not among the k + 1 (equal points)
+                    near = found[others].reshape(n, k)
+                indptr = np.arange(n + 1) * near.shape[1]
+                nearby = sparse.csr_array((np.ones(near.size), near.ravel(), indptr), shape=(n, n))
+                reverse = nearby.T.tocsr()
+                reverse.sort_indices()
+                reverse_indptr, nearer = reverse.indptr.astype(np.int64), reverse.indices.astype(np.int64)
+                self._near_cache = (indptr, near.ravel(), reverse_indptr, nearer, nearby, reverse)
+            return self._near_cache
+
+    def _near_block(self, a: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """For each city of `a` and each of `rows`: partnerships between one and the other's near cities (either way),
+        and between their near cities (see `scoring.REALISM_FEATURES`)."""
+        *_, nearby, nearby_t = self._near()
+        partners = self._adjacency()
+        from_near = nearby[a] @ partners  # partnerships of a's near cities, to every city
+        to_a = (partners[a] @ nearby_t).toarray()  # a's partners, seen from every city that has them as near ones
+        ties = (from_near @ nearby_t).toarray()
+        return {"near_partners": from_near.toarray()[:, rows] + to_a[:, rows], "near_ties": ties[:, rows]}
+
     def _columns_t(self) -> dict:
         """Contiguous column-major copies (feature × city) for fast products against every city, as wide as the
         columns' capacity: a new city fills its column in place. Use [:, :n]."""
@@ -615,6 +656,7 @@ class MatchIndex:
             two_hop_degree_a=partners_degree[a][:, None],
             two_hop_degree_b=partners_degree[rows][None, :],
             three_hop=self._three_hop_block(a, rows),
+            **self._near_block(a, rows),
         )
         realism = self.realism.probability(feature_arrays(**inputs))
         values = {
@@ -762,10 +804,15 @@ class MatchIndex:
         declined_indptr = np.zeros(n + 1, dtype=np.int64)
         declined_indptr[1:] = np.cumsum(np.bincount(declined[:, 0].astype(np.int64), minlength=n))
         indptr, neighbours, inverse_log = self._csr()
+        near_indptr, near, nearer_indptr, nearer, _, _ = self._near()
         links = scoring.Links(
             indptr=indptr,
             neighbours=neighbours,
             inverse_log=inverse_log.astype(np.float64),
+            near_indptr=near_indptr,
+            near=near,
+            nearer_indptr=nearer_indptr,
+            nearer=nearer,
             declined_indptr=declined_indptr,
             declined=declined[:, 1].astype(np.int64),
             declined_at=declined[:, 2].copy(),

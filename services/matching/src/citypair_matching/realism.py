@@ -46,6 +46,8 @@ def feature_arrays(
     two_hop_degree_a,
     two_hop_degree_b,
     three_hop,
+    near_partners,
+    near_ties,
 ) -> list[np.ndarray]:
     """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`).
 
@@ -53,7 +55,8 @@ def feature_arrays(
     country's cities and `total_degree` their sum over all countries; `a_in_country_b` a's partners in b's
     country; `two_hop_a_in_country_b` the partners in b's country of a's partners and `two_hop_degree_a` the
     sum of their degrees; `three_hop` walks of length 3 from a to b; `top_logpop_a` the log population of the
-    largest city of a's country."""
+    largest city of a's country; `near_partners` and `near_ties` partnerships between one city and the other's
+    near cities (both ways) and between their near cities."""
 
     def f(x):
         return np.asarray(x, dtype=np.float64)
@@ -81,6 +84,8 @@ def feature_arrays(
                 f(two_hop_a_in_country_b), f(two_hop_degree_a), f(two_hop_b_in_country_a), f(two_hop_degree_b)
             ),
             scoring.three_hop_ratio(f(three_hop), da, db),
+            np.log1p(f(near_partners)),
+            np.log1p(f(near_ties)),
         )
     )
 

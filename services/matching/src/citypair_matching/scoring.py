@@ -86,6 +86,8 @@ REALISM_FEATURES = (
     "two_hop_country_share",
     "three_hop_paths",
     "relative_population_gap",
+    "near_partners",
+    "near_ties",
 )
 
 
@@ -123,12 +125,16 @@ def realism_features(
     log_b_in_a,
     two_hop,
     three_hop,
+    log_near_partners,
+    log_near_ties,
 ):
     """Each of `REALISM_FEATURES`, in order (all symmetric in a and b). Counts come as log(1 + count), which the
-    kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
-    partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
-    the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
-    `two_hop_share` and `three_hop` `three_hop_ratio`."""
+        kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
+        partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
+        the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
+        `two_hop_share` and `three_hop` `three_hop_ratio`. Near cities: each city's NEAR_CITIES nearest (core.py);
+    `near_partners` counts partnerships between one city and the other's near cities (both ways), `near_ties`
+    those between the two cities' near cities: towns of one region that twin with towns of another."""
     log_d = np.log1p(distance_km) / 10.0
     return (
         log_d,
@@ -151,6 +157,8 @@ def realism_features(
         np.log1p(three_hop),
         # a capital pairs with a capital, a small town with a small town: each side's size against its country's
         np.abs((logpop_a - top_logpop_a) - (logpop_b - top_logpop_b)),
+        log_near_partners * 1.0,
+        log_near_ties * 1.0,
     )
 
 
@@ -160,7 +168,8 @@ def realism_value(logit):
 
 # Where each feature of `REALISM_FEATURES` sits: the kernel's bound regroups the logit by what it depends on.
 (_F_LOGD, _F_LOGD2, _F_SAME, _F_POP, _F_GAP, _F_PAIRS, _F_AA, _F_COMMON, _F_DSUM, _F_DPROD, _F_IN, _F_LIFT, _F_CDEG,
- _F_SEEN, _F_HAS_IN, _F_NONE, _F_TWO_HOP, _F_THREE_HOP, _F_REL_GAP) = range(len(REALISM_FEATURES))  # fmt: skip
+ _F_SEEN, _F_HAS_IN, _F_NONE, _F_TWO_HOP, _F_THREE_HOP, _F_REL_GAP, _F_NEAR,
+ _F_TIES) = range(len(REALISM_FEATURES))  # fmt: skip
 
 
 def realism_city_terms(beta, logpop, log_degree):
@@ -212,6 +221,10 @@ class Links(NamedTuple):
     indptr: np.ndarray
     neighbours: np.ndarray
     inverse_log: np.ndarray  # 1 / log degree (0 below degree 2): Adamic-Adar weights
+    near_indptr: np.ndarray  # each city's near cities (see core.NEAR_CITIES)
+    near: np.ndarray
+    nearer_indptr: np.ndarray  # the reverse: the cities that have each city among their near ones
+    nearer: np.ndarray
     declined_indptr: np.ndarray
     declined: np.ndarray
     declined_at: np.ndarray  # float64 POSIX seconds
@@ -351,6 +364,28 @@ def _unmark(links, column_of, count, steps, adamic_adar, common, three_hop, bloc
 
 
 @_inline
+def _walk_near(a, links, column_of, near_partners, near_ties, step):
+    """Adds `step` (1 to mark, -1 to undo) for each partnership between a and a candidate's near cities or between a
+    near city of a and a candidate (near_partners), and between near cities of both (near_ties)."""
+    for e in range(links.near_indptr[a], links.near_indptr[a + 1]):
+        x = links.near[e]
+        for f in range(links.indptr[x], links.indptr[x + 1]):
+            y = links.neighbours[f]
+            if column_of[y] >= 0:
+                near_partners[column_of[y]] += step
+            for g in range(links.nearer_indptr[y], links.nearer_indptr[y + 1]):
+                b = column_of[links.nearer[g]]
+                if b >= 0:
+                    near_ties[b] += step
+    for e in range(links.indptr[a], links.indptr[a + 1]):
+        y = links.neighbours[e]
+        for g in range(links.nearer_indptr[y], links.nearer_indptr[y + 1]):
+            b = column_of[links.nearer[g]]
+            if b >= 0:
+                near_partners[b] += step
+
+
+@_inline
 def _realism_row(a, cities, model, out):
     """For city a, into out[c]: the part of the realism logit set by a and a partner's country c alone (the
     country pair, and a's own partners and their partners in c), plus the intercept and a's own terms."""
@@ -389,7 +424,13 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     m = len(cand)
     met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     language, affinity, visit = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
-    adamic_adar, common, three_hop = np.zeros(m), np.zeros(m), np.zeros(m)
+    adamic_adar, common, three_hop, near_partners, near_ties = (
+        np.zeros(m),
+        np.zeros(m),
+        np.zeros(m),
+        np.zeros(m),
+        np.zeros(m),
+    )
     blocked = np.zeros(m, dtype=np.bool_)
     touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
     walked = np.empty(len(links.neighbours) + 1, dtype=np.int64)
@@ -408,6 +449,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             continue
         _row_sums(a, cities, column, met_a, met_b, shared)
         count, steps = _mark_row(a, links, model, column_of, adamic_adar, common, three_hop, blocked, touched, walked)
+        _walk_near(a, links, column_of, near_partners, near_ties, 1.0)
         ca, total_a, utc_a = cities.country[a], np.float64(cities.need_total[a]), np.float64(cities.utc[a])
         corridors_a, hub_a, affinity_a = cities.corridors[a], cities.hub[a], model.affinity[ca]
         words, allow_same_country = cities.languages.shape[1], model.allow_same_country
@@ -492,6 +534,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                     + beta[_F_IN] * _log1p_count(model.log1p, b_in_a)
                     + beta[_F_HAS_IN] * (b_in_a > 0)
                     + beta[_F_TWO_HOP] * column.partners2_in[ca, j] / max(column.partners_degree[j], 1.0)
+                    + beta[_F_NEAR] * _log1p_count(model.log1p, int(near_partners[j]))
+                    + beta[_F_TIES] * _log1p_count(model.log1p, int(near_ties[j]))
                 )
                 if score + distance_best + w[_REAL] * _realism_value(logit + 1e-6) + 1e-9 < floor:
                     continue
@@ -528,6 +572,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                     column.partners_degree[j],
                 ),
                 _three_hop_ratio(three_hop[j], np.float64(degree_a), np.float64(degree_b)),
+                _log1p_count(log1p, int(near_partners[j])),
+                _log1p_count(log1p, int(near_ties[j])),
             )
             logit = model.realism_offset
             for f in range(len(features)):
@@ -553,6 +599,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                     ):
                         worst = x
         _unmark(links, column_of, count, steps, adamic_adar, common, three_hop, blocked, touched, walked)
+        _walk_near(a, links, column_of, near_partners, near_ties, -1.0)
         if k:
             order = np.argsort(top_position[:size], kind="mergesort")
             order = order[np.argsort(-top_score[:size][order], kind="mergesort")]
