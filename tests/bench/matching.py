@@ -3,9 +3,10 @@
     .venv/bin/python tests/bench/matching.py [--cities 25000] [--seed 0]
 
 Prints JSON: top-10 for one city (p50/p99 over 200 cities), one profile update until it shows in
-suggestions, all cities' top-20 recomputed, a programme round (capacity 1), clusters, resident memory,
-rounds of 1,000 and 5,000 cities against the optimum (see `round_quality`), and, at 1,000 cities, the core's
-all top-10 against the naive baselines of `naive.py` (a networkx complete graph, each pair scored in Python).
+suggestions (and one that moves the city), all cities' top-20 recomputed, a programme round (capacity 1),
+clusters, resident memory, rounds of 1,000 and 5,000 cities against the optimum (see `round_quality`), and,
+at 1,000 cities, the core's all top-10 against the naive baselines of `naive.py` (a networkx complete graph,
+each pair scored in Python).
 """
 
 import argparse
@@ -160,6 +161,10 @@ def main() -> None:
     seen = [s.city_id for s in index.suggest(rows[1].id, 20, now=now)]
     out["update_reflected_ms"] = ms(time.perf_counter() - t)
     out["update_changed_suggestions"] = target.id in seen and target.id not in [s.city_id for s in other]
+    t = time.perf_counter()  # a move: the near-city lists follow it (the city's own, and those it enters or leaves)
+    index.upsert(replace(target, version=3, themes=mirror, latitude=rows[1].latitude, longitude=rows[1].longitude))
+    index.suggest(rows[1].id, 20, now=now)
+    out["move_reflected_ms"] = ms(time.perf_counter() - t)
 
     if args.quick:
         out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -212,6 +212,35 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return offsets + np.arange(total)
 
 
+def _unit_vectors(rows: list[CityRow]) -> np.ndarray:
+    lat, lon = np.radians([r.latitude for r in rows]), np.radians([r.longitude for r in rows])
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]).reshape(-1, 3)
+
+
+def _nearest_cities(rows: list[CityRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors, each city's NEAR_CITIES nearest other cities (in order of position), and the cosine to the
+    farthest of them, by a k-d tree (chord distance orders like the great circle)."""
+    xyz, n = _unit_vectors(rows), len(rows)
+    k = max(min(NEAR_CITIES, n - 1), 0)
+    near, farthest = np.zeros((n, k), dtype=np.int64), np.full(n, 2.0)
+    if k > 0:
+        distance, found = cKDTree(xyz).query(xyz, k=k + 1)
+        others = found != np.arange(n)[:, None]
+        others[others.sum(axis=1) > k, -1] = False  # itself not among the k + 1 (equal points)
+        near = np.sort(found[others].reshape(n, k), axis=1)
+        farthest = 1.0 - distance[:, -1] ** 2 / 2.0
+    return xyz, near, farthest
+
+
+def _nearest_to(xyz: np.ndarray, c: int) -> tuple[np.ndarray, float]:
+    """City c's nearest other cities (in order of position) and the cosine to the farthest of them."""
+    closeness = xyz @ xyz[c]
+    closeness[c] = -np.inf
+    k = min(NEAR_CITIES, len(xyz) - 1)
+    top = np.argpartition(-closeness, k - 1)[:k]
+    return np.sort(top), float(closeness[top].min())
+
+
 class _Vocabulary:
     """Small string → index vocabularies (countries, languages, corridors)."""
 
@@ -278,7 +307,8 @@ class MatchIndex:
         self._topk_cache: dict = {}
         self._kernel_cache: tuple | None = None
         self._country_cache: tuple | None = None
-        self._near_cache: tuple | None = None
+        self._near_lists: tuple | None = None  # (unit vectors, each city's nearest, cosine to its farthest of them)
+        self._near_cache: tuple | None = None  # the lists as CSR arrays and sparse matrices, both ways
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
@@ -321,7 +351,7 @@ class MatchIndex:
         new = pos == len(self._rows) - 1 and self._rows[pos] is row
         before = self._rows[pos]
         if new or (before.latitude, before.longitude) != (row.latitude, row.longitude):
-            self._near_cache = None  # neighbourhoods change with a new or moved city
+            self._place_near(pos, row)  # neighbourhoods change with a new or moved city
         self._changed(structure=new and row.id in self.graph and self.graph.degree(row.id) > 0)
         if new and self._csr_cache is not None:  # no partnerships yet: the graph arrays gain an empty row
             indptr, neighbours, inverse_log = self._csr_cache
@@ -518,29 +548,42 @@ class MatchIndex:
         return out
 
     def _near(self) -> tuple:
-        """Each city's NEAR_CITIES nearest other cities (great circle, from the coordinates in float64) as CSR arrays
-        (indptr, near), the reverse (indptr, the cities that have each among theirs), and both as sparse matrices;
-        kept until a city is added or moves."""
+        """Each city's NEAR_CITIES nearest other cities (great circle) as CSR arrays (indptr, near), the reverse
+        (indptr, the cities that have each among theirs), and both as sparse matrices. The lists come from a k-d
+        tree once, then follow each new or moved city (`_place_near`)."""
         with self._lock:
+            if self._near_lists is None:
+                self._near_lists = _nearest_cities(self._rows)
             if self._near_cache is None:
-                n = len(self._rows)
-                lat = np.radians([r.latitude for r in self._rows])
-                lon = np.radians([r.longitude for r in self._rows])
-                xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
-                k = min(NEAR_CITIES, n - 1)
-                near = np.zeros((n, max(k, 0)), dtype=np.int64)
-                if k > 0:
-                    _, found = cKDTree(xyz).query(xyz, k=k + 1)
-                    others = found != np.arange(n)[:, None]
-                    others[others.sum(axis=1) > k, -1] = False  # itself not among the k + 1 (equal points)
-                    near = found[others].reshape(n, k)
-                indptr = np.arange(n + 1) * near.shape[1]
+                _, near, _ = self._near_lists
+                n, k = near.shape
+                indptr = np.arange(n + 1) * k
                 nearby = sparse.csr_array((np.ones(near.size), near.ravel(), indptr), shape=(n, n))
                 reverse = nearby.T.tocsr()
                 reverse.sort_indices()
                 reverse_indptr, nearer = reverse.indptr.astype(np.int64), reverse.indices.astype(np.int64)
                 self._near_cache = (indptr, near.ravel(), reverse_indptr, nearer, nearby, reverse)
             return self._near_cache
+
+    def _place_near(self, pos: int, row: CityRow) -> None:
+        """A city is new or moved: redo its own list, and those of the cities that listed it or now have it
+        nearer than their farthest (a product over every city each, no tree)."""
+        self._near_cache = None
+        lists = self._near_lists
+        n = len(self._rows)
+        if lists is None or lists[1].shape[1] != min(NEAR_CITIES, n - 1):
+            self._near_lists = None  # none yet, or the list length changes: from scratch when next needed
+            return
+        xyz, near, farthest = lists
+        if pos == len(xyz):
+            xyz, near, farthest = np.vstack([xyz, np.zeros(3)]), np.vstack([near, near[:1]]), np.append(farthest, 2.0)
+        xyz[pos] = _unit_vectors([row])[0]
+        closeness = xyz @ xyz[pos]
+        closeness[pos] = -np.inf
+        affected = {pos, *np.flatnonzero((near == pos).any(axis=1)), *np.flatnonzero(closeness > farthest)}
+        for c in affected:
+            near[c], farthest[c] = _nearest_to(xyz, c)
+        self._near_lists = (xyz, near, farthest)
 
     def _near_block(self, a: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """For each city of `a` and each of `rows`: partnerships between one and the other's near cities (either way),
