@@ -452,17 +452,6 @@ class MatchIndex:
         position = self._position
         return np.array([position[o] for o in self.graph.adj[self._rows[pos].id] if o in position], dtype=np.int64)
 
-    def _recount(self) -> None:
-        """Rebuild degree and country counts from the graph (after a city is added or changes country)."""
-        c = self._cols
-        self.pair_counts[:] = 0
-        c["partners_in"][:] = 0
-        for a, b in self.graph.edges():
-            if a in self._position and b in self._position:
-                self._count_edge(self._position[a], self._position[b], 1)
-        for city, pos in self._position.items():
-            c["degree"][pos] = self.graph.degree(city)
-
     def _grow(self, size: int) -> None:
         current = len(self._cols["active"])
         if size <= current:
