@@ -129,10 +129,10 @@ def realism_features(
     log_near_ties,
 ):
     """Each of `REALISM_FEATURES`, in order (all symmetric in a and b). Counts come as log(1 + count), which the
-        kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
-        partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
-        the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
-        `two_hop_share` and `three_hop` `three_hop_ratio`. Near cities: each city's NEAR_CITIES nearest (core.py);
+    kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
+    partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
+    the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
+    `two_hop_share` and `three_hop` `three_hop_ratio`. Near cities: each city's NEAR_CITIES nearest (core.py);
     `near_partners` counts partnerships between one city and the other's near cities (both ways), `near_ties`
     those between the two cities' near cities: towns of one region that twin with towns of another."""
     log_d = np.log1p(distance_km) / 10.0
@@ -424,13 +424,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     m = len(cand)
     met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
     language, affinity, visit = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
-    adamic_adar, common, three_hop, near_partners, near_ties = (
-        np.zeros(m),
-        np.zeros(m),
-        np.zeros(m),
-        np.zeros(m),
-        np.zeros(m),
-    )
+    adamic_adar, common, three_hop = np.zeros(m), np.zeros(m), np.zeros(m)
+    near_partners, near_ties = np.zeros(m), np.zeros(m)
     blocked = np.zeros(m, dtype=np.bool_)
     touched = np.empty(2 * len(links.neighbours) + len(links.declined) + 1, dtype=np.int64)
     walked = np.empty(len(links.neighbours) + 1, dtype=np.int64)
@@ -504,7 +499,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                 first += 1
         rest = first
         for j in range(m):
-            if partial[j] < early:
+            if not partial[j] >= early:  # (`not`: every j goes in one of the two loops)
                 visit[rest] = j
                 rest += 1
         for j in visit:
