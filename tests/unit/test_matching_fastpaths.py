@@ -181,3 +181,17 @@ def test_near_cities_follow_a_move_and_a_new_city():
     idx.upsert(late)
     again.upsert(late)
     assert np.array_equal(idx._near()[1], again._near()[1]) and len(idx._near()[0]) == 62
+
+
+def test_near_cities_follow_every_change_while_an_index_grows_from_one_city():
+    rng = random.Random(4)
+    idx, rows = MatchIndex(capacity=4), random_rows(26, rng)
+    for i, r in enumerate(rows):
+        idx.upsert(r)
+        idx._near()  # kept: the next change is applied to the kept lists
+        moved = replace(idx.city(rows[rng.randrange(i + 1)].id), latitude=rng.uniform(0, 55))
+        idx.upsert(replace(moved, version=idx.city(moved.id).version + 1))
+        again = MatchIndex(capacity=4)
+        for city_id in [x.id for x in rows[: i + 1]]:
+            again.upsert(idx.city(city_id))
+        assert np.array_equal(idx._near()[1], again._near()[1]), i

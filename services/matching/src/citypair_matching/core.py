@@ -560,7 +560,7 @@ class MatchIndex:
         self._near_cache = None
         lists = self._near_lists
         n = len(self._rows)
-        if lists is None or lists[1].shape[1] != min(NEAR_CITIES, n - 1):
+        if lists is None or lists[1].shape[1] != min(NEAR_CITIES, n - 1) or n < 2:
             self._near_lists = None  # none yet, or the list length changes: from scratch when next needed
             return
         xyz, near, farthest = lists
