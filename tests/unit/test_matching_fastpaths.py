@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.core import NEAR_IN_PLACE, CityRow, MatchIndex
 from citypair_shared.themes import THEME_IDS
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -163,24 +163,35 @@ def test_incremental_country_counts_equal_a_full_recount(seed):
     assert by_code(again) == by_code(idx)
 
 
-def test_near_cities_follow_a_move_and_a_new_city():
+def near_of(index: MatchIndex) -> np.ndarray:
+    """Each city's near cities, (cities, NEAR_CITIES), as the index keeps them."""
+    index._near()
+    return index._near_lists[1]
+
+
+def from_scratch(index: MatchIndex, city_ids: list[str]) -> MatchIndex:
+    again = MatchIndex(capacity=4)
+    for city_id in city_ids:
+        again.upsert(index.city(city_id))
+    return again
+
+
+@pytest.mark.parametrize("changes", [1, 3, NEAR_IN_PLACE + 4], ids=["one", "a few: in place", "many: rebuilt"])
+def test_near_cities_follow_new_and_moved_cities(changes):
     idx, rows, rng = random_index(60, 80, seed=2)
-    before = idx._near()[1].copy()
-    moved = replace(rows[4], version=6, latitude=rows[9].latitude + 0.01, longitude=rows[9].longitude)
-    idx.upsert(moved)
-    idx.upsert(replace(rows[0], version=7, name="renamed"))  # not a move: nothing to redo
-    latest = [
-        moved if r.id == moved.id else replace(rows[0], version=7, name="renamed") if r is rows[0] else r for r in rows
-    ]
-    again = MatchIndex(capacity=8)
-    for r in latest:
-        again.upsert(r)
-    assert not np.array_equal(idx._near()[1], before)
-    assert np.array_equal(idx._near()[1], again._near()[1])
-    late = replace(random_rows(1, rng)[0], id="late", latitude=rows[9].latitude, longitude=rows[9].longitude + 0.01)
-    idx.upsert(late)
-    again.upsert(late)
-    assert np.array_equal(idx._near()[1], again._near()[1]) and len(idx._near()[0]) == 62
+    ids = [r.id for r in rows]
+    before = near_of(idx).copy()
+    for i in range(changes):
+        if i % 2:  # a new city beside an old one
+            ids.append(f"late{i}")
+            idx.upsert(replace(random_rows(1, rng)[0], id=ids[-1], latitude=rows[i].latitude + 0.01))
+        else:  # a city moves beside another
+            moved = rows[4 + i]
+            idx.upsert(
+                replace(moved, version=6, latitude=rows[20 + i].latitude + 0.01, longitude=rows[20 + i].longitude)
+            )
+    assert not np.array_equal(near_of(idx)[: len(before)], before)
+    assert np.array_equal(near_of(idx), near_of(from_scratch(idx, ids)))
 
 
 def test_near_cities_follow_every_change_while_an_index_grows_from_one_city():
@@ -191,7 +202,4 @@ def test_near_cities_follow_every_change_while_an_index_grows_from_one_city():
         idx._near()  # kept: the next change is applied to the kept lists
         moved = replace(idx.city(rows[rng.randrange(i + 1)].id), latitude=rng.uniform(0, 55))
         idx.upsert(replace(moved, version=idx.city(moved.id).version + 1))
-        again = MatchIndex(capacity=4)
-        for city_id in [x.id for x in rows[: i + 1]]:
-            again.upsert(idx.city(city_id))
-        assert np.array_equal(idx._near()[1], again._near()[1]), i
+        assert np.array_equal(near_of(idx), near_of(from_scratch(idx, [x.id for x in rows[: i + 1]]))), i

@@ -45,6 +45,7 @@ LEVELS = 5
 DECLINE_EXCLUSION = timedelta(days=365)
 MAX_COUNTRIES = 256
 NEAR_CITIES = 20  # each city's nearest cities: partnerships between two neighbourhoods are a realism feature
+NEAR_IN_PLACE = 8  # more new or moved cities than this: a new k-d tree (~65 ms at 25,000) beats updates in place
 LANGUAGE_BITS = 128
 WEIGHTS_FILE = Path(__file__).parent / "data" / "weights.json"
 # A reference instant for UTC offsets, so that scores do not move with daylight saving time.
@@ -241,6 +242,25 @@ def _nearest_to(xyz: np.ndarray, c: int) -> tuple[np.ndarray, float]:
     return np.sort(top), float(closeness[top].min())
 
 
+def _follow_moves(lists: tuple | None, rows: list[CityRow], moved: list[int]) -> tuple | None:
+    """The lists after the cities at `moved` (positions, ascending: new ones are appended) are new or moved: each
+    redoes its own list and those of the cities that listed it or now have it nearer than their farthest (a
+    product over every city each). None (rebuild) for many cities at once, or when the lists' length changes."""
+    if lists is None or len(moved) > NEAR_IN_PLACE or lists[1].shape[1] != NEAR_CITIES or len(rows) <= NEAR_CITIES:
+        return None
+    xyz, near, farthest = lists
+    for pos in moved:
+        if pos == len(xyz):
+            xyz, near, farthest = np.vstack([xyz, np.zeros(3)]), np.vstack([near, near[:1]]), np.append(farthest, 2.0)
+        xyz[pos] = _unit_vectors([rows[pos]])[0]
+        closeness = xyz @ xyz[pos]
+        closeness[pos] = -np.inf
+        affected = {pos, *np.flatnonzero((near == pos).any(axis=1)), *np.flatnonzero(closeness > farthest)}
+        for c in affected:
+            near[c], farthest[c] = _nearest_to(xyz, c)
+    return xyz, near, farthest
+
+
 class _Vocabulary:
     """Small string → index vocabularies (countries, languages, corridors)."""
 
@@ -308,7 +328,8 @@ class MatchIndex:
         self._kernel_cache: tuple | None = None
         self._country_cache: tuple | None = None
         self._near_lists: tuple | None = None  # (unit vectors, each city's nearest, cosine to its farthest of them)
-        self._near_cache: tuple | None = None  # the lists as CSR arrays and sparse matrices, both ways
+        self._near_moved: set[int] = set()  # new or moved cities the lists do not follow yet
+        self._near_cache: tuple | None = None  # the lists as sparse matrices, both ways
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keeping the index
@@ -351,7 +372,8 @@ class MatchIndex:
         new = pos == len(self._rows) - 1 and self._rows[pos] is row
         before = self._rows[pos]
         if new or (before.latitude, before.longitude) != (row.latitude, row.longitude):
-            self._place_near(pos, row)  # neighbourhoods change with a new or moved city
+            self._near_moved.add(pos)  # neighbourhoods change with a new or moved city (applied when next needed)
+            self._near_cache = None
         self._changed(structure=new and row.id in self.graph and self.graph.degree(row.id) > 0)
         if new and self._csr_cache is not None:  # no partnerships yet: the graph arrays gain an empty row
             indptr, neighbours, inverse_log = self._csr_cache
@@ -536,48 +558,29 @@ class MatchIndex:
             out[:, has] = np.add.reduceat(two_steps[:, partners], (np.cumsum(lengths) - lengths)[has], axis=1)
         return out
 
-    def _near(self) -> tuple:
-        """Each city's NEAR_CITIES nearest other cities (great circle) as CSR arrays (indptr, near), the reverse
-        (indptr, the cities that have each among theirs), and both as sparse matrices. The lists come from a k-d
-        tree once, then follow each new or moved city (`_place_near`)."""
+    def _near(self) -> tuple[sparse.csr_array, sparse.csr_array]:
+        """Each city's NEAR_CITIES nearest other cities (great circle) as a sparse matrix (row: the city, columns: its
+        near ones), and its transpose. The lists come from a k-d tree, then follow a few new or moved cities in
+        place (`_follow_moves`)."""
         with self._lock:
+            if self._near_moved:
+                self._near_lists = _follow_moves(self._near_lists, self._rows, sorted(self._near_moved))
+                self._near_moved.clear()
             if self._near_lists is None:
                 self._near_lists = _nearest_cities(self._rows)
             if self._near_cache is None:
                 _, near, _ = self._near_lists
                 n, k = near.shape
-                indptr = np.arange(n + 1) * k
-                nearby = sparse.csr_array((np.ones(near.size), near.ravel(), indptr), shape=(n, n))
+                nearby = sparse.csr_array((np.ones(near.size), near.ravel(), np.arange(n + 1) * k), shape=(n, n))
                 reverse = nearby.T.tocsr()
                 reverse.sort_indices()
-                reverse_indptr, nearer = reverse.indptr.astype(np.int64), reverse.indices.astype(np.int64)
-                self._near_cache = (indptr, near.ravel(), reverse_indptr, nearer, nearby, reverse)
+                self._near_cache = (nearby, reverse)
             return self._near_cache
-
-    def _place_near(self, pos: int, row: CityRow) -> None:
-        """A city is new or moved: redo its own list, and those of the cities that listed it or now have it
-        nearer than their farthest (a product over every city each, no tree)."""
-        self._near_cache = None
-        lists = self._near_lists
-        n = len(self._rows)
-        if lists is None or lists[1].shape[1] != min(NEAR_CITIES, n - 1) or n < 2:
-            self._near_lists = None  # none yet, or the list length changes: from scratch when next needed
-            return
-        xyz, near, farthest = lists
-        if pos == len(xyz):
-            xyz, near, farthest = np.vstack([xyz, np.zeros(3)]), np.vstack([near, near[:1]]), np.append(farthest, 2.0)
-        xyz[pos] = _unit_vectors([row])[0]
-        closeness = xyz @ xyz[pos]
-        closeness[pos] = -np.inf
-        affected = {pos, *np.flatnonzero((near == pos).any(axis=1)), *np.flatnonzero(closeness > farthest)}
-        for c in affected:
-            near[c], farthest[c] = _nearest_to(xyz, c)
-        self._near_lists = (xyz, near, farthest)
 
     def _near_block(self, a: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """For each city of `a` and each of `rows`: partnerships between one and the other's near cities (either way),
         and between their near cities (see `scoring.REALISM_FEATURES`)."""
-        *_, nearby, nearby_t = self._near()
+        nearby, nearby_t = self._near()
         partners = self._adjacency()
         from_near = nearby[a] @ partners  # partnerships of a's near cities, to every city
         to_a = (partners[a] @ nearby_t).toarray()  # a's partners, seen from every city that has them as near ones
@@ -836,15 +839,15 @@ class MatchIndex:
         declined_indptr = np.zeros(n + 1, dtype=np.int64)
         declined_indptr[1:] = np.cumsum(np.bincount(declined[:, 0].astype(np.int64), minlength=n))
         indptr, neighbours, inverse_log = self._csr()
-        near_indptr, near, nearer_indptr, nearer, _, _ = self._near()
+        nearby, nearer = self._near()
         links = scoring.Links(
             indptr=indptr,
             neighbours=neighbours,
             inverse_log=inverse_log.astype(np.float64),
-            near_indptr=near_indptr,
-            near=near,
-            nearer_indptr=nearer_indptr,
-            nearer=nearer,
+            near_indptr=nearby.indptr.astype(np.int64),
+            near=nearby.indices.astype(np.int64),
+            nearer_indptr=nearer.indptr.astype(np.int64),
+            nearer=nearer.indices.astype(np.int64),
             declined_indptr=declined_indptr,
             declined=declined[:, 1].astype(np.int64),
             declined_at=declined[:, 2].copy(),
