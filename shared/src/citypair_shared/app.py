@@ -1,4 +1,4 @@
-"""The FastAPI app every service is built on: request ids, problem+json, health, metrics, lifespan."""
+"""The FastAPI app every service is built on: request ids, problem+json, Idempotency-Key, health, metrics, lifespan."""
 
 import uuid
 from collections.abc import Iterable
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from citypair_shared.deps import reject_nul
+from citypair_shared.idempotency import Answered, answered, document_key, keep_first_response
 from citypair_shared.logging import configure_logging, get_logger, request_id_var
 from citypair_shared.metrics import metrics_middleware, metrics_response
 from citypair_shared.problems import install_problem_handlers, problem_response, problem_responses, problem_schemas
@@ -45,6 +46,9 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
     app = FastAPI(title=title, version=version, lifespan=lifespan, dependencies=[Depends(reject_nul)])
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.add_exception_handler(Answered, answered)  # a retry, answered from its key's record
+    # Added first, so it runs inside `request_id`: every answer gets a request id, and errors become problems there.
+    app.middleware("http")(keep_first_response)
 
     @app.middleware("http")
     async def request_id(request, call_next):
@@ -85,6 +89,8 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
                 for operation in item.values():
                     if "requestBody" in operation:
                         operation["responses"].setdefault("400", UNREADABLE_BODY)
+            if runtime.idempotency_model is not None:
+                document_key(schema)
         return app.openapi_schema
 
     app.openapi = openapi

@@ -53,7 +53,7 @@ class TokenVerifier:
     def __init__(self, *, jwks_url: str, issuer: str, audience: str):
         self.jwks_url, self.issuer, self.audience = jwks_url, issuer, audience
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # when the last fetch ended
         self._lock = asyncio.Lock()
         # user id -> lowest token version still valid (from revocation events)
         self.min_version: dict[str, int] = {}
@@ -95,16 +95,18 @@ class TokenVerifier:
         return principal
 
     async def _key(self, kid: str):
-        if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_MIN_REFRESH_SECONDS:
+        if kid not in self._keys:
+            # Every request with an unknown key id waits for the one fetch in flight (the first requests
+            # after a start all do); a fetch is made at most every few seconds, so forged ids cannot
+            # make the service hammer identity.
             async with self._lock:
-                if kid not in self._keys:
+                if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_MIN_REFRESH_SECONDS:
                     await self._fetch()
         if kid not in self._keys:
             raise unauthorized("unknown signing key")
         return self._keys[kid].key
 
     async def _fetch(self) -> None:
-        self._fetched_at = time.monotonic()
         try:
             async with httpx.AsyncClient(timeout=5) as client:
                 response = await client.get(self.jwks_url)
@@ -112,6 +114,8 @@ class TokenVerifier:
         except httpx.HTTPError as exc:
             log.warning("auth.jwks_unavailable", url=self.jwks_url, error=repr(exc))
             return
+        finally:
+            self._fetched_at = time.monotonic()
         keys = {}
         for jwk in response.json().get("keys", []):
             if jwk.get("alg") == ALGORITHM and jwk.get("kid"):

@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import typer
 
+from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
 from citypair_shared.stack import PortTaken, Stack, StackConfig
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
@@ -92,6 +94,33 @@ def _client(gateway: str, email: str, password: str) -> httpx.Client:
     return httpx.Client(base_url=gateway, headers={"Authorization": f"Bearer {token}"}, timeout=600)
 
 
+POST_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 2.0
+
+
+def _post(client: httpx.Client, path: str, *, headers: dict[str, str], **kwargs) -> httpx.Response:
+    """POST once in effect: a fresh Idempotency-Key, sent again with each retry after a lost connection, the
+    gateway's 503 or a 409 "in progress" (the first attempt may have been applied: the key makes a retry get
+    its answer instead of applying it again)."""
+    headers = {IDEMPOTENCY_KEY: new_key(), **headers}
+    for attempt in range(1, POST_ATTEMPTS):
+        try:
+            response = client.post(path, headers=headers, **kwargs)
+            if not _worth_retrying(response):
+                return response
+        except httpx.TransportError:
+            pass  # the request or its answer was lost on the way: retried with the same key
+        time.sleep(RETRY_PAUSE_SECONDS * attempt)
+    return client.post(path, headers=headers, **kwargs)  # the last attempt, whatever it answers
+
+
+def _worth_retrying(response: httpx.Response) -> bool:
+    if response.status_code == 503:
+        return True
+    is_problem = response.headers.get("content-type", "").startswith("application/problem+json")
+    return response.status_code == 409 and is_problem and response.json().get("type") == IN_PROGRESS_TYPE
+
+
 def _report(response: httpx.Response) -> None:
     """Print the service's JSON answer; exit non-zero on an error."""
     typer.echo(json.dumps(response.json(), indent=2, ensure_ascii=False))
@@ -123,7 +152,8 @@ def import_cities(
     kind = "text/csv" if file.suffix.lower() == ".csv" else "application/json"
     with _client(gateway, email, password) as client:
         _report(
-            client.post(
+            _post(
+                client,
                 "/api/v1/cities/import",
                 content=file.read_bytes(),
                 headers={"Content-Type": kind},
@@ -164,7 +194,8 @@ def partnerships(
 
     with _client(gateway, email, password) as client:
         _report(
-            client.post(
+            _post(
+                client,
                 "/api/v1/cities/partnerships/import",
                 content=(file or TWIN_CITIES).read_bytes(),
                 headers={"Content-Type": "text/csv"},

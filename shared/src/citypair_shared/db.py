@@ -1,14 +1,18 @@
 """Async engines and sessions, the naming convention, and side effects that run only after commit."""
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,6 +77,57 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
     """Queue `callback` to run after this session commits (dropped if it rolls back)."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+CAS_ATTEMPTS = 8
+# PostgreSQL's serialization failure and deadlock: the transaction did nothing and may simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def lost_race(exc: Exception) -> bool:
+    """True if `exc` says a concurrent transaction won: a compare-and-set matched no row, or PostgreSQL
+    aborted this transaction to let another one through."""
+    if isinstance(exc, StaleDataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES or getattr(orig, "pgcode", None) in (
+            RETRYABLE_SQLSTATES
+        )
+    return False
+
+
+def retry_on_conflict(use_case: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Run a use case again, from a fresh read, when its compare-and-set lost to a concurrent write.
+
+    Versioned rows are written `UPDATE … WHERE id = :id AND version = :read` (the mapper's `version_id_col`),
+    so the database decides who wins; the loser's transaction rolls back whole (its events and history too)
+    and its checks run again on the winner's state: a stale `If-Match` becomes 412, a spent transition 409,
+    and a change that asked for no precondition is applied on top, under a version of its own.
+    """
+
+    @functools.wraps(use_case)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        session: AsyncSession = kwargs["session"]
+        for _ in range(CAS_ATTEMPTS - 1):
+            try:
+                return await use_case(*args, **kwargs)
+            except Exception as exc:
+                if not lost_race(exc):
+                    raise
+                await session.rollback()
+                session.expunge_all()
+        return await use_case(*args, **kwargs)
+
+    return run
+
+
+async def insert_if_absent(session: AsyncSession, model: type, **values: Any) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on either database (the row may exist: that is fine)."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    await session.execute(dialect.insert(model).values(**values).on_conflict_do_nothing())
 
 
 async def ping(engine: AsyncEngine) -> None:

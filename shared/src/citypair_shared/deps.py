@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from citypair_shared.idempotency import Claim, claim_key
 from citypair_shared.runtime import Runtime
 
 MAX_PAGE_SIZE = 100
@@ -65,8 +66,12 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(
+    request: Request, claim: Annotated[Claim | None, Depends(claim_key)]
+) -> AsyncIterator[AsyncSession]:
     async with request.app.state.runtime.session_factory() as session:
+        if claim is not None:
+            claim.attach(session)  # the request's Idempotency-Key commits with its effect
         yield session
 
 

@@ -22,7 +22,10 @@ PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemDetails"}
 # What the gateway itself may answer for any API path (deploy/Caddyfile).
 GATEWAY_RESPONSES = {
     "503": {
-        "description": "The service behind this path is not answering (from the gateway)",
+        "description": (
+            "The service behind this path did not answer (from the gateway). A write may or may not have been "
+            "applied: retry a POST with the same Idempotency-Key; read again before retrying a PUT or PATCH"
+        ),
         "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
     }
 }

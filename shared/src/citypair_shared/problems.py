@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -147,6 +148,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    @app.exception_handler(StaleDataError)
+    async def _contended(request: Request, exc: StaleDataError):
+        # Only after every retry of `retry_on_conflict` lost: nothing was written.
+        log.warning("request.contended", path=request.url.path)
+        return problem_response(
+            409, "Conflict", "others changed this at the same moment; nothing was saved, try again",
+            "/problems/conflict", instance=request.url.path,
+        )  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

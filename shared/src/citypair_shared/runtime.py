@@ -10,6 +10,7 @@ from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
+from citypair_shared.idempotency import prune_expired
 from citypair_shared.inbox import EventHandler, handle_all_once
 from citypair_shared.logging import get_logger, request_id_var
 from citypair_shared.metrics import EVENTS_HANDLED
@@ -26,6 +27,8 @@ class Runtime:
     settings: ServiceSettings
     outbox_model: type | None = None
     inbox_model: type | None = None
+    # Records of `Idempotency-Key`s (an `IdempotencyMixin` model): POSTs taking a key need it.
+    idempotency_model: type | None = None
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
     on_start: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
     # True for a service with tables but no events (identity, for now).
@@ -44,7 +47,8 @@ class Runtime:
 
     @property
     def uses_database(self) -> bool:
-        return self.outbox_model is not None or self.inbox_model is not None or self.database_models
+        models = (self.outbox_model, self.inbox_model, self.idempotency_model)
+        return any(model is not None for model in models) or self.database_models
 
     @property
     def uses_bus(self) -> bool:
@@ -66,6 +70,9 @@ class Runtime:
                 self.session_factory, self.outbox_model, self.bus, sweep_seconds=self.settings.outbox_sweep_seconds
             )
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
+        if self.idempotency_model is not None:
+            prune = prune_expired(self.session_factory, self.idempotency_model, self._stop)
+            self._tasks.append(asyncio.create_task(prune, name="idempotency-prune"))
         for hook in self.on_start:
             await hook(self)
         if self.uses_bus:

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from citypair_identity import service
 from citypair_identity.config import Settings
 from citypair_identity.handlers import EVENT_HANDLERS
-from citypair_identity.models import Inbox, Outbox
+from citypair_identity.models import IdempotencyRecord, Inbox, Outbox
 from citypair_identity.router import router
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
@@ -21,7 +21,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await service.bootstrap(session=session, ctx=ctx)
 
     runtime = Runtime(
-        settings, outbox_model=Outbox, inbox_model=Inbox, event_handlers=EVENT_HANDLERS, on_start=[bootstrap]
+        settings,
+        outbox_model=Outbox,
+        inbox_model=Inbox,
+        idempotency_model=IdempotencyRecord,
+        event_handlers=EVENT_HANDLERS,
+        on_start=[bootstrap],
     )
     app = build_app(title="citypair identity", runtime=runtime, routers=[router])
     app.state.identity = ctx

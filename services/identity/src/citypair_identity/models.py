@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
+from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
@@ -23,6 +24,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped whenever roles, cities or `disabled` change: older access tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
+    # …and every UPDATE of the user is a compare-and-set on it: two admins' changes never merge silently.
+    __mapper_args__ = {"version_id_col": token_version, "version_id_generator": False}
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), onupdate=func.now())
 
@@ -88,3 +91,7 @@ class Inbox(InboxMixin, Base):
 
 class Outbox(OutboxMixin, Base):
     __tablename__ = "outbox"
+
+
+class IdempotencyRecord(IdempotencyMixin, Base):
+    __tablename__ = "idempotency_record"

@@ -15,6 +15,7 @@ from citypair_identity.schemas import (
 )
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, SessionDep
+from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 
 router = APIRouter(tags=["identity"])
@@ -45,6 +46,7 @@ async def jwks(session: SessionDep, ctx: Ctx, response: Response) -> dict:
     response_model=TokenOut,
     responses=problem_responses(422, 429, described={401: "Wrong email or password, or the user is disabled"}),
     summary="Sign in (OAuth2 password form)",
+    openapi_extra=WITHOUT_IDEMPOTENCY_KEY,  # the answer is a pair of tokens: never stored
 )
 async def sign_in(
     request: Request,
@@ -61,12 +63,18 @@ async def sign_in(
     response_model=TokenOut,
     responses=problem_responses(422, described={401: "Unknown, used, revoked or expired refresh token"}),
     summary="Rotate a refresh token",
+    openapi_extra=WITHOUT_IDEMPOTENCY_KEY,
 )
 async def refresh(body: RefreshIn, request: Request, session: SessionDep, ctx: Ctx):
     return await service.refresh(session=session, ctx=ctx, token=body.refresh_token, address=_address(request))
 
 
-@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(422))
+@router.post(
+    "/api/v1/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(422),
+    openapi_extra=WITHOUT_IDEMPOTENCY_KEY,  # revoking twice is revoking once
+)
 async def logout(body: RefreshIn, request: Request, session: SessionDep):
     """Revoke a refresh token (and the tokens rotated from it)."""
     await service.logout(session=session, token=body.refresh_token, address=_address(request))

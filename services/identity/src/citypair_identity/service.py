@@ -12,6 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_identity.config import Settings
@@ -20,6 +21,7 @@ from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
 from citypair_identity.schemas import TokenOut, UserCreate, UserUpdate
 from citypair_identity.throttle import Throttle
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
+from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import TokensRevoked, new_event
 from citypair_shared.logging import get_logger
 from citypair_shared.outbox import OutboxRelay
@@ -198,15 +200,25 @@ async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, ad
     if stored is None:
         raise unauthorized("unknown refresh token")
     now = datetime.now(UTC)
-    if stored.used_at is not None or stored.revoked_at is not None:
+    user = await session.get(User, stored.user_id)
+    if stored.expires_at <= now or user is None or user.disabled:
+        raise unauthorized("refresh token expired or user disabled")
+    # The use is claimed in the database: of two requests with one token, exactly one sets `used_at`.
+    claimed = await session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == stored.token_hash,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
         await _revoke_family(session, stored.family_id, now)
         audit(session, "refresh.reused", actor=stored.user_id, address=address, family=stored.family_id)
         await session.commit()
         raise unauthorized("refresh token already used or revoked")
-    user = await session.get(User, stored.user_id)
-    if stored.expires_at <= now or user is None or user.disabled:
-        raise unauthorized("refresh token expired or user disabled")
-    stored.used_at = now
     tokens = await _issue(session, ctx, user, family_id=stored.family_id)
     await session.commit()
     return tokens
@@ -228,10 +240,14 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
     )
 
 
+def _email_taken(email: str) -> Problem:
+    return Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
+
+
 async def create_user(*, session: AsyncSession, actor: Principal, data: UserCreate) -> User:
     email = data.email.lower()
     if await session.scalar(select(User.id).where(User.email == email)):
-        raise Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
+        raise _email_taken(email)
     user = User(
         id=str(uuid.uuid4()),
         email=email,
@@ -242,7 +258,14 @@ async def create_user(*, session: AsyncSession, actor: Principal, data: UserCrea
     )
     session.add(user)
     audit(session, "user.created", actor=actor.user_id, subject=user.id, roles=user.roles, cities=user.city_ids)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # The same email registered at the same moment: the unique index decided.
+        await session.rollback()
+        if await session.scalar(select(User.id).where(User.email == email)):
+            raise _email_taken(email) from None
+        raise
     return user
 
 
@@ -260,6 +283,7 @@ async def list_users(*, session: AsyncSession, limit: int, offset: int, role: st
     return users[offset : offset + limit], len(users)
 
 
+@retry_on_conflict
 async def update_user(
     *, session: AsyncSession, ctx: IdentityContext, actor: Principal, user_id: str, data: UserUpdate
 ) -> User:

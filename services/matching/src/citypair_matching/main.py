@@ -8,7 +8,7 @@ from citypair_matching import service
 from citypair_matching.config import Settings
 from citypair_matching.core import MatchIndex, Rules, compile_kernel
 from citypair_matching.handlers import event_handlers
-from citypair_matching.models import Inbox, Outbox
+from citypair_matching.models import IdempotencyRecord, Inbox, Outbox
 from citypair_matching.router import router
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         outbox_model=Outbox,
         inbox_model=Inbox,
+        idempotency_model=IdempotencyRecord,
         event_handlers=event_handlers(index),
         on_start=[rebuild_index, compile_ranking],
     )

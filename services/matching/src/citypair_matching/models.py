@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Float, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
+from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
@@ -19,6 +20,9 @@ class CityProjection(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+    # Written `WHERE version = :read`: two replicas applying two snapshots at once cannot leave the older one
+    # (the loser's batch fails, is redelivered, and then finds its snapshot not newer).
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     status: Mapped[str] = mapped_column(String(20))
     snapshot: Mapped[dict] = mapped_column(JSON)
 
@@ -43,6 +47,10 @@ class Inbox(InboxMixin, Base):
     __tablename__ = "inbox"
 
 
+class IdempotencyRecord(IdempotencyMixin, Base):
+    __tablename__ = "idempotency_record"
+
+
 class MatchDecision(Base):
     """One city's decision on a pair (`city_a` < `city_b`); kept, never overwritten (the weights report reads them)."""
 
@@ -60,6 +68,17 @@ class MatchDecision(Base):
     score: Mapped[float] = mapped_column(Float)
     weights_version: Mapped[str] = mapped_column(String(40))
     record: Mapped[dict] = mapped_column(JSON)
+
+
+class MatchPair(Base):
+    """A pair that has decisions (`city_a` < `city_b`). Each decision locks this row first (by counting itself
+    in), so two officials deciding at once are ordered by the database and the second sees the first."""
+
+    __tablename__ = "match_pair"
+
+    city_a: Mapped[str] = mapped_column(String(36), primary_key=True)
+    city_b: Mapped[str] = mapped_column(String(36), primary_key=True)
+    decisions: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MatchRound(Base):

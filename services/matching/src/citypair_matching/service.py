@@ -4,16 +4,16 @@ import uuid
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_matching import clusters as clustering
 from citypair_matching import rounds as rounding
 from citypair_matching.core import CityRow, Explanation, MatchIndex
-from citypair_matching.models import CityProjection, MatchDecision, MatchRound, Partnership
+from citypair_matching.models import CityProjection, MatchDecision, MatchPair, MatchRound, Partnership
 from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
 from citypair_shared.auth import Principal
-from citypair_shared.db import after_commit
+from citypair_shared.db import after_commit, insert_if_absent
 from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, RoundCompleted, new_event
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid
@@ -74,8 +74,8 @@ async def record_partnerships(
     """Record each pair as partners (idempotent)."""
     pairs = {tuple(sorted(pair)) for pair in pairs if pair[0] != pair[1]}
     for a, b in sorted(pairs):
-        if await session.get(Partnership, (a, b)) is None:
-            session.add(Partnership(city_a=a, city_b=b, source=source, reference=reference))
+        # Not "look, then add": a decision and a profile event may record the same pair at once.
+        await insert_if_absent(session, Partnership, city_a=a, city_b=b, source=source, reference=reference)
     after_commit(session, lambda: [index.add_partnership(a, b) for a, b in pairs])
 
 
@@ -155,6 +155,13 @@ async def decide(
         )
     record = _record(explanation, index)
     lo, hi = sorted((city_id, other_id))
+    await _lock_pair(session, lo, hi)
+    before = await latest_decisions(session, lo, hi)
+    if city_id in before and before[city_id].decision == body.decision:
+        raise Problem(
+            409, "Already decided", f"city {city_id} has already made this decision on the pair",
+            type_="/problems/already-decided", status=pair_status(before, lo, hi),
+        )  # fmt: skip
     decision = MatchDecision(
         city_a=lo,
         city_b=hi,
@@ -169,8 +176,7 @@ async def decide(
         record=record,
     )
     session.add(decision)
-    await session.flush()
-    decisions = await latest_decisions(session, lo, hi)
+    decisions = {**before, city_id: decision}
     status = pair_status(decisions, lo, hi)
     if body.decision == "decline":
         at = decision.decided_at
@@ -201,6 +207,13 @@ async def decide(
         )
     await session.commit()
     return decision, status
+
+
+async def _lock_pair(session: AsyncSession, lo: str, hi: str) -> None:
+    """Hold the pair's row until commit: a decision made at the same moment waits, then sees this one."""
+    await insert_if_absent(session, MatchPair, city_a=lo, city_b=hi, decisions=0)
+    this_pair = (MatchPair.city_a == lo) & (MatchPair.city_b == hi)
+    await session.execute(update(MatchPair).where(this_pair).values(decisions=MatchPair.decisions + 1))
 
 
 # ---------------------------------------------------------------------- rounds

@@ -1,9 +1,11 @@
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Integer, String, Text, func, text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from citypair_pilot_zones.workflow import OPEN
 from citypair_shared.db import UtcDateTime, new_metadata
+from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
 
@@ -19,13 +21,26 @@ class KnownCity(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+    # Written `WHERE version = :read`: two replicas applying two snapshots at once cannot leave the older one
+    # (the loser's batch fails, is redelivered, and then finds its snapshot not newer).
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     name: Mapped[str] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(2))
     status: Mapped[str] = mapped_column(String(20))
 
 
+# One open proposal per set of member cities, decided by the database (two drafts at once: one wins).
+OPEN_PROPOSAL = text("status IN ({})".format(", ".join(f"'{s}'" for s in sorted(OPEN))))
+
+
 class Proposal(Base):
     __tablename__ = "proposal"
+    __table_args__ = (
+        Index(
+            "uq_proposal_open_member_key", "member_key", unique=True,
+            sqlite_where=OPEN_PROPOSAL, postgresql_where=OPEN_PROPOSAL,
+        ),
+    )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -58,7 +73,9 @@ class Proposal(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     # Set when a staleness episode was flagged (and its event staged); cleared when the proposal is no longer stale.
     stale_flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Every UPDATE is a compare-and-set on the version (`WHERE version = :read`): see `retry_on_conflict`.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), onupdate=func.now())
     transitions: Mapped[list["Transition"]] = relationship(order_by="Transition.seq", lazy="selectin")
@@ -114,3 +131,7 @@ class Outbox(OutboxMixin, Base):
 
 class Inbox(InboxMixin, Base):
     __tablename__ = "inbox"
+
+
+class IdempotencyRecord(IdempotencyMixin, Base):
+    __tablename__ = "idempotency_record"

@@ -21,6 +21,7 @@ from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
+from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
 
@@ -118,7 +119,12 @@ async def export(
     )
 
 
-@router.post("/stale-sweep", response_model=StaleSweepReport, responses=problem_responses(401, 403))
+@router.post(
+    "/stale-sweep",
+    response_model=StaleSweepReport,
+    responses=problem_responses(401, 403),
+    openapi_extra=WITHOUT_IDEMPOTENCY_KEY,  # a sweep is safe to repeat
+)
 async def stale_sweep(runtime: RuntimeDep, _: Reviewer):
     """Run the stale sweep now (it also runs periodically): flags stale active proposals, one event per episode."""
     return await sweeper.sweep_once(runtime)

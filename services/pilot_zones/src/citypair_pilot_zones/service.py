@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import String, cast, false, func, or_, select
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_pilot_zones.models import Comment, KnownCity, Proposal, TimelineEntry, Transition
@@ -24,6 +25,7 @@ from citypair_pilot_zones.schemas import (
 )
 from citypair_pilot_zones.workflow import ALLOWED, OPEN, Status, allowed_from, can_move, moves_for
 from citypair_shared.auth import Principal, forbidden
+from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import CitySnapshot, MatchAccepted, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalStaleFlagged
 from citypair_shared.logging import get_logger
@@ -247,6 +249,18 @@ def _duplicate(existing_id: str) -> Problem:
     )  # fmt: skip
 
 
+async def _commit_unless_duplicate(session: AsyncSession, key: str, *, other_than: str | None = None) -> None:
+    """Commit; if an open proposal for the same cities was committed meanwhile (the unique index), 409."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        duplicate = await _open_duplicate(session, key, other_than=other_than)
+        if duplicate:
+            raise _duplicate(duplicate) from None
+        raise
+
+
 def _content(data: ProposalCreate | ProposalUpdate, *, partial: bool) -> dict:
     """The stored column values for the fields given."""
     given = data.model_fields_set if partial else set(type(data).model_fields)
@@ -304,7 +318,7 @@ async def create(*, session: AsyncSession, user: Principal, data: ProposalCreate
     )
     session.add(proposal)
     _record(session, proposal, "created", user.user_id, {"title": data.title, "city_ids": data.city_ids}, at=at)
-    await session.commit()
+    await _commit_unless_duplicate(session, key)
     return proposal
 
 
@@ -374,6 +388,7 @@ async def get(*, session: AsyncSession, proposal_id: str) -> Proposal:
     return proposal
 
 
+@retry_on_conflict
 async def update(
     *, session: AsyncSession, user: Principal, proposal_id: str, data: ProposalUpdate, if_match: str | None
 ) -> Proposal:
@@ -431,10 +446,11 @@ async def update(
     if changes:
         proposal.version += 1
         _record(session, proposal, "edited", user.user_id, {"changes": changes})
-        await session.commit()
+        await _commit_unless_duplicate(session, proposal.member_key, other_than=proposal.id)
     return proposal
 
 
+@retry_on_conflict
 async def confirm_membership(*, session: AsyncSession, user: Principal, proposal_id: str, city_id: str) -> Proposal:
     """An official of a member city confirms that city takes part (before the proposal is submitted)."""
     proposal = await get(session=session, proposal_id=proposal_id)
@@ -456,6 +472,7 @@ async def confirm_membership(*, session: AsyncSession, user: Principal, proposal
     return proposal
 
 
+@retry_on_conflict
 async def assign(
     *, session: AsyncSession, user: Principal, proposal_id: str, coordinator_id: str | None, comment: str
 ) -> Proposal:
@@ -478,6 +495,7 @@ async def assign(
     return proposal
 
 
+@retry_on_conflict
 async def transition(
     *, session: AsyncSession, relay: OutboxRelay, user: Principal, proposal_id: str, to: Status, comment: str,
     if_match: str | None = None,
@@ -611,6 +629,7 @@ async def timeline(*, session: AsyncSession, user: Principal, proposal_id: str, 
 # --------------------------------------------------------------------------- comments
 
 
+@retry_on_conflict
 async def add_comment(*, session: AsyncSession, user: Principal, proposal_id: str, data: CommentIn) -> Comment:
     """Member officials and coordinators comment; only coordinators write private reviewer notes.
 

@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from citypair_profiles.config import Settings
 from citypair_profiles.handlers import EVENT_HANDLERS
-from citypair_profiles.models import Outbox
+from citypair_profiles.models import IdempotencyRecord, Outbox
 from citypair_profiles.router import router
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
@@ -12,5 +12,5 @@ from citypair_shared.runtime import Runtime
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = Runtime(settings, outbox_model=Outbox, event_handlers=EVENT_HANDLERS)
+    runtime = Runtime(settings, outbox_model=Outbox, idempotency_model=IdempotencyRecord, event_handlers=EVENT_HANDLERS)
     return build_app(title="citypair profiles", runtime=runtime, routers=[router])

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from citypair_shared.db import UtcDateTime, new_metadata
+from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.outbox import OutboxMixin
 
 
@@ -15,8 +16,10 @@ class City(Base):
     __tablename__ = "city"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    # Bumped on every change; events carry it so consumers apply only newer snapshots.
+    # Bumped on every change; events carry it so consumers apply only newer snapshots. Every UPDATE is a
+    # compare-and-set on it (`WHERE version = :read`), so no two changes share a version (`retry_on_conflict`).
     version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     geonames_id: Mapped[int | None] = mapped_column(Integer, unique=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -103,3 +106,7 @@ class CityChange(Base):
 
 class Outbox(OutboxMixin, Base):
     __tablename__ = "outbox"
+
+
+class IdempotencyRecord(IdempotencyMixin, Base):
+    __tablename__ = "idempotency_record"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy import Select, and_, exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Partnership
@@ -14,6 +15,7 @@ from citypair_profiles.partnering import Candidate, Gazetteer, match_pairs
 from citypair_profiles.schemas import CityCreate, CityFields, CityOut, CityUpdate, ImportReport, ImportRow, SortKey
 from citypair_profiles.text import fold, search_text
 from citypair_shared.auth import Principal, forbidden
+from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, CityUpdated, new_event
 from citypair_shared.geography import INDICATORS
 from citypair_shared.outbox import OutboxRelay
@@ -213,7 +215,13 @@ async def create(*, session: AsyncSession, relay: OutboxRelay, user: Principal, 
         event=CityRegistered,
         partner_ids=[],
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another city took the GeoNames or external id between the check and the commit: say which.
+        await session.rollback()
+        await _check_unique(session, None, values)
+        raise
     await session.refresh(city)
     return city
 
@@ -236,6 +244,7 @@ def _check_if_match(city: City, if_match: str | None) -> None:
         )
 
 
+@retry_on_conflict
 async def update(
     *,
     session: AsyncSession,
@@ -265,6 +274,7 @@ async def update(
     return city
 
 
+@retry_on_conflict
 async def change_status(
     *, session: AsyncSession, relay: OutboxRelay, user: Principal, city_id: str, action: str, if_match: str | None
 ) -> City:
@@ -386,6 +396,7 @@ def _errors(exc: ValidationError) -> list[dict]:
     ]
 
 
+@retry_on_conflict
 async def import_rows(
     *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: list[tuple[int, dict]], all_or_nothing: bool
 ) -> ImportReport:
@@ -510,6 +521,7 @@ async def _existing_for_import(session: AsyncSession, rows: list[CityCreate]) ->
     return found
 
 
+@retry_on_conflict
 async def import_partnerships(
     *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: list[dict], source: str
 ) -> dict:

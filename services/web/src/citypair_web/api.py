@@ -2,6 +2,8 @@
 
 import httpx
 
+from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
+from citypair_shared.idempotency import new_key
 from citypair_web.sessions import Session
 
 
@@ -29,7 +31,13 @@ class Api:
         return response.json()
 
     async def call(self, session: Session, method: str, path: str, **kwargs) -> httpx.Response:
-        """One API call; on 401, refresh the tokens once and retry; raise SignedOut if that fails too."""
+        """One API call; on 401, refresh the tokens once and retry; raise SignedOut if that fails too.
+
+        A POST (one per form submission) carries a fresh `Idempotency-Key`, the same on that retry: it is applied
+        at most once however the first attempt ended.
+        """
+        if method.upper() == "POST":
+            kwargs["headers"] = {IDEMPOTENCY_KEY: new_key(), **kwargs.get("headers", {})}
         response = await self._send(session, method, path, **kwargs)
         if response.status_code != 401:
             return response
@@ -44,8 +52,10 @@ class Api:
             raise SignedOut()
         return response
 
-    async def _send(self, session: Session, method: str, path: str, **kwargs) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {session.access_token}", **kwargs.pop("headers", {})}
+    async def _send(
+        self, session: Session, method: str, path: str, headers: dict[str, str] | None = None, **kwargs
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {session.access_token}", **(headers or {})}
         return await self.client.request(method, path, headers=headers, **kwargs)
 
     async def logout(self, session: Session) -> None:
