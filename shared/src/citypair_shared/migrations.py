@@ -4,9 +4,12 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy import MetaData, create_engine, pool, text
 
 from citypair_shared.db import sync_url
+
+# Any fixed number: replicas starting together take turns at the migrations (PostgreSQL advisory lock).
+MIGRATION_LOCK_ID = 7_312_026
 
 
 def alembic_config(service_dir: Path, database_url: str) -> Config:
@@ -53,5 +56,8 @@ def run_env(target_metadata: MetaData) -> None:
             connection=connection, target_metadata=target_metadata, render_as_batch=True, render_item=_render_item
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Held until this transaction ends: the next replica then finds the database at head.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             context.run_migrations()
     engine.dispose()

@@ -80,6 +80,9 @@ class OutboxRelay:
                         .where(self.model.published_at.is_(None))
                         .order_by(self.model.seq)
                         .limit(batch)
+                        # Claimed until this transaction ends: another replica's relay takes other rows
+                        # (SQLite has one writer and no such clause; JetStream's duplicate window covers it).
+                        .with_for_update(skip_locked=True)
                     )
                 ).all()
                 if not rows:
