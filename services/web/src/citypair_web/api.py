@@ -41,16 +41,24 @@ class Api:
         response = await self._send(session, method, path, **kwargs)
         if response.status_code != 401:
             return response
-        refreshed = await self.client.post("/api/v1/auth/refresh", json={"refresh_token": session.refresh_token})
-        if refreshed.status_code != 200:
-            raise SignedOut()
-        tokens = refreshed.json()
-        session.access_token, session.refresh_token = tokens["access_token"], tokens["refresh_token"]
-        session.user = await self.me(session.access_token)
+        await self._refresh(session, expired=session.access_token)
         response = await self._send(session, method, path, **kwargs)
         if response.status_code == 401:
             raise SignedOut()
         return response
+
+    async def _refresh(self, session: Session, *, expired: str) -> None:
+        """Trade the session's refresh token for new tokens, once for all the session's requests that found
+        `expired` refused: a refresh token used twice is taken for a stolen one and revokes them all."""
+        async with session.refreshing:
+            if session.access_token != expired:
+                return  # another request of this session refreshed while this one waited
+            refreshed = await self.client.post("/api/v1/auth/refresh", json={"refresh_token": session.refresh_token})
+            if refreshed.status_code != 200:
+                raise SignedOut()
+            tokens = refreshed.json()
+            session.access_token, session.refresh_token = tokens["access_token"], tokens["refresh_token"]
+            session.user = await self.me(session.access_token)
 
     async def _send(
         self, session: Session, method: str, path: str, headers: dict[str, str] | None = None, **kwargs

@@ -3,6 +3,7 @@
 Kept in memory: a restart of `web` signs everyone out, which is the safe failure.
 """
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ class Session:
     user: dict
     expires_at: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    refreshing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
     def roles(self) -> set[str]:
