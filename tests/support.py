@@ -6,13 +6,17 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import nats
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from citypair_shared.bus import inbox_prefix
+from citypair_shared.bus_access import ADMIN, BusUser, nats_config, new_password, password_environment
 from citypair_shared.db import sync_url
 from citypair_shared.stack import binary, free_port, wait_for_port
 
@@ -22,12 +26,19 @@ _created_databases: list[str] = []
 
 
 class NatsServer:
-    """A nats-server with JetStream on a free port, its store in `store_dir`; stop() and start() at will."""
+    """A nats-server with JetStream on a free port, its store in `store_dir`; stop() and start() at will.
 
-    def __init__(self, store_dir: Path, port: int | None = None):
+    Open to anyone, unless given `users`: then it runs the stack's configuration for them
+    (citypair_shared.bus_access), and each user and the admin connect with their `passwords`.
+    """
+
+    def __init__(self, store_dir: Path, port: int | None = None, users: Sequence[BusUser] | None = None):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
+        self.users = users
+        names = [ADMIN, *(user.name for user in users)] if users is not None else []
+        self.passwords = {name: new_password() for name in names}
 
     @property
     def url(self) -> str:
@@ -36,7 +47,12 @@ class NatsServer:
     def start(self) -> "NatsServer":
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.users is not None:
+            conf = self.store_dir / "nats.conf"
+            conf.write_text(nats_config(self.users, host="127.0.0.1", port=self.port, store_dir=str(self.store_dir)))
+            args = [binary("nats-server"), "-c", str(conf)]
+        env = {**os.environ, **password_environment(self.passwords)}
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wait_for_port("127.0.0.1", self.port, "nats-server", self.process)
         return self
 
@@ -44,6 +60,13 @@ class NatsServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+async def connect_nats(stack, user: str = ADMIN, **options) -> nats.NATS:
+    """A connection to the stack's nats-server as `user`: the admin, the tooling's user, unless told."""
+    password = stack.config.nats_passwords[user]
+    url = stack.config.nats_url
+    return await nats.connect(url, user=user, password=password, inbox_prefix=inbox_prefix(user), **options)
 
 
 def fresh_database_url(name: str, tmp_dir: Path) -> str:

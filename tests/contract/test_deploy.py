@@ -5,6 +5,8 @@ compose-spec schema, `caddy validate`, `nats-server -t`) and against the reposit
 """
 
 import importlib
+import ipaddress
+import json
 import os
 import re
 import sqlite3
@@ -16,6 +18,7 @@ import pytest
 import yaml
 
 from citypair_shared import stack
+from citypair_shared.bus_access import ADMIN, compose_nats_config, password_variable, service_bus_users
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -28,6 +31,9 @@ POSTGRES_INIT = ROOT / "deploy" / "postgres-init.sql"
 SERVICE_NAMES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
 WITH_DATABASE = sorted(name for name in SERVICE_NAMES if (ROOT / "services" / name / "migrations").is_dir())
 INFRA = {"nats", "postgres", "gateway"}
+JOBS = {"streams"}  # run once and exit
+BUS_USERS = sorted(user.name for user in service_bus_users())  # the services that use the bus
+NATS_PASSWORDS = {password_variable(user): "p-test" for user in [ADMIN, *BUS_USERS]}
 APP_PORT = "8000"
 
 
@@ -36,14 +42,21 @@ def compose() -> dict:
 
 
 def interpolate(value: str, env: dict[str, str] | None = None) -> str:
-    """Compose's `${VAR:-default}` / `${VAR}` substitution, enough for this file."""
+    """Compose's `${VAR:-default}` / `${VAR:?error}` / `${VAR}` substitution, enough for this file."""
     env = {} if env is None else env
 
     def sub(match: re.Match) -> str:
-        name, default = match.group(1), match.group(3) or ""
-        return env.get(name) or default
+        name, kind, text = match.groups()
+        if kind == ":?" and not env.get(name):
+            raise ValueError(f"compose refuses to start without {name}: {text}")
+        return env.get(name) or (text if kind == ":-" else "")
 
-    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", sub, value)
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", sub, value)
+
+
+def required(variable: str) -> str:
+    """A reference to `variable` that compose refuses to start without (no default)."""
+    return "${" + variable + ":?run citypair nats-passwords}"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -89,7 +102,7 @@ def test_caddyfile_is_valid_with_the_compose_gateway_environment():
 
 
 def test_nats_config_is_valid_and_enables_jetstream_on_the_volume():
-    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t")
+    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env={**os.environ, **NATS_PASSWORDS})
     assert result.returncode == 0, result.stdout + result.stderr
     text = NATS_CONF.read_text()
     assert re.search(r"^port:\s*4222$", text, re.M)
@@ -102,13 +115,25 @@ def test_nats_config_is_valid_and_enables_jetstream_on_the_volume():
     assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
 
 
+def test_nats_config_is_the_one_the_code_renders():
+    """Each service's user and permissions come from its code (citypair_shared.bus_access), never by hand."""
+    assert NATS_CONF.read_text() == compose_nats_config(), "run: citypair nats-config --output deploy/nats.conf"
+
+
+def test_nats_config_has_no_password_of_its_own():
+    result = run(
+        BIN / "nats-server", "-c", NATS_CONF, "-t", env={k: v for k, v in os.environ.items() if "NATS" not in k}
+    )
+    assert result.returncode != 0 and password_variable(ADMIN) in result.stderr
+
+
 # --- docker-compose.yml ---------------------------------------------------------------------
 
 
 def test_every_service_has_a_compose_service_and_nothing_unknown_runs():
     services = compose()["services"]
     assert sorted(s.name for s in stack.SERVICES) == SERVICE_NAMES
-    assert set(services) == set(SERVICE_NAMES) | INFRA
+    assert set(services) == set(SERVICE_NAMES) | INFRA | JOBS
 
 
 def test_only_the_gateway_publishes_a_port():
@@ -123,6 +148,8 @@ def test_only_the_gateway_publishes_a_port():
 
 def test_every_compose_service_has_a_healthcheck():
     for name, svc in compose()["services"].items():
+        if name in JOBS:
+            continue
         check = svc.get("healthcheck")
         assert check and check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), name
@@ -140,20 +167,26 @@ def test_app_service_is_built_from_the_one_dockerfile(name):
 def test_app_service_waits_for_healthy_dependencies(name):
     depends_on = compose()["services"][name]["depends_on"]
     expected = {"nats"} | ({"postgres"} if name in WITH_DATABASE else set())
-    assert set(depends_on) == expected
+    assert set(depends_on) == expected | ({"streams"} if name in BUS_USERS else set())
     for dependency in expected:
         assert depends_on[dependency] == {"condition": "service_healthy"}, (name, dependency)
+    if name in BUS_USERS:
+        assert depends_on["streams"] == {"condition": "service_completed_successfully"}, "the streams exist first"
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_app_service_environment_uses_its_settings_prefix(name):
     env = compose()["services"][name]["environment"]
     prefix = stack.SERVICE_BY_NAME[name].env_prefix
-    assert all(key.startswith(prefix) for key in env), env
+    assert all(key.startswith(prefix) for key in env if key != "FORWARDED_ALLOW_IPS"), env  # uvicorn's own
     assert env[prefix + "HOST"] == "0.0.0.0"
     assert env[prefix + "PORT"] == APP_PORT
     assert env[prefix + "NATS_URL"] == "nats://nats:4222"
     assert env[prefix + "ENVIRONMENT"] == "production"
+    if name in BUS_USERS:
+        assert env[prefix + "NATS_PASSWORD"] == required(password_variable(name))
+    else:
+        assert prefix + "NATS_PASSWORD" not in env
     if name in WITH_DATABASE:
         url = interpolate(env[prefix + "DATABASE_URL"])
         assert url == f"postgresql+asyncpg://citypair:citypair@postgres:5432/citypair_{name}"
@@ -168,12 +201,39 @@ def test_app_service_settings_accept_the_compose_environment(name, monkeypatch):
         if key.startswith(spec.env_prefix):
             monkeypatch.delenv(key)
     for key, value in compose()["services"][name]["environment"].items():
-        monkeypatch.setenv(key, interpolate(str(value)))
+        monkeypatch.setenv(key, interpolate(str(value), NATS_PASSWORDS))
     settings = importlib.import_module(f"{spec.package}.config").Settings()
     assert settings.environment == "production"
     assert settings.host == "0.0.0.0"
     assert settings.port == int(APP_PORT)
     assert settings.nats_url == "nats://nats:4222"
+    if name in BUS_USERS:
+        assert settings.nats_password.get_secret_value() == "p-test"
+
+
+def nats_passwords_in(service: str) -> dict[str, str]:
+    env = compose()["services"][service].get("environment", {})
+    return {key: value for key, value in env.items() if key in NATS_PASSWORDS}
+
+
+def test_compose_gives_nats_every_users_password_and_each_service_its_own_only():
+    """Each password is required (no default to guess) and reaches nats-server and its one user only."""
+    assert nats_passwords_in("nats") == {variable: required(variable) for variable in NATS_PASSWORDS}
+    for name in SERVICE_NAMES:
+        own = [password_variable(name)] if name in BUS_USERS else []
+        assert nats_passwords_in(name) == {variable: required(variable) for variable in own}, name
+    assert nats_passwords_in("streams") == {password_variable(ADMIN): required(password_variable(ADMIN))}
+    assert nats_passwords_in("postgres") == nats_passwords_in("gateway") == {}
+
+
+def test_the_streams_job_declares_the_streams_as_the_admin_before_the_services_start():
+    services = compose()["services"]
+    job = services["streams"]
+    assert job["command"] == ["python", "-m", "citypair_shared.declare_streams"]
+    assert job["environment"]["CITYPAIR_NATS_URL"] == "nats://nats:4222"
+    assert job["depends_on"] == {"nats": {"condition": "service_healthy"}}
+    assert job["restart"] == "on-failure" and "ports" not in job
+    assert job["pull_policy"] == "never" and job["image"] in {services[name]["image"] for name in SERVICE_NAMES}
 
 
 def test_gateway_routes_to_every_service_by_its_compose_name():
@@ -188,6 +248,66 @@ def test_gateway_routes_to_every_service_by_its_compose_name():
     for variable in expected:
         assert "{$" + variable + ":" in caddyfile, f"the Caddyfile does not read {variable}"
     assert gateway["depends_on"] == {name: {"condition": "service_healthy"} for name in SERVICE_NAMES}
+
+
+def fixed_address(name: str) -> str:
+    return compose()["services"][name]["networks"]["default"]["ipv4_address"]
+
+
+def test_only_the_gateway_and_web_are_believed_about_client_addresses():
+    """Services believe X-Forwarded-For from the gateway only; the gateway believes web's (a browser's address)."""
+    services = compose()["services"]
+    network = compose()["networks"]["default"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(network["subnet"]), ipaddress.ip_network(network["ip_range"])
+    gateway, web = fixed_address("gateway"), fixed_address("web")
+    for address in (gateway, web):
+        assert ipaddress.ip_address(address) in subnet and ipaddress.ip_address(address) not in dynamic
+    assert gateway != web
+    for name in SERVICE_NAMES:
+        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == gateway, name
+    assert services["gateway"]["environment"]["CITYPAIR_GATEWAY_TRUSTED_PROXIES"] == web
+    assert services["web"]["environment"]["CITYPAIR_WEB_API_URL"] == "http://gateway:8080"
+    # uvicorn reads FORWARDED_ALLOW_IPS unless the command line says otherwise; proxy headers are on by default.
+    (cmd,) = [args for keyword, args in dockerfile_instructions() if keyword == "CMD"]
+    assert "--forwarded-allow-ips" not in cmd and "--no-proxy-headers" not in cmd
+
+
+def adapted_caddyfile(**variables: str) -> dict:
+    """The gateway's JSON config with these variables set (and CITYPAIR_GATEWAY_TRUSTED_PROXIES unset if not given)."""
+    env = {k: v for k, v in os.environ.items() if k != "CITYPAIR_GATEWAY_TRUSTED_PROXIES"} | variables
+    result = run(BIN / "caddy", "adapt", "--config", CADDYFILE, "--adapter", "caddyfile", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def proxy_handlers(config: dict) -> list[dict]:
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("handler") == "reverse_proxy":
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found
+
+
+@pytest.mark.parametrize("compose_env", [False, True], ids=["unset", "compose"])
+def test_gateway_believes_only_its_trusted_proxies_and_tells_services_one_address(compose_env):
+    gateway_env = {k: str(v) for k, v in compose()["services"]["gateway"]["environment"].items()}
+    (server,) = adapted_caddyfile(**(gateway_env if compose_env else {}))["apps"]["http"]["servers"].values()
+    believed = {"ranges": [fixed_address("web")]} if compose_env else {}  # unset: no one
+    assert server["trusted_proxies"] == {"source": "static", **believed}
+    assert server["trusted_proxies_strict"] == 1  # the rightmost address it does not trust, never the leftmost
+    proxies = proxy_handlers(server["routes"])
+    assert len(proxies) >= len(SERVICE_NAMES)  # profiles' imports have a proxy of their own (a longer wait)
+    for proxy in proxies:
+        assert proxy["headers"]["request"]["set"]["X-Forwarded-For"] == ["{http.vars.client_ip}"]
 
 
 def test_passwords_come_from_the_environment_with_a_development_default():

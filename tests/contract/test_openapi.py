@@ -136,3 +136,52 @@ def test_a_schema_clash_fails_loudly(monkeypatch):
     monkeypatch.setattr(openapi, "service_openapi", clashing)
     with pytest.raises(OpenAPIMergeError, match="ProblemDetails"):
         openapi.build_gateway_openapi()
+
+
+def test_operation_ids_are_the_route_functions_in_camel_case(document):
+    for method, path, operation in operations(document):
+        assert re.fullmatch(r"[a-z]+([A-Z][a-z0-9]*)*", operation["operationId"]), (method, path)
+    assert not [name for name in document["components"]["schemas"] if name.startswith("Body_")]
+
+
+def _input_strings(document: dict):
+    """Every string schema a request may carry (parameters and bodies, through their references)."""
+    schemas, seen, stack = document["components"]["schemas"], set(), []
+    for _, _, operation in operations(document):
+        stack += [p["schema"] for p in operation.get("parameters", [])]
+        stack += [m["schema"] for m in operation.get("requestBody", {}).get("content", {}).values()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack += node
+        elif isinstance(node, dict):
+            if (name := node.get("$ref", "").removeprefix("#/components/schemas/")) and name not in seen:
+                seen.add(name)
+                stack.append(schemas[name])
+            if node.get("type") == "string":
+                yield node
+            stack += [v for k, v in node.items() if k not in ("enum", "const", "examples", "default", "properties")]
+            stack += list(node.get("properties", {}).values())
+
+
+def test_every_input_string_says_it_holds_no_nul(document):
+    # Every service refuses U+0000 in any input: a pattern says so (or a closed list, or a format).
+    for schema in _input_strings(document):
+        if "enum" in schema or "const" in schema or "format" in schema:
+            continue
+        pattern = schema.get("pattern", "")
+        names_nul = "\\u0000" in pattern or "\\x00" in pattern
+        # A pattern that does not name U+0000 must be made of positive classes alone (none can match it).
+        outside_classes = re.sub(r"\[(?!\^)(\\.|[^\]])*\]", "", pattern)
+        assert names_nul or ("[^" not in pattern and not re.search(r"\\[SWD]|(?<!\\)\.", outside_classes)), schema
+
+
+def test_every_link_names_an_operation(document):
+    ids = {op["operationId"] for _, _, op in operations(document)}
+    links = [
+        link
+        for _, _, op in operations(document)
+        for response in op["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+    assert links and {link["operationId"] for link in links} <= ids

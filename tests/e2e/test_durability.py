@@ -2,10 +2,9 @@
 
 import uuid
 
-import nats
 import pytest
 
-from tests.support import city_body, eventually, handled, partner_ids, partner_of, query, run_async
+from tests.support import city_body, connect_nats, eventually, handled, partner_ids, partner_of, query, run_async
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_same_event_delivered_twice_has_one_effect(stack, gateway):
     duplicates_before = handled(stack, "duplicate")
 
     async def publish_again():
-        nc = await nats.connect(stack.config.nats_url)
+        nc = await connect_nats(stack, "profiles")  # the producer's own NATS user: nobody else may publish this
         # A new Nats-Msg-Id gets past JetStream's de-duplication: only the inbox can stop it now.
         await nc.jetstream().publish(
             "profiles.city.registered.v1", payload.encode(), headers={"Nats-Msg-Id": str(uuid.uuid4())}

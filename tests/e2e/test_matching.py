@@ -3,10 +3,9 @@
 import json
 import uuid
 
-import nats
 import pytest
 
-from tests.support import city_body, eventually, partner_of, run_async
+from tests.support import city_body, connect_nats, eventually, partner_of, run_async
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +82,7 @@ def test_bad_input(gateway, pair, official_of):
 
 def _events(stack, subject: str) -> list[dict]:
     async def read():
-        nc = await nats.connect(stack.config.nats_url)
+        nc = await connect_nats(stack)
         js = nc.jetstream()
         sub = await js.pull_subscribe(subject, durable=None, stream="MATCHING")
         found = []

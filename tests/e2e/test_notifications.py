@@ -2,16 +2,14 @@
 
 import uuid
 
-import nats
-
 from citypair_shared.events import new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS
-from tests.support import client_for, create_user, eventually, run_async
+from tests.support import client_for, connect_nats, create_user, eventually, run_async
 
 
 def publish_twice(stack, event) -> None:
     async def go():
-        nc = await nats.connect(stack.config.nats_url)
+        nc = await connect_nats(stack)
         js = nc.jetstream()
         for _ in range(2):  # a second copy with a new message id: only the inbox can stop it
             await js.publish(event.type, event.model_dump_json().encode(), headers={"Nats-Msg-Id": str(uuid.uuid4())})

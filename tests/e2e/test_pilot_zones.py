@@ -6,13 +6,12 @@ import io
 import itertools
 import uuid
 
-import nats
 import pytest
 
 from citypair_pilot_zones.workflow import ALLOWED, Status
 from citypair_shared.events import MatchAccepted, new_event
 from tests.e2e.conftest import start_stack
-from tests.support import city_body, client_for, create_user, eventually, query, run_async
+from tests.support import city_body, client_for, connect_nats, create_user, eventually, query, run_async
 
 PROBLEM_JSON = "application/problem+json"
 PROPOSER_MOVES = {"submitted", "withdrawn"}
@@ -289,7 +288,7 @@ def test_a_duplicate_open_proposal_for_the_same_cities_is_409(pair_factory, db):
 
 def publish(stack, event, *msg_ids: str) -> None:
     async def go():
-        nc = await nats.connect(stack.config.nats_url)
+        nc = await connect_nats(stack)
         js = nc.jetstream()
         for msg_id in msg_ids:
             await js.publish(event.type, event.model_dump_json().encode(), headers={"Nats-Msg-Id": msg_id})

@@ -41,5 +41,6 @@ async def session_factory(tmp_path):
 async def bus(own_nats):
     bus = Bus(own_nats.url, max_deliver=2)
     await bus.connect()
+    await bus.declare_streams()  # the bus admin's step; this server asks for no password
     yield bus
     await bus.close()

@@ -139,7 +139,7 @@ def test_csv_export_has_one_row_per_proposal_with_lists_joined():
             "allowed_transitions": [],
         }
     )  # fmt: skip
-    lines = tabular.to_csv([out]).splitlines()
+    lines = (tabular.csv_header() + tabular.csv_rows([out])).splitlines()
     assert lines[0].split(",") == list(tabular.COLUMNS)
     row = dict(zip(tabular.COLUMNS, lines[1].split(","), strict=True))
     assert row["city_ids"] == "city-a|city-b" and row["themes"] == "ai|ecommerce"

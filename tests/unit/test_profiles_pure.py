@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from citypair_profiles.partnering import Candidate, Gazetteer, country_code, distance_km, match_pairs
 from citypair_profiles.schemas import CityCreate
-from citypair_profiles.tabular import BadFile, parse_csv, parse_json, to_csv
+from citypair_profiles.tabular import BadFile, ImportedRow, TooManyRows, Upload, csv_header, csv_rows
 from citypair_profiles.text import fold, search_text
 
 
@@ -40,24 +40,47 @@ def test_csv_rows_become_profile_fields_with_their_line_numbers():
         "\n"
         "Almaty,KZ,43.25,76.91,2000000,,,,,,,\n"
     )
-    rows = parse_csv(text)
-    assert [line for line, _ in rows] == [2, 4]
-    xian = rows[0][1]
+    rows = list(Upload(text.encode(), "csv"))
+    assert [row.line for row in rows] == [2, 4]
+    xian = rows[0].fields
     assert xian["languages"] == ["zh", "en"]
-    assert xian["themes"] == {"ai": {"offer": "5", "need": "1"}}
-    assert xian["indicators"] == {"internet_users_pct": {"value": "82.5", "year": "2023"}}
+    assert xian["themes"] == {"ai": {"offer": 5, "need": 1}}
+    assert xian["indicators"] == {"internet_users_pct": {"value": 82.5, "year": 2023}}
+    assert (xian["latitude"], xian["population"]) == (34.26, 12_900_000)
     assert xian["contacts"] == {"email": "office@xian.example"}
     assert xian["demo"] is True
     assert CityCreate.model_validate(xian).themes["ai"].offer == 5
-    assert "themes" not in rows[1][1]
+    assert "themes" not in rows[1].fields
 
 
 def test_unreadable_files_are_refused_whole():
-    with pytest.raises(BadFile):
-        parse_csv("just,some,columns\n1,2,3\n")
-    with pytest.raises(BadFile):
-        parse_json('{"not": "a list"}')
-    assert parse_json('{"cities": [{"name": "A"}, 3]}') == [(1, {"name": "A"}), (2, {"__row__": 3})]
+    for body, media in (
+        (b"just,some,columns\n1,2,3\n", "csv"),
+        (b"name,name\nA,B\n", "csv"),  # which `name` would count?
+        (b"name\nA\n\xff\n", "csv"),
+        (b"name\nA\x00\n", "csv"),
+        (b'{"not": "a list"}', "json"),
+        (b'["\xff"]', "json"),
+    ):
+        with pytest.raises(BadFile):
+            Upload(body, media).check(10)
+    rows = list(Upload(b'{"cities": [{"name": "A"}, 3]}', "json"))
+    assert rows == [ImportedRow(1, {"name": "A"}), ImportedRow(2, {"__row__": 3})]
+
+
+def test_the_row_cap_refuses_a_file_past_it_having_read_one_row_more():
+    assert Upload(b"name\nA\nB\n", "csv").check(2) == 2
+    with pytest.raises(TooManyRows):
+        Upload(b"name\nA\nB\nC\n", "csv").check(2)
+    with pytest.raises(TooManyRows):
+        Upload(b"[" + b"1," * 1_000_000 + b"1]", "json").check(50_000)
+
+
+def test_a_row_with_more_cells_than_columns_is_named():
+    [row] = Upload(b"name,country_code\nA,CN,extra\n", "csv")
+    with pytest.raises(ValidationError) as caught:
+        CityCreate.model_validate(row.fields)
+    assert "cells past the last column" in [e["loc"][0] for e in caught.value.errors()]
 
 
 def test_csv_export_reads_back_as_the_same_fields():
@@ -74,8 +97,9 @@ def test_csv_export_reads_back_as_the_same_fields():
         "themes": {"ai": {"offer": 5, "need": 1, "notes": "", "key_projects": []}},
         "indicators": {"internet_users_pct": {"value": 82.5, "unit": "%", "year": 2023}},
     }
-    [(_, fields)] = parse_csv(to_csv([profile]))
-    parsed = CityCreate.model_validate({k: v for k, v in fields.items() if k in CityCreate.model_fields})
+    [row] = Upload((csv_header() + csv_rows([profile])).encode(), "csv")
+    assert row.city_id == "x"
+    parsed = CityCreate.model_validate(row.fields)
     assert parsed.alternate_names == ["西安"] and parsed.themes["ai"].offer == 5
     assert parsed.indicators["internet_users_pct"].value == 82.5
 

@@ -8,12 +8,14 @@ from functools import partial
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from citypair_shared.contract import forbid_nul_in_inputs, method_not_allowed, name_body_schemas, operation_id
 from citypair_shared.deps import reject_nul
 from citypair_shared.idempotency import Answered, answered, document_key, keep_first_response
 from citypair_shared.logging import configure_logging, get_logger, request_id_var
 from citypair_shared.metrics import metrics_middleware, metrics_response
 from citypair_shared.problems import install_problem_handlers, problem_response, problem_responses, problem_schemas
 from citypair_shared.runtime import Runtime
+from citypair_shared.strict_json import reject_bad_json
 
 log = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -43,10 +45,14 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version=version, lifespan=lifespan, dependencies=[Depends(reject_nul)])
+    guards = [Depends(reject_nul), Depends(reject_bad_json)]  # every input, before any route code runs
+    app = FastAPI(
+        title=title, version=version, lifespan=lifespan, dependencies=guards, generate_unique_id_function=operation_id
+    )
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.add_exception_handler(Answered, answered)  # a retry, answered from its key's record
+    app.add_exception_handler(405, method_not_allowed)
     # Added first, so it runs inside `request_id`: every answer gets a request id, and errors become problems there.
     app.middleware("http")(keep_first_response)
 
@@ -91,6 +97,8 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
                         operation["responses"].setdefault("400", UNREADABLE_BODY)
             if runtime.idempotency_model is not None:
                 document_key(schema)
+            name_body_schemas(schema)
+            forbid_nul_in_inputs(schema)
         return app.openapi_schema
 
     app.openapi = openapi

@@ -28,7 +28,12 @@ SCHEMA_REF = "#/components/schemas/{model}"
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "identity": ("pilot_zones.proposal.>", "matching.match.>"),
     "matching": ("profiles.city.>", "pilot_zones.proposal.approved.v1"),
-    "pilot_zones": ("profiles.city.>", "matching.match.accepted.v1"),
+    "pilot_zones": (
+        "profiles.city.>",
+        "matching.match.accepted.v1",
+        "identity.user.registered.v1",
+        "identity.user.roles_changed.v1",
+    ),
 }
 
 

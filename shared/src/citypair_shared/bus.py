@@ -1,17 +1,16 @@
-"""The JetStream bus: streams declared at start-up, de-duplicated publishes, durable pull consumers."""
+"""The JetStream bus: the streams (declared by the bus admin), de-duplicated publishes, durable pull consumers."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import nats
 from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent, TokensRevoked
+from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
 from citypair_shared.logging import get_logger
 from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
 
@@ -19,7 +18,11 @@ log = get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120
 FETCH_BATCH = 256
-REVOCATION_REPLAY = timedelta(minutes=16)
+
+
+def inbox_prefix(user: str | None) -> str:
+    """Where a user's replies arrive: under its own name, so the bus can let it read its own replies only."""
+    return f"_INBOX.{user}" if user else "_INBOX"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ BatchHandler = Callable[[list[CloudEvent]], Awaitable[None]]
 
 
 class Bus:
-    def __init__(self, url: str, *, max_deliver: int = 5):
+    def __init__(self, url: str, *, max_deliver: int = 5, user: str | None = None, password: str | None = None):
         self.url = url
         self.max_deliver = max_deliver
+        self.user = user
+        self.password = password
         self.nc: nats.NATS | None = None
         self.js = None
 
@@ -52,10 +57,13 @@ class Bus:
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Connect (retrying until `timeout`), then keep reconnecting for ever if the server goes away."""
         deadline = asyncio.get_running_loop().time() + timeout
+        credentials = {"user": self.user, "password": self.password} if self.password else {}
         while True:
             try:
                 self.nc = await nats.connect(
                     self.url,
+                    **credentials,
+                    inbox_prefix=inbox_prefix(self.user),
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.25,
                     connect_timeout=2,
@@ -67,9 +75,9 @@ class Bus:
                     raise
                 await asyncio.sleep(0.25)
         self.js = self.nc.jetstream()
-        await self.declare_streams()
 
     async def declare_streams(self) -> None:
+        """Create or update every stream: the bus admin's job (see citypair_shared.declare_streams), not a service's."""
         configs = [StreamConfig(name=n, subjects=[s]) for n, s in STREAMS.items()]
         configs.append(StreamConfig(name=DEAD_LETTER_STREAM, subjects=[f"{DEAD_LETTER_PREFIX}.>"]))
         for config in configs:
@@ -142,25 +150,6 @@ class Bus:
                 REDELIVERIES.labels(msg.metadata.consumer).inc()
             await msg.ack()
         return True
-
-    async def follow_revocations(self, revoke: Callable[[str, int], None]) -> None:
-        """Apply token revocations from the last `REVOCATION_REPLAY` on, then as they come.
-
-        Access tokens live at most 15 minutes, so older revocations cannot matter: an ordered,
-        ephemeral consumer replays that window at start-up instead of keeping state on disk.
-        """
-
-        async def on_message(msg) -> None:
-            try:
-                data = TokensRevoked.model_validate(CloudEvent.model_validate_json(msg.data).data)
-            except ValueError as exc:
-                log.warning("auth.bad_revocation", error=repr(exc))
-                return
-            revoke(data.user_id, data.min_token_version)
-
-        start = datetime.now(UTC) - REVOCATION_REPLAY
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start.isoformat())
-        await self.js.subscribe(TokensRevoked.event_type, cb=on_message, ordered_consumer=True, config=config)
 
     async def _subscribe(self, subscription: Subscription):
         config = ConsumerConfig(

@@ -237,3 +237,27 @@ def openapi(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
+
+
+@app.command("nats-config")
+def nats_config(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write it here instead of printing it"),
+) -> None:
+    """Print (or write) compose's nats-server config, deploy/nats.conf: a user per service, from the code."""
+    from citypair_shared.bus_access import compose_nats_config
+
+    text = compose_nats_config()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+@app.command("nats-passwords")
+def nats_passwords() -> None:
+    """Print a new password for the bus admin and each service's NATS user, as lines for compose's .env."""
+    from citypair_shared.bus_access import ADMIN, new_password, password_variable, service_bus_users
+
+    for user in [ADMIN, *(user.name for user in service_bus_users())]:
+        typer.echo(f"{password_variable(user)}={new_password()}")

@@ -1,6 +1,8 @@
 """Async engines and sessions, the naming convention, and side effects that run only after commit."""
 
+import asyncio
 import functools
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +83,9 @@ def after_commit(session: AsyncSession, callback: Callable[[], Any]) -> None:
 
 P = ParamSpec("P")
 T = TypeVar("T")
-CAS_ATTEMPTS = 8
+CAS_ATTEMPTS = 12
+# Losers of one round wait a random moment before the next, so twenty writers do not collide again in step.
+CAS_BACKOFF_SECONDS = 0.01
 # PostgreSQL's serialization failure and deadlock: the transaction did nothing and may simply run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
@@ -111,7 +115,7 @@ def retry_on_conflict(use_case: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
     @functools.wraps(use_case)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
         session: AsyncSession = kwargs["session"]
-        for _ in range(CAS_ATTEMPTS - 1):
+        for attempt in range(1, CAS_ATTEMPTS):
             try:
                 return await use_case(*args, **kwargs)
             except Exception as exc:
@@ -119,6 +123,7 @@ def retry_on_conflict(use_case: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
                     raise
                 await session.rollback()
                 session.expunge_all()
+                await asyncio.sleep(random.uniform(0, CAS_BACKOFF_SECONDS * attempt))
         return await use_case(*args, **kwargs)
 
     return run

@@ -1,8 +1,6 @@
 """FastAPI dependencies every service's router uses."""
 
-import contextlib
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
@@ -23,40 +21,19 @@ NUL = "\x00"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _nul_locations(value, loc: tuple = ()) -> Iterator[tuple]:
-    if isinstance(value, str):
-        if NUL in value:
-            yield loc
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if NUL in key:
-                yield loc + (key,)
-            else:
-                yield from _nul_locations(item, loc + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _nul_locations(item, loc + (index,))
-
-
 async def reject_nul(request: Request) -> None:
     """No text anywhere may hold U+0000: PostgreSQL cannot store it and nothing here needs it (422, naming where).
 
-    Every service app depends on this (`build_app`), so each input is checked once, before any route runs.
+    Every service app depends on this (`build_app`), so each input is checked once, before any route runs:
+    the path, the query and forms here; JSON bodies in `strict_json.reject_bad_json` (`build_app` adds both).
     """
     found = [("path", name) for name, value in request.path_params.items() if NUL in str(value)]
     found += [("query", name) for name, value in request.query_params.multi_items() if NUL in name + value]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in FORM_TYPES:
-        # Only where the route reads a form (FastAPI has parsed it already: this reuses its parse).
-        if getattr(request.scope.get("route"), "body_field", None) is not None:
-            form = await request.form()
-            found += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
-    elif content_type == "application/json" or content_type.endswith("+json"):
-        # Also for routes that read the raw body (imports): `request.stream()` then replays it.
-        body = await request.body()
-        if b"\\u0000" in body:  # JSON carries U+0000 only escaped (a raw one is a syntax error)
-            with contextlib.suppress(ValueError):  # the route reports a syntax error
-                found += [("body", *loc) for loc in _nul_locations(json.loads(body))]
+    # Only where the route reads a form (FastAPI has parsed it already: this reuses its parse).
+    if content_type in FORM_TYPES and getattr(request.scope.get("route"), "body_field", None) is not None:
+        form = await request.form()
+        found += [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
     if found:
         message = "must not contain the NUL character (U+0000)"
         raise RequestValidationError([{"type": "string_nul", "loc": loc, "msg": message} for loc in found])

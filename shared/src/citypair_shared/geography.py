@@ -1,5 +1,7 @@
 """Shared vocabularies: the Belt and Road corridors and the digital-economy indicators."""
 
+from enum import StrEnum
+
 # The six land economic corridors and the 21st-Century Maritime Silk Road, as named in
 # "Vision and Actions on Jointly Building Silk Road Economic Belt and 21st-Century Maritime
 # Silk Road" (NDRC, MFA, MOFCOM, March 2015).
@@ -12,6 +14,7 @@ CORRIDORS: dict[str, str] = {
     "bangladesh_china_india_myanmar": "Bangladesh–China–India–Myanmar",
     "maritime_silk_road": "21st-Century Maritime Silk Road",
 }
+Corridor = StrEnum("Corridor", {c: c for c in CORRIDORS})
 
 # Digital-economy indicators a profile may carry: key -> (label, unit, lowest, highest).
 INDICATORS: dict[str, tuple[str, str, float, float]] = {

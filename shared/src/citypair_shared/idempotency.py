@@ -338,6 +338,8 @@ def _problem(request: Request, problem: Problem) -> Response:
 # --- the OpenAPI document ------------------------------------------------------------------------------
 
 _CONFLICT = f"the request of this {HEADER} is in progress, or was applied but its response was not kept"
+# What `parse_key` takes: printable ASCII, bare (not opening and closing with `"`) or as a non-empty sf-string.
+KEY_PATTERN = r'^([!-~]|[!#-~][ -~]*[!-~]|"[ -~]*[!#-~]|"[ -~]+")$'
 
 
 def document_key(schema: dict[str, Any]) -> None:
@@ -356,7 +358,7 @@ def document_key(schema: dict[str, Any]) -> None:
                     f"within 24 h gets the first response again (with `{REPLAYED_HEADER}: true`) instead of "
                     "applying the request twice"
                 ),
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN},
             }
         )
         responses = operation["responses"]

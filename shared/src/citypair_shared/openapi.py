@@ -10,6 +10,7 @@ import copy
 import importlib
 from typing import Any
 
+from citypair_shared.links import add_links
 from citypair_shared.problems import PROBLEM_JSON
 from citypair_shared.stack import SERVICES
 
@@ -88,7 +89,7 @@ def build_gateway_openapi() -> dict[str, Any]:
         raise OpenAPIMergeError(f"no service declares the {BEARER_SCHEME} security scheme")
     # Access tokens are EdDSA-signed JWTs from POST /api/v1/auth/token (checked by every service itself).
     schemes[BEARER_SCHEME] = {**schemes[BEARER_SCHEME], "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": TITLE,
@@ -103,3 +104,5 @@ def build_gateway_openapi() -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": dict(sorted(schemas.items())), "securitySchemes": schemes},
     }
+    add_links(document)
+    return document

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription
+from citypair_shared.bus_access import BusUser
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
 from citypair_shared.idempotency import prune_expired
@@ -15,6 +16,7 @@ from citypair_shared.inbox import EventHandler, handle_all_once
 from citypair_shared.logging import get_logger, request_id_var
 from citypair_shared.metrics import EVENTS_HANDLED
 from citypair_shared.outbox import OutboxRelay
+from citypair_shared.revocations import follow_revocations
 from citypair_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -37,7 +39,13 @@ class Runtime:
     def __post_init__(self):
         self.engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
-        self.bus = Bus(self.settings.nats_url, max_deliver=self.settings.max_deliver)
+        password = self.settings.nats_password
+        self.bus = Bus(
+            self.settings.nats_url,
+            max_deliver=self.settings.max_deliver,
+            user=self.settings.service_name,
+            password=password.get_secret_value() if password else None,
+        )
         self.relay: OutboxRelay | None = None
         self.verifier = TokenVerifier(
             jwks_url=self.settings.jwks_url, issuer=self.settings.token_issuer, audience=self.settings.token_audience
@@ -59,11 +67,22 @@ class Runtime:
         streams = sorted({stream_of(t) for t in self.event_handlers})
         return [Subscription(consumer=self.settings.service_name.replace("_", "-"), stream=s) for s in streams]
 
+    @property
+    def bus_user(self) -> BusUser | None:
+        """What this service does on the bus, from which its NATS user's permissions are derived."""
+        if not self.uses_bus:
+            return None
+        publishes = self.outbox_model is not None
+        return BusUser(self.settings.service_name, publishes=publishes, subscriptions=tuple(self.subscriptions))
+
     async def start(self) -> None:
         if self.uses_database:
             self.engine = create_engine(self.settings.database_url)
             self.session_factory = create_session_factory(self.engine)
         if self.uses_bus:
+            if self.settings.environment == "production" and self.settings.nats_password is None:
+                variable = self.settings.model_config.get("env_prefix", "") + "NATS_PASSWORD"
+                raise RuntimeError(f"production needs this service's own NATS user: set {variable} (README)")
             await self.bus.connect()
         if self.outbox_model is not None:
             self.relay = OutboxRelay(
@@ -76,7 +95,7 @@ class Runtime:
         for hook in self.on_start:
             await hook(self)
         if self.uses_bus:
-            await self.bus.follow_revocations(self.verifier.revoke)
+            self._tasks.append(await follow_revocations(self.bus, self.verifier.revoke, self._stop))
         for sub in self.subscriptions:
             consumer = self.bus.consume(sub, self.dispatch, self._stop, handle_batch=self.dispatch_batch)
             self._tasks.append(asyncio.create_task(consumer, name=sub.durable))

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path("var")
@@ -21,6 +21,8 @@ class ServiceSettings(BaseSettings):
     port: int = Field(18000, ge=1, le=65535)
     database_url: str = ""
     nats_url: str = "nats://127.0.0.1:14222"
+    # This service's own NATS user is its name (citypair_shared.bus_access); none: connect anonymously.
+    nats_password: SecretStr | None = None
     log_level: str = "INFO"
     log_json: bool = True
     # Consumers give up on a message after this many deliveries and dead-letter it.

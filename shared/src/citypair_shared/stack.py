@@ -4,6 +4,7 @@
 stop and start any one part of it.
 """
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,11 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from citypair_shared.bus_access import ADMIN, bus_passwords, nats_config, password_environment, service_bus_users
+from citypair_shared.declare_streams import declare_streams
 from citypair_shared.migrations import upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -96,6 +100,8 @@ class StackConfig:
     ports: dict[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The admin's and each service's NATS password (kept in <var>/secrets/nats.json), set by Stack.start_nats.
+    nats_passwords: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
@@ -142,6 +148,8 @@ class StackConfig:
         }
         if spec.has_database:
             env[p + "DATABASE_URL"] = self.database_url(spec.name)
+        if spec.name in self.nats_passwords:
+            env[p + "NATS_PASSWORD"] = self.nats_passwords[spec.name]
         if spec.name == "web":
             env[p + "API_URL"] = self.gateway_url  # pages call the API as the signed-in user, through the gateway
         return env
@@ -151,6 +159,8 @@ class StackConfig:
             "CITYPAIR_GATEWAY_HOST": self.host,
             "CITYPAIR_GATEWAY_PORT": str(self.gateway_port),
             "CITYPAIR_DOCS_DIR": str(REPO_ROOT / "docs"),  # the gateway serves docs/openapi.json
+            # web's address: the gateway believes the browser address web forwards when it signs someone in
+            "CITYPAIR_GATEWAY_TRUSTED_PROXIES": self.host,
         }
         for spec in SERVICES:
             env[f"CITYPAIR_{spec.name.upper()}_UPSTREAM"] = f"{self.host}:{self.ports[spec.name]}"
@@ -188,19 +198,16 @@ class Stack:
         )
 
     def start_nats(self) -> None:
+        """nats-server with JetStream and a user per service that uses the bus (citypair_shared.bus_access)."""
+        users = service_bus_users()
+        secrets_file = self.config.var_dir / "secrets" / "nats.json"
+        self.config.nats_passwords = bus_passwords(secrets_file, [user.name for user in users])
         store = self.config.var_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        args = [
-            binary("nats-server"),
-            "-a",
-            self.config.host,
-            "-p",
-            str(self.config.nats_port),
-            "-js",
-            "-sd",
-            str(store),
-        ]
-        self._spawn("nats", args, {})
+        conf = self.config.var_dir / "nats.conf"
+        conf.write_text(nats_config(users, host=self.config.host, port=self.config.nats_port, store_dir=str(store)))
+        env = password_environment(self.config.nats_passwords)  # nats-server reads them by variable
+        self._spawn("nats", [binary("nats-server"), "-c", str(conf)], env)
         wait_for_port(self.config.host, self.config.nats_port, "nats-server", self.processes["nats"])
 
     def migrate(self) -> None:
@@ -237,8 +244,12 @@ class Stack:
     def start(self, *, timeout: float = 60) -> None:
         self.config.check_ports()
         self.config.var_dir.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            bus_users = pool.submit(service_bus_users)  # seconds of imports in a child: meanwhile, migrate
+            self.migrate()
+            bus_users.result()
         self.start_nats()
-        self.migrate()
+        asyncio.run(declare_streams(self.config.nats_url, admin_password=self.config.nats_passwords[ADMIN]))
         for spec in SERVICES:
             self.start_service(spec.name)
         self.wait_ready(timeout=timeout, names=[s.name for s in SERVICES])

@@ -70,6 +70,21 @@ class AuditEntry(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
+class SigninCounter(Base):
+    """A sign-in throttle counter (throttle.py), in the database so that every replica shares it: attempts on an
+    account from one address, attempts from an address on any account (`account` empty), or an account's
+    failures from every address (`address` empty)."""
+
+    __tablename__ = "signin_counter"
+
+    account: Mapped[str] = mapped_column(String(254), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Forgotten from then on (and pruned).
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
 class Notification(Base):
     """Something a user should know about, made from the events of the other services."""
 

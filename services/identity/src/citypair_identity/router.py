@@ -122,8 +122,8 @@ async def list_users(session: SessionDep, page: PageDep, _: UserManager, role: R
     status_code=status.HTTP_201_CREATED,
     responses={**PROBLEMS, **problem_responses(described={409: "Email taken"})},
 )
-async def create_user(body: UserCreate, session: SessionDep, admin: Admin, response: Response):
-    user = await service.create_user(session=session, actor=admin, data=body)
+async def create_user(body: UserCreate, session: SessionDep, ctx: Ctx, admin: Admin, response: Response):
+    user = await service.create_user(session=session, ctx=ctx, actor=admin, data=body)
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     return user
 

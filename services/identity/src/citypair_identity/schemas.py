@@ -1,6 +1,7 @@
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from citypair_shared.deps import Timestamp
 
@@ -12,7 +13,7 @@ class Role(StrEnum):
     observer = "observer"
 
 
-Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", examples=["official@xian.gov.cn"])
+Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$", examples=["official@xian.gov.cn"])
 CityIds = Field(default_factory=list, max_length=50, description="Cities an official acts for")
 
 
@@ -32,7 +33,8 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: str = Email
-    password: str = Field(min_length=12, max_length=200)
+    # Kept as typed (not stripped): signing in compares it as typed.
+    password: Annotated[str, StringConstraints(strip_whitespace=False, min_length=12, max_length=200)]
     roles: list[Role] = Field(min_length=1, max_length=4)
     city_ids: list[str] = CityIds
 
@@ -44,7 +46,7 @@ class UserUpdate(BaseModel):
 
     roles: list[Role] | None = Field(None, min_length=1, max_length=4)
     city_ids: list[str] | None = Field(None, max_length=50)
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
 
 
 class UserOut(BaseModel):

@@ -3,7 +3,6 @@
 import asyncio
 import hashlib
 import secrets
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,14 +14,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from citypair_identity import throttle
 from citypair_identity.config import Settings
 from citypair_identity.keys import new_signing_key, published
 from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
 from citypair_identity.schemas import TokenOut, UserCreate, UserUpdate
-from citypair_identity.throttle import Throttle
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
 from citypair_shared.db import retry_on_conflict
-from citypair_shared.events import TokensRevoked, new_event
+from citypair_shared.events import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot, new_event
 from citypair_shared.logging import get_logger
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
@@ -36,19 +35,15 @@ _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 @dataclass
 class IdentityContext:
-    """What identity's use cases share beyond a session: settings, the relay, throttles, the signing key."""
+    """What identity's use cases share beyond a session: settings, the relay, the sign-in policy, the signing key."""
 
     settings: Settings
     relay: OutboxRelay | None = None
-    clock: callable = time.monotonic
-    account_throttle: Throttle = field(init=False)
-    address_throttle: Throttle = field(init=False)
+    signin_policy: throttle.Policy = field(init=False)
     signing_key: SigningKey | None = None
 
     def __post_init__(self):
-        window = self.settings.signin_window_seconds
-        self.account_throttle = Throttle(limit=self.settings.signin_account_failures, window=window)
-        self.address_throttle = Throttle(limit=self.settings.signin_address_attempts, window=window)
+        self.signin_policy = throttle.Policy.from_settings(self.settings)
 
     @property
     def access_lifetime(self) -> timedelta:
@@ -80,26 +75,48 @@ async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
     if ctx.signing_key is None:
         ctx.signing_key = new_signing_key()
         session.add(ctx.signing_key)
+    await _announce_users_once(session, ctx)
     admins = [u for u in await session.scalars(select(User)) if "admin" in u.roles]
     password = ctx.settings.admin_password
     if not admins and password is not None:
         email = ctx.settings.admin_email.lower()
         existing = await session.scalar(select(User).where(User.email == email))
         if existing is None:
-            session.add(
-                User(
-                    id=str(uuid.uuid4()),
-                    email=email,
-                    password_hash=hasher.hash(password.get_secret_value()),
-                    roles=["admin"],
-                    city_ids=[],
-                    token_version=1,
-                )
+            admin = User(
+                id=str(uuid.uuid4()),
+                email=email,
+                password_hash=hasher.hash(password.get_secret_value()),
+                roles=["admin"],
+                city_ids=[],
+                token_version=1,
             )
+            session.add(admin)
+            _announce(session, ctx, admin, UserRegistered)
             audit(session, "admin.bootstrapped", subject=email)
     elif not admins:
         log.warning("identity.no_admin", hint="set CITYPAIR_ADMIN_EMAIL and CITYPAIR_ADMIN_PASSWORD")
     await session.commit()
+
+
+def _announce(
+    session: AsyncSession, ctx: IdentityContext, user: User, event: type[UserRegistered | UserRolesChanged]
+) -> None:
+    """Stage the user's roles for the other services (pilot_zones knows its reviewers from them)."""
+    snapshot = UserSnapshot(
+        id=user.id, version=user.token_version, roles=list(user.roles), disabled=bool(user.disabled)
+    )
+    ctx.relay.add(session, new_event(event(user=snapshot), source=SOURCE, subject=user.id))
+
+
+async def _announce_users_once(session: AsyncSession, ctx: IdentityContext) -> None:
+    """Announce every user once per database: those created before identity published user events
+    would otherwise stay unknown to the other services until their roles next change."""
+    if await session.scalar(select(AuditEntry.seq).where(AuditEntry.action == "users.announced").limit(1)):
+        return
+    users = list(await session.scalars(select(User)))
+    for user in users:
+        _announce(session, ctx, user, UserRegistered)
+    audit(session, "users.announced", count=len(users))
 
 
 async def jwks(*, session: AsyncSession, ctx: IdentityContext) -> dict:
@@ -167,15 +184,12 @@ def _throttled(seconds: float) -> Problem:
 
 async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, password: str, address: str) -> TokenOut:
     email = email.strip().lower()
-    now = ctx.clock()
-    wait = max(ctx.account_throttle.retry_after(email, now), ctx.address_throttle.retry_after(address, now))
-    if wait > 0:
+    policy = ctx.signin_policy
+    wait = await throttle.admit(session, account=email, address=address, now=datetime.now(UTC), policy=policy)
+    if wait:
         audit(session, "signin.throttled", subject=email, address=address)
         await session.commit()
-        raise _throttled(wait)
-    ctx.address_throttle.hit(address, now)
-    # Counted before the first await: guesses sent at once would otherwise all pass the check above.
-    ctx.account_throttle.hit(email, now)
+        raise _throttled(wait.total_seconds())
     user = await session.scalar(select(User).where(User.email == email))
     try:
         # Argon2 takes ~0.1 s of CPU: off the event loop, or a burst of sign-ins stalls every request.
@@ -184,10 +198,11 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
     except VerificationError:
         ok = False
     if not ok:
+        await throttle.record_failure(session, account=email, now=datetime.now(UTC), policy=policy)
         audit(session, "signin.failed", subject=email, address=address, disabled=bool(user and user.disabled))
         await session.commit()
         raise unauthorized("wrong email or password")
-    ctx.account_throttle.clear(email)
+    await throttle.forget(session, account=email, address=address)
     audit(session, "signin.succeeded", actor=user.id, subject=email, address=address)
     tokens = await _issue(session, ctx, user)
     await session.commit()
@@ -244,7 +259,7 @@ def _email_taken(email: str) -> Problem:
     return Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
 
 
-async def create_user(*, session: AsyncSession, actor: Principal, data: UserCreate) -> User:
+async def create_user(*, session: AsyncSession, ctx: IdentityContext, actor: Principal, data: UserCreate) -> User:
     email = data.email.lower()
     if await session.scalar(select(User.id).where(User.email == email)):
         raise _email_taken(email)
@@ -257,6 +272,7 @@ async def create_user(*, session: AsyncSession, actor: Principal, data: UserCrea
         token_version=1,
     )
     session.add(user)
+    _announce(session, ctx, user, UserRegistered)
     audit(session, "user.created", actor=actor.user_id, subject=user.id, roles=user.roles, cities=user.city_ids)
     try:
         await session.commit()
@@ -320,6 +336,8 @@ async def update_user(
         user.disabled = data.disabled
     if changes:
         await _void_tokens(session, ctx, user, reason=",".join(sorted(changes)))
+    if "roles" in changes or "disabled" in changes:
+        _announce(session, ctx, user, UserRolesChanged)
     await session.commit()
     await session.refresh(user)
     return user

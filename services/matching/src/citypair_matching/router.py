@@ -22,9 +22,9 @@ from citypair_matching.schemas import (
 )
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, RuntimeDep, SessionDep
-from citypair_shared.geography import CORRIDORS
+from citypair_shared.geography import Corridor
 from citypair_shared.problems import invalid, not_found, problem_responses
-from citypair_shared.themes import THEME_IDS
+from citypair_shared.themes import ThemeId
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 NO_CITY = {404: "No such city"}
@@ -61,17 +61,11 @@ async def partners(
     request: Request,
     _: CurrentUser,
     k: Annotated[int, Query(ge=1, le=100, description="How many partners")] = 10,
-    theme: Annotated[
-        str | None, Query(max_length=40, description="Partners active (offer or need) in this theme")
-    ] = None,
-    corridor: Annotated[str | None, Query(max_length=40, description="Partners on this corridor")] = None,
+    theme: Annotated[ThemeId | None, Query(description="Partners active (offer or need) in this theme")] = None,
+    corridor: Annotated[Corridor | None, Query(description="Partners on this corridor")] = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="Partners in this country")] = None,
 ):
     """Ranked partner suggestions (both cities must gain), each with its factor contributions and themes."""
-    if theme is not None and theme not in THEME_IDS:
-        raise invalid("query.theme", f"unknown theme {theme!r}")
-    if corridor is not None and corridor not in CORRIDORS:
-        raise invalid("query.corridor", f"unknown corridor {corridor!r}")
     index = _index(request, city_id)
     found = index.suggest(city_id, k, theme=theme, corridor=corridor, country=country.upper() if country else None)
     # plain dicts: the response model validates and serialises them once
@@ -196,12 +190,6 @@ def _round_out(stored: MatchRound) -> RoundOut:
 )
 async def create_round(body: RoundIn, request: Request, session: SessionDep, runtime: RuntimeDep, user: Programme):
     """A programme round (coordinators, admins): pair the chosen cities, maximising the total two-sided score."""
-    for code in body.cities.countries:
-        if len(code) != 2:
-            raise invalid("cities.countries", f"{code!r} is not ISO 3166-1 alpha-2")
-    for corridor in body.cities.corridors:
-        if corridor not in CORRIDORS:
-            raise invalid("cities.corridors", f"unknown corridor {corridor!r}")
     stored = await service.run_round(
         session=session, relay=runtime.relay, index=request.app.state.index, user=user, body=body
     )
@@ -225,13 +213,11 @@ async def get_round(round_id: IdPath, session: SessionDep, _: CurrentUser):
 async def clusters(
     request: Request,
     _: CurrentUser,
-    theme: Annotated[str | None, Query(max_length=40, description="Members strong (3+) in this theme")] = None,
+    theme: Annotated[ThemeId | None, Query(description="Members strong (3+) in this theme")] = None,
     size: Annotated[int, Query(ge=3, le=8, description="Cities per cluster at most")] = 5,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ):
     """Groups of 3–8 cities with strong mutual scores, for multi-city pilot zones."""
-    if theme is not None and theme not in THEME_IDS:
-        raise invalid("query.theme", f"unknown theme {theme!r}")
     index = request.app.state.index
     found = service.find_clusters(index, theme=theme, size=size, limit=limit)
     items = [

@@ -1,9 +1,11 @@
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
+from citypair_shared.contract import json_integer
 from citypair_shared.deps import Timestamp
+from citypair_shared.geography import Corridor
 
 
 class ThemeFlowOut(BaseModel):
@@ -123,16 +125,18 @@ class RoundCities(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     city_ids: list[str] = Field([], max_length=25_000, description="Cities by id (ANDed with the other filters)")
-    countries: list[str] = Field([], max_length=250, description="ISO 3166-1 alpha-2")
-    corridors: list[str] = Field([], max_length=10)
+    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        [], max_length=250, description="ISO 3166-1 alpha-2"
+    )
+    corridors: list[Corridor] = Field([], max_length=10)
 
 
 class RoundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cities: RoundCities = RoundCities()
-    capacity: int = Field(1, ge=1, le=20, description="New partners per city at most")
-    min_score: float = Field(0.0, ge=0.0, le=1.0)
+    capacity: json_integer(ge=1, le=20) = Field(1, description="New partners per city at most")
+    min_score: StrictFloat = Field(0.0, ge=0.0, le=1.0)
 
 
 class RoundPairOut(BaseModel):

@@ -160,7 +160,7 @@ async def decide(
     if city_id in before and before[city_id].decision == body.decision:
         raise Problem(
             409, "Already decided", f"city {city_id} has already made this decision on the pair",
-            type_="/problems/already-decided", status=pair_status(before, lo, hi),
+            type_="/problems/already-decided", pair_status=pair_status(before, lo, hi),
         )  # fmt: skip
     decision = MatchDecision(
         city_a=lo,

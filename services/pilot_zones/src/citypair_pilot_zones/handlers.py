@@ -1,11 +1,24 @@
 """Events `pilot_zones` consumes, and what each does."""
 
 from citypair_pilot_zones import service
-from citypair_shared.events import CityRegistered, CityRetired, CityUpdated, CloudEvent, MatchAccepted
+from citypair_shared.events import (
+    CityRegistered,
+    CityRetired,
+    CityUpdated,
+    CloudEvent,
+    MatchAccepted,
+    UserRegistered,
+    UserRolesChanged,
+)
 
 
 async def on_city_snapshot(event: CloudEvent, session) -> None:
     await service.apply_city(session=session, city=event.parsed().city)
+
+
+async def on_user_snapshot(event: CloudEvent, session) -> None:
+    """Who may be assigned to review: coordinators, as identity announces them."""
+    await service.apply_user(session=session, user=event.parsed().user)
 
 
 async def on_match_accepted(event: CloudEvent, session) -> None:
@@ -18,4 +31,6 @@ EVENT_HANDLERS = {
     CityUpdated.event_type: on_city_snapshot,
     CityRetired.event_type: on_city_snapshot,
     MatchAccepted.event_type: on_match_accepted,
+    UserRegistered.event_type: on_user_snapshot,
+    UserRolesChanged.event_type: on_user_snapshot,
 }

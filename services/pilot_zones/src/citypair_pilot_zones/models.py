@@ -8,6 +8,7 @@ from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
+from citypair_shared.schedule import JobSlotMixin
 
 
 class Base(DeclarativeBase):
@@ -27,6 +28,19 @@ class KnownCity(Base):
     name: Mapped[str] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(2))
     status: Mapped[str] = mapped_column(String(20))
+
+
+class KnownUser(Base):
+    """What pilot_zones knows of a user, from identity's events: whether they may be assigned to review."""
+
+    __tablename__ = "known_user"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # As KnownCity's: applied only if newer, written `WHERE version = :read`.
+    version: Mapped[int] = mapped_column(Integer)
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+    # Has the coordinator role and is not disabled.
+    coordinator: Mapped[bool] = mapped_column(Boolean)
 
 
 # One open proposal per set of member cities, decided by the database (two drafts at once: one wins).
@@ -131,6 +145,10 @@ class Outbox(OutboxMixin, Base):
 
 class Inbox(InboxMixin, Base):
     __tablename__ = "inbox"
+
+
+class JobSlot(JobSlotMixin, Base):
+    __tablename__ = "job_slot"
 
 
 class IdempotencyRecord(IdempotencyMixin, Base):

@@ -1,7 +1,11 @@
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_pilot_zones import service, sweeper, tabular
 from citypair_pilot_zones.schemas import (
@@ -96,27 +100,55 @@ async def board(session: SessionDep, runtime: RuntimeDep, _: CurrentUser):
         **problem_responses(401, 403, 422),
     },
 )
-async def export(
+async def export_proposals(
     session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
     filters: Filters,
     format: Literal["csv", "json"] = "csv",
 ):
-    """Proposals as CSV or JSON: coordinators and admins export all, officials those of their cities."""
+    """Proposals as CSV or JSON: coordinators and admins export all, officials those of their cities.
+
+    Streamed as they are read, a batch at a time (a database failure midway cuts the response short).
+    """
     if not user.has_role("admin", "coordinator"):
         if not user.has_role("official"):
             raise forbidden("exports are for coordinators, admins and officials of member cities")
         filters = ProposalFilter(**{**filters.__dict__, "only_cities": frozenset(user.city_ids)})
-    proposals = await service.export(session=session, filters=filters)
-    out = await service.to_out_many(session, proposals, user, stale_after=sweeper.stale_after(runtime))
+    batches = _exported(session, service.export(session=session, filters=filters), user, sweeper.stale_after(runtime))
     if format == "json":
-        return [p.model_dump(mode="json", exclude={"allowed_transitions"}) for p in out]
-    return PlainTextResponse(
-        tabular.to_csv(out),
+        return StreamingResponse(_json_export(batches), media_type="application/json")
+    return StreamingResponse(
+        _csv_export(batches),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="pilot-zones.csv"'},
     )
+
+
+async def _exported(
+    session: AsyncSession, batches: AsyncIterator[list], user: Principal, stale_after: timedelta
+) -> AsyncIterator[list[ProposalOut]]:
+    async for batch in batches:
+        yield await service.to_out_many(session, batch, user, stale_after=stale_after)
+
+
+# Each batch is written in a worker thread (CPU work): the event loop serves other requests meanwhile.
+async def _csv_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterator[str]:
+    yield tabular.csv_header()
+    async for batch in batches:
+        yield await asyncio.to_thread(tabular.csv_rows, batch)
+
+
+async def _json_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterator[str]:
+    separator = "["
+    async for batch in batches:
+        yield separator + await asyncio.to_thread(_json_items, batch)
+        separator = ","
+    yield "[]" if separator == "[" else "]"
+
+
+def _json_items(batch: list[ProposalOut]) -> str:
+    return ",".join(p.model_dump_json(exclude={"allowed_transitions"}) for p in batch)
 
 
 @router.post(

@@ -5,14 +5,24 @@ from enum import StrEnum
 from typing import Annotated
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    ValidationInfo,
+    field_validator,
+)
 
 from citypair_pilot_zones.workflow import Status
+from citypair_shared.contract import VISIBLE_TEXT_PATTERN, CalendarDate
 from citypair_shared.deps import Timestamp
 from citypair_shared.themes import ThemeId
 
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
-Url = Annotated[str, Field(max_length=500, pattern=r"^https?://\S+$", examples=["https://example.org/plan.pdf"])]
+Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
+Url = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s\x00]+$", examples=["https://example.org/plan.pdf"])]
 CityId = Annotated[str, Field(min_length=1, max_length=36)]
 
 
@@ -23,7 +33,15 @@ def _currency(value: str) -> str:
     return value
 
 
-Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["CNY"]), AfterValidator(_currency)]
+# The codes `_currency` takes, in the schema too (the API also takes them in lower case).
+CURRENCY_CODES = sorted(currency.alpha_3 for currency in pycountry.currencies)
+Currency = Annotated[
+    str,
+    Field(min_length=3, max_length=3, examples=["CNY"], json_schema_extra={"enum": CURRENCY_CODES}),
+    AfterValidator(_currency),
+]
+# Lists `_distinct` checks: the schema says so.
+DISTINCT = {"uniqueItems": True}
 
 
 class MilestoneStatus(StrEnum):
@@ -35,7 +53,7 @@ class MilestoneStatus(StrEnum):
 class ProposalBudget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: float = Field(ge=0, le=1e15, allow_inf_nan=False)
+    amount: StrictFloat = Field(ge=0, le=1e15, allow_inf_nan=False)
     currency: Currency
 
 
@@ -43,7 +61,7 @@ class FundingSource(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Text200
-    amount: float | None = Field(None, ge=0, le=1e15, allow_inf_nan=False)
+    amount: StrictFloat | None = Field(None, ge=0, le=1e15, allow_inf_nan=False)
 
 
 class ProposalActivity(BaseModel):
@@ -57,7 +75,7 @@ class ProposalMilestone(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     title: Text200
-    due_date: date
+    due_date: CalendarDate
     status: MilestoneStatus = MilestoneStatus.planned
     evidence_url: Url | None = None
 
@@ -66,9 +84,9 @@ class ProposalKpi(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Text200
-    unit: str = Field(min_length=1, max_length=50)
-    target: float = Field(allow_inf_nan=False)
-    actual: float | None = Field(None, allow_inf_nan=False)
+    unit: str = Field(min_length=1, max_length=50, pattern=VISIBLE_TEXT_PATTERN)
+    target: StrictFloat = Field(allow_inf_nan=False)
+    actual: StrictFloat | None = Field(None, allow_inf_nan=False)
 
 
 class ProposalDocument(BaseModel):
@@ -89,13 +107,15 @@ class _ProposalFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    objectives: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(None, max_length=30)
+    objectives: list[Annotated[str, Field(min_length=1, max_length=1000, pattern=VISIBLE_TEXT_PATTERN)]] | None = Field(
+        None, max_length=30
+    )
     activities: list[ProposalActivity] | None = Field(None, max_length=50)
     budget: ProposalBudget | None = None
-    budget_public: bool | None = Field(None, description="Show the budget in the open-data list")
+    budget_public: StrictBool | None = Field(None, description="Show the budget in the open-data list")
     funding_sources: list[FundingSource] | None = Field(None, max_length=20)
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: CalendarDate | None = None
+    end_date: CalendarDate | None = None
     milestones: list[ProposalMilestone] | None = Field(None, max_length=50)
     kpis: list[ProposalKpi] | None = Field(None, max_length=50)
     documents: list[ProposalDocument] | None = Field(None, max_length=50)
@@ -111,9 +131,11 @@ class _ProposalFields(BaseModel):
 
 class ProposalCreate(_ProposalFields):
     title: Text200
-    city_ids: list[CityId] = Field(min_length=2, max_length=8, description="Member cities, the lead first")
+    city_ids: list[CityId] = Field(
+        min_length=2, max_length=8, description="Member cities, the lead first", json_schema_extra=DISTINCT
+    )
     lead_city_id: CityId | None = Field(None, description="One of `city_ids` (default: the first)")
-    themes: list[ThemeId] = Field(default_factory=list, max_length=17)
+    themes: list[ThemeId] = Field(default_factory=list, max_length=17, json_schema_extra=DISTINCT)
 
     _distinct_cities = field_validator("city_ids")(_distinct)
     _distinct_themes = field_validator("themes")(_distinct)
@@ -123,9 +145,9 @@ class ProposalUpdate(_ProposalFields):
     """A partial edit: only the fields given change (send `If-Match` with the ETag you read)."""
 
     title: Text200 | None = None
-    city_ids: list[CityId] | None = Field(None, min_length=2, max_length=8)
+    city_ids: list[CityId] | None = Field(None, min_length=2, max_length=8, json_schema_extra=DISTINCT)
     lead_city_id: CityId | None = None
-    themes: list[ThemeId] | None = Field(None, max_length=17)
+    themes: list[ThemeId] | None = Field(None, max_length=17, json_schema_extra=DISTINCT)
 
     _distinct_cities = field_validator("city_ids")(_distinct)
     _distinct_themes = field_validator("themes")(_distinct)
@@ -152,7 +174,7 @@ class CommentIn(BaseModel):
 
     body: str = Field(min_length=1, max_length=5000)
     parent_id: str | None = Field(None, min_length=1, max_length=36, description="The comment this answers")
-    private: bool = Field(False, description="A reviewer note: only coordinators may write and see them")
+    private: StrictBool = Field(False, description="A reviewer note: only coordinators may write and see them")
 
 
 class TransitionOut(BaseModel):

@@ -5,6 +5,7 @@ transition's event in the same transaction.
 """
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,20 +14,22 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from citypair_pilot_zones.models import Comment, KnownCity, Proposal, TimelineEntry, Transition
+from citypair_pilot_zones.models import Comment, KnownCity, KnownUser, Proposal, TimelineEntry, Transition
 from citypair_pilot_zones.schemas import (
     CommentIn,
+    FundingSource,
     ProposalBoard,
     ProposalCreate,
     ProposalMember,
     ProposalOut,
+    ProposalTimelineEntry,
     ProposalUpdate,
     StaleSweepReport,
 )
 from citypair_pilot_zones.workflow import ALLOWED, OPEN, Status, allowed_from, can_move, moves_for
 from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import retry_on_conflict
-from citypair_shared.events import CitySnapshot, MatchAccepted, new_event
+from citypair_shared.events import CitySnapshot, MatchAccepted, UserSnapshot, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalStaleFlagged
 from citypair_shared.logging import get_logger
 from citypair_shared.outbox import OutboxRelay
@@ -42,6 +45,9 @@ TRACKING_FIELDS = frozenset({"milestones", "kpis", "documents"})
 CONFIRM_STATES = CONTENT_STATES
 PUBLIC_STATES = (Status.approved.value, Status.active.value, Status.completed.value)
 DECISIONS = frozenset(Status) - {Status.draft, Status.submitted, Status.withdrawn, Status.under_review}
+# The stored fields that tell a budget: shown only to those who see it (`sees_budget`).
+BUDGET_FIELDS = frozenset({"budget_amount", "budget_currency", "funding_sources"})
+EXPORT_BATCH = 500  # proposals an export reads (and holds) at a time
 
 
 def now() -> datetime:
@@ -98,6 +104,13 @@ def sees_private(user: Principal) -> bool:
     return user.has_role("coordinator")
 
 
+def sees_budget(user: Principal, proposal: Proposal) -> bool:
+    """A budget not marked public is for the member cities' officials, coordinators and admins."""
+    if proposal.budget_public or user.has_role("admin", "coordinator"):
+        return True
+    return any(user.official_of(c) for c in proposal.city_ids)
+
+
 # --------------------------------------------------------------------------- read model
 
 
@@ -112,6 +125,18 @@ async def apply_city(*, session: AsyncSession, city: CitySnapshot) -> None:
     else:
         for key, value in values.items():
             setattr(known, key, value)
+
+
+async def apply_user(*, session: AsyncSession, user: UserSnapshot) -> None:
+    """Keep whether a user may be assigned to review, from the newest snapshot (older or repeated ones are ignored)."""
+    known = await session.get(KnownUser, user.id)
+    if known is not None and known.version >= user.version:
+        return
+    coordinator = "coordinator" in user.roles and not user.disabled
+    if known is None:
+        session.add(KnownUser(id=user.id, version=user.version, coordinator=coordinator))
+    else:
+        known.version, known.coordinator = user.version, coordinator
 
 
 async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, KnownCity]:
@@ -141,8 +166,10 @@ def to_out(proposal: Proposal, user: Principal, cities: dict[str, KnownCity], *,
                 confirmed_at=confirmation and confirmation["at"],
             )
         )
-    budget = None
-    if proposal.budget_amount is not None:
+    budget, funding_sources = None, proposal.funding_sources
+    if not sees_budget(user, proposal):
+        funding_sources = [FundingSource(name=f["name"]) for f in funding_sources]
+    elif proposal.budget_amount is not None:
         budget = {"amount": proposal.budget_amount, "currency": proposal.budget_currency}
     reasons = stale_reasons(proposal, at=at, stale_after=stale_after)
     return ProposalOut(
@@ -157,7 +184,7 @@ def to_out(proposal: Proposal, user: Principal, cities: dict[str, KnownCity], *,
         activities=proposal.activities,
         budget=budget,
         budget_public=proposal.budget_public,
-        funding_sources=proposal.funding_sources,
+        funding_sources=funding_sources,
         start_date=proposal.start_date,
         end_date=proposal.end_date,
         milestones=proposal.milestones,
@@ -423,6 +450,12 @@ async def update(
         kept = proposal.lead_city_id if proposal.lead_city_id in city_ids else None
         values["lead_city_id"] = _check_lead(city_ids, values.get("lead_city_id") or kept)
     if "city_ids" in values:
+        # Else an official could park a draft on other cities' member set and block those cities' own proposal.
+        if not any(user.official_of(c) for c in city_ids):
+            raise forbidden(
+                "the member cities must still include one you are an official of",
+                errors=[{"field": "city_ids", "message": "none of these cities is one of yours"}],
+            )
         await _check_cities(session, city_ids)
         key = member_key(city_ids)
         duplicate = await _open_duplicate(session, key, other_than=proposal.id)
@@ -472,6 +505,13 @@ async def confirm_membership(*, session: AsyncSession, user: Principal, proposal
     return proposal
 
 
+async def _check_coordinator(session: AsyncSession, user_id: str) -> None:
+    """422 unless identity's events said `user_id` is an enabled coordinator."""
+    known = await session.get(KnownUser, user_id)
+    if known is None or not known.coordinator:
+        raise invalid("coordinator_id", f"no coordinator has the id {user_id!r}")
+
+
 @retry_on_conflict
 async def assign(
     *, session: AsyncSession, user: Principal, proposal_id: str, coordinator_id: str | None, comment: str
@@ -481,6 +521,8 @@ async def assign(
     if coordinator_id is None and not user.has_role("coordinator"):
         raise invalid("coordinator_id", "name the coordinator to assign (only a coordinator assigns themselves)")
     target = coordinator_id or user.user_id
+    if not (target == user.user_id and user.has_role("coordinator")):
+        await _check_coordinator(session, target)
     if not ALLOWED[Status(proposal.status)]:
         raise Problem(
             409, "Assignment closed", f"a {proposal.status} proposal is closed", type_="/problems/transition",
@@ -600,9 +642,12 @@ async def list_proposals(*, session: AsyncSession, limit: int, offset: int, filt
     return list(rows), total
 
 
-async def export(*, session: AsyncSession, filters: ProposalFilter) -> list[Proposal]:
-    query = filtered(filters, now().date())
-    return list(await session.scalars(query.order_by(Proposal.created_at, Proposal.id)))
+async def export(*, session: AsyncSession, filters: ProposalFilter) -> AsyncIterator[list[Proposal]]:
+    """The filtered proposals, oldest first, EXPORT_BATCH at a time through one server-side cursor (`yield_per`)."""
+    query = filtered(filters, now().date()).order_by(Proposal.created_at, Proposal.id)
+    result = await session.stream_scalars(query.execution_options(yield_per=EXPORT_BATCH))
+    async for proposals in result.partitions():
+        yield list(proposals)
 
 
 async def board(*, session: AsyncSession, stale_after: timedelta) -> ProposalBoard:
@@ -617,13 +662,25 @@ async def board(*, session: AsyncSession, stale_after: timedelta) -> ProposalBoa
 
 
 async def timeline(*, session: AsyncSession, user: Principal, proposal_id: str, limit: int, offset: int):
-    await get(session=session, proposal_id=proposal_id)
+    proposal = await get(session=session, proposal_id=proposal_id)
     query = select(TimelineEntry).where(TimelineEntry.proposal_id == proposal_id)
     if not sees_private(user):
         query = query.where(TimelineEntry.private.is_(False))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(query.order_by(TimelineEntry.seq).limit(limit).offset(offset))
-    return list(rows), total
+    if sees_budget(user, proposal):
+        return list(rows), total
+    return [_without_budget(entry) for entry in rows], total
+
+
+def _without_budget(entry: TimelineEntry) -> ProposalTimelineEntry:
+    """The entry with budget edits shown only as "changed"."""
+    out = ProposalTimelineEntry.model_validate(entry)
+    changes = out.details.get("changes")
+    if isinstance(changes, dict) and BUDGET_FIELDS & set(changes):
+        hidden = {k: "changed" if k in BUDGET_FIELDS else v for k, v in changes.items()}
+        out.details = {**out.details, "changes": hidden}
+    return out
 
 
 # --------------------------------------------------------------------------- comments

@@ -1,12 +1,14 @@
-"""The stale sweep in the background: every `stale_sweep_seconds`, while the service runs."""
+"""The stale sweep in the background: once every `stale_sweep_seconds` across all replicas, while they run."""
 
 import asyncio
 import contextlib
 from datetime import timedelta
 
 from citypair_pilot_zones import service
+from citypair_pilot_zones.models import JobSlot
 from citypair_shared.logging import get_logger
 from citypair_shared.runtime import Runtime
+from citypair_shared.schedule import take_slot
 
 log = get_logger(__name__)
 
@@ -27,6 +29,10 @@ async def run(runtime: Runtime, stop: asyncio.Event) -> None:
         if stop.is_set():
             break
         try:
+            if not await take_slot(
+                runtime.session_factory, JobSlot, "stale-sweep", period_seconds=runtime.settings.stale_sweep_seconds
+            ):
+                continue  # another replica sweeps this period
             report = await sweep_once(runtime)
             if report.flagged or report.cleared:
                 log.info("pilot_zones.stale_sweep", flagged=report.flagged, cleared=report.cleared)

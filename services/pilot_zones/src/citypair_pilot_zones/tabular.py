@@ -1,9 +1,7 @@
 """Proposals as CSV rows. Pure: no I/O."""
 
-import csv
-import io
-
 from citypair_pilot_zones.schemas import ProposalOut
+from citypair_shared.spreadsheet import csv_text
 
 LIST_SEPARATOR = "|"
 COLUMNS = (
@@ -57,10 +55,10 @@ def row(p: ProposalOut) -> dict:
     }
 
 
-def to_csv(proposals: list[ProposalOut]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
-    writer.writeheader()
-    for p in proposals:
-        writer.writerow(row(p))
-    return out.getvalue()
+def csv_header() -> str:
+    return csv_text(COLUMNS, [], header=True)
+
+
+def csv_rows(proposals: list[ProposalOut]) -> str:
+    """Proposals as CSV lines in COLUMNS, text cells that would start a spreadsheet formula defused."""
+    return csv_text(COLUMNS, [row(p) for p in proposals])

@@ -6,12 +6,14 @@ A row is matched only when a profile in that country carries the name (folded) a
 
 import csv
 import io
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cache
 
 import pycountry
 
+from citypair_profiles.tabular import TooManyRows
 from citypair_profiles.text import fold
 
 MAX_DISTANCE_KM = 50.0
@@ -111,16 +113,22 @@ class Gazetteer:
         return nearest, ""
 
 
-def read_twin_rows(text: str) -> list[dict]:
-    """Rows of city1,country1,lat1,lng1,city2,country2,lat2,lng2 (the twin_cities.csv format)."""
+def read_twin_rows(text: str, *, max_rows: int) -> list[dict]:
+    """Rows of city1,country1,lat1,lng1,city2,country2,lat2,lng2 (the twin_cities.csv format).
+
+    Raises TooManyRows past `max_rows` (having read no more than one row past it).
+    """
     reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = {"city1", "country1", "lat1", "lng1", "city2", "country2", "lat2", "lng2"}
     try:
         if not reader.fieldnames or not needed <= set(reader.fieldnames):
             raise ValueError("needs the columns " + ",".join(sorted(needed)))
-        return list(reader)
+        rows = list(itertools.islice(reader, max_rows + 1))
     except csv.Error as exc:
         raise ValueError(f"not CSV (line {reader.line_num}): {exc}") from exc
+    if len(rows) > max_rows:
+        raise TooManyRows(max_rows)
+    return rows
 
 
 def match_pairs(rows: list[dict], gazetteer: Gazetteer) -> tuple[set[tuple[str, str]], list[dict]]:

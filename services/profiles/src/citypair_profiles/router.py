@@ -1,8 +1,11 @@
-import re
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from citypair_profiles import service, tabular
 from citypair_profiles.partnering import read_twin_rows
@@ -21,14 +24,30 @@ from citypair_profiles.service import DirectoryFilter
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
 from citypair_shared.problems import Problem, invalid, problem_responses
+from citypair_shared.strict_json import BadJson
 from citypair_shared.themes import THEME_IDS
 
 router = APIRouter(prefix="/api/v1/cities", tags=["cities"])
 NO_CITY = {404: "No such city"}
 Registrar = Annotated[Principal, require_roles("admin", "coordinator")]
 IfMatch = Annotated[str | None, Header(max_length=100, description="The ETag you read; 412 if it is stale")]
-THEME_LEVEL = r"^[a-z_]+:[0-5]$"
+THEME_LEVEL = rf"^({'|'.join(THEME_IDS)}):[0-5]$"
+ThemeLevel = Annotated[str, StringConstraints(pattern=THEME_LEVEL)]
+# What an import's file must start with at least (the export's columns are all read); U+0000 is refused anywhere.
+CITIES_CSV = {"type": "string", "pattern": r"^name(\r?\n[^\u0000]*)?$"}
+PARTNERSHIPS_CSV = {
+    "type": "string",
+    "pattern": r"^city1,country1,lat1,lng1,city2,country2,lat2,lng2(\r?\n[^\u0000]*)?$",
+}
+# A profile's status changes: one operation each (`publishCity`, ...), each with its summary.
+STATUS_ACTIONS = {
+    "publish": "Publish a draft",
+    "retire": "Retire the profile",
+    "verify": "Verify the profile (coordinators, admins)",
+    "confirm": "Confirm the profile is still accurate",
+}
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
+IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json"}
 MAX_POPULATION = 100_000_000  # as CityCreate (and within the database's integer range)
 
 
@@ -41,14 +60,8 @@ async def _out(session, city, user: Principal) -> CityOut:
     return service.to_out(city, partners[city.id], user)
 
 
-def _theme_levels(values: list[str], param: str) -> tuple[tuple[str, int], ...]:
-    parsed = []
-    for value in values:
-        theme, level = value.split(":")
-        if theme not in THEME_IDS:
-            raise invalid(f"query.{param}", f"unknown theme {theme!r}")
-        parsed.append((theme, int(level)))
-    return tuple(parsed)
+def _theme_levels(values: list[str]) -> tuple[tuple[str, int], ...]:
+    return tuple((theme, int(level)) for theme, level in (value.split(":") for value in values))
 
 
 def directory_filter(
@@ -58,25 +71,23 @@ def directory_filter(
     country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")] = None,
     corridor: Corridor | None = None,
     offers: Annotated[
-        list[str], Query(max_length=5, description="`theme:level`: offers the theme at that level or more")
+        list[ThemeLevel], Query(max_length=5, description="`theme:level`: offers the theme at that level or more")
     ] = [],  # noqa: B006 - FastAPI copies defaults
-    needs: Annotated[list[str], Query(max_length=5, description="`theme:level`: needs it at that level or more")] = [],  # noqa: B006
+    needs: Annotated[
+        list[ThemeLevel], Query(max_length=5, description="`theme:level`: needs it at that level or more")
+    ] = [],  # noqa: B006
     population_min: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
     population_max: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
     status: Literal["draft", "published", "retired"] | None = None,
     verified: bool | None = None,
     stale: bool | None = None,
 ) -> DirectoryFilter:
-    for name, values in (("offers", offers), ("needs", needs)):
-        for value in values:
-            if not re.match(THEME_LEVEL, value):
-                raise invalid(f"query.{name}", f"{value!r} is not `theme:level` (level 0–5)")
     return DirectoryFilter(
         q=q,
         country=country,
         corridor=corridor.value if corridor else None,
-        offers=_theme_levels(offers, "offers"),
-        needs=_theme_levels(needs, "needs"),
+        offers=_theme_levels(offers),
+        needs=_theme_levels(needs),
         population_min=population_min,
         population_max=population_max,
         status=status,
@@ -121,23 +132,53 @@ async def directory(
         **problem_responses(401, 422),
     },
 )
-async def export(
+async def export_cities(
     session: SessionDep,
     user: CurrentUser,
     filters: Filters,
     format: Literal["csv", "json"] = "csv",
     sort: SortKey = SortKey.name,
 ):
-    """The whole filtered directory as CSV (the import's columns) or JSON; contacts are never exported."""
-    rows = await service.export(session=session, filters=filters, sort=sort)
-    profiles = [service.to_out(c, p, user).model_dump(mode="json", exclude={"contacts"}) for c, p in rows]
+    """The whole filtered directory as CSV (the import's columns) or JSON; contacts are never exported.
+
+    Streamed as it is read, a batch of cities at a time: the first rows leave at once, whatever the size.
+    (Should the database fail midway, the response ends without its last chunk: a client sees it cut short.)
+    """
+    batches = service.export(session=session, filters=filters, sort=sort)
     if format == "json":
-        return profiles
-    return PlainTextResponse(
-        tabular.to_csv(profiles),
+        return StreamingResponse(_json_export(batches, user), media_type="application/json")
+    return StreamingResponse(
+        _csv_export(batches, user),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="cities.csv"'},
     )
+
+
+# Each batch is written in a worker thread (CPU work): the event loop serves other requests meanwhile.
+async def _csv_export(batches: AsyncIterator[list], user: Principal) -> AsyncIterator[str]:
+    yield tabular.csv_header()
+    async for batch in batches:
+        yield await asyncio.to_thread(_csv_lines, batch, user)
+
+
+async def _json_export(batches: AsyncIterator[list], user: Principal) -> AsyncIterator[str]:
+    separator = "["
+    async for batch in batches:
+        yield separator + await asyncio.to_thread(_json_items, batch, user)
+        separator = ","
+    yield "[]" if separator == "[" else "]"
+
+
+def _exported(batch: list, user: Principal) -> list[CityOut]:
+    return [service.to_out(city, partners, user) for city, partners in batch]
+
+
+def _csv_lines(batch: list, user: Principal) -> str:
+    return tabular.csv_rows([c.model_dump(mode="json", exclude={"contacts"}) for c in _exported(batch, user)])
+
+
+def _json_items(batch: list, user: Principal) -> str:
+    return ",".join(c.model_dump_json(exclude={"contacts"}) for c in _exported(batch, user))
 
 
 @router.post(
@@ -147,7 +188,7 @@ async def export(
     openapi_extra={
         "requestBody": {
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
+                "text/csv": {"schema": CITIES_CSV},
                 "application/json": {"schema": {"type": "array", "items": {}}},
             },
             "required": True,
@@ -163,11 +204,13 @@ async def import_cities(
 ):
     """Import profiles from CSV (`text/csv`) or JSON; each row is validated and reported by line.
 
-    Rows with a GeoNames id or external id that is already known update that profile (re-imports do not duplicate).
+    Rows whose `id` (an export's), GeoNames id or external id is already known update that profile: re-imports do
+    not duplicate, and an export imports back (its read-only columns are ignored). At most
+    `CITYPAIR_PROFILES_IMPORT_MAX_ROWS` rows (50,000): a larger file is refused whole (413).
     """
-    rows = _parse_upload(await _read_body(request), request.headers.get("content-type", ""))
+    upload = await _checked_upload(request, max_rows=runtime.settings.import_max_rows)
     return await service.import_rows(
-        session=session, relay=runtime.relay, user=user, rows=rows, all_or_nothing=all_or_nothing
+        session=session, relay=runtime.relay, user=user, rows=upload, all_or_nothing=all_or_nothing
     )
 
 
@@ -175,7 +218,7 @@ async def import_cities(
     "/partnerships/import",
     response_model=PartnershipReport,
     responses=problem_responses(401, 403, 413, 422),
-    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}},
+    openapi_extra={"requestBody": {"content": {"text/csv": {"schema": PARTNERSHIPS_CSV}}, "required": True}},
 )
 async def import_partnerships(
     request: Request,
@@ -185,8 +228,13 @@ async def import_partnerships(
     source: Annotated[str, Query(max_length=60, pattern=r"^[a-z0-9_.-]+$")] = "twin_cities",
 ):
     """Record real partnerships (`city1,country1,lat1,lng1,city2,country2,lat2,lng2` rows) among the profiles."""
+    body = await _read_body(request)
     try:
-        rows = read_twin_rows((await _read_body(request)).decode("utf-8-sig"))
+        rows = await asyncio.to_thread(
+            lambda: read_twin_rows(body.decode("utf-8-sig"), max_rows=runtime.settings.import_max_rows)
+        )
+    except tabular.TooManyRows as exc:
+        raise _too_many_rows(exc) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid("body", str(exc)) from exc
     return await service.import_partnerships(session=session, relay=runtime.relay, user=user, rows=rows, source=source)
@@ -201,18 +249,34 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _parse_upload(body: bytes, content_type: str) -> list[tuple[int, dict]]:
+async def _checked_upload(request: Request, *, max_rows: int) -> tabular.Upload:
+    """The request's file, read through once in a worker thread: 413, 415 or 422 (naming where) if it cannot be
+    imported, so that nothing is written for a file refused whole."""
+    content_type = request.headers.get("content-type", "")
+    media = next((m for prefix, m in IMPORT_MEDIA.items() if content_type.startswith(prefix)), None)
+    if media is None:
+        raise Problem(415, "Unsupported media type", "send text/csv or application/json", type_="/problems/media-type")
+    upload = tabular.Upload(await _read_body(request), media)
     try:
-        text = body.decode("utf-8-sig")
-        if content_type.startswith("text/csv"):
-            return tabular.parse_csv(text)
-        if content_type.startswith("application/json"):
-            return tabular.parse_json(text)
-    except UnicodeDecodeError as exc:
-        raise invalid("body", "the file is not UTF-8") from exc
+        await asyncio.to_thread(upload.check, max_rows)
+    except tabular.TooManyRows as exc:
+        raise _too_many_rows(exc) from exc
+    except BadJson as exc:  # the rules every JSON body is held to (citypair_shared.strict_json)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors]) from exc
     except tabular.BadFile as exc:
         raise invalid("body", str(exc)) from exc
-    raise Problem(415, "Unsupported media type", "send text/csv or application/json", type_="/problems/media-type")
+    return upload
+
+
+def _too_many_rows(exc: tabular.TooManyRows) -> Problem:
+    return Problem(
+        413,
+        "Too many rows",
+        str(exc),
+        type_="/problems/too-many-rows",
+        max_rows=exc.limit,
+        errors=[{"field": "body", "message": str(exc)}],
+    )
 
 
 @router.get("/{city_id}", response_model=CityOut, responses=problem_responses(401, 422, described=NO_CITY))
@@ -263,26 +327,34 @@ async def update_city(
     return await _update(session, runtime, response, user, city_id, body, if_match)
 
 
-@router.post(
-    "/{city_id}/{action}",
-    response_model=CityOut,
-    responses=problem_responses(401, 403, 409, 412, 422, described=NO_CITY),
-)
-async def change_status(
-    city_id: IdPath,
-    action: Literal["publish", "retire", "verify", "confirm"],
-    response: Response,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    user: CurrentUser,
-    if_match: IfMatch = None,
-):
-    """`publish` a draft, `retire`, `verify` (coordinators, admins) or `confirm` the profile is still accurate."""
-    city = await service.change_status(
-        session=session, relay=runtime.relay, user=user, city_id=city_id, action=action, if_match=if_match
+def _status_change(action: str):
+    async def change_status(
+        city_id: IdPath,
+        response: Response,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        user: CurrentUser,
+        if_match: IfMatch = None,
+    ):
+        city = await service.change_status(
+            session=session, relay=runtime.relay, user=user, city_id=city_id, action=action, if_match=if_match
+        )
+        _etag(response, city)
+        return await _out(session, city, user)
+
+    return change_status
+
+
+for _action, _summary in STATUS_ACTIONS.items():
+    router.add_api_route(
+        f"/{{city_id}}/{_action}",
+        _status_change(_action),
+        methods=["POST"],
+        name=f"{_action}_city",
+        summary=_summary,
+        response_model=CityOut,
+        responses=problem_responses(401, 403, 409, 412, 422, described=NO_CITY),
     )
-    _etag(response, city)
-    return await _out(session, city, user)
 
 
 @router.get(

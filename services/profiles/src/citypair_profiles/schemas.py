@@ -7,13 +7,13 @@ from typing import Annotated
 from zoneinfo import available_timezones
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
+from citypair_shared.contract import VISIBLE_TEXT_PATTERN, json_integer
 from citypair_shared.events.profiles import Indicator
-from citypair_shared.geography import CORRIDORS, INDICATORS
+from citypair_shared.geography import INDICATORS, Corridor
 from citypair_shared.themes import ThemeId
 
-Corridor = StrEnum("Corridor", {c: c for c in CORRIDORS})
 IndicatorKey = StrEnum("IndicatorKey", {k: k for k in INDICATORS})
 
 
@@ -42,17 +42,56 @@ def _timezone(value: str) -> str:
     return value
 
 
-CountryCode = Annotated[str, Field(min_length=2, max_length=2, examples=["CN"]), AfterValidator(_country)]
-LanguageCode = Annotated[str, Field(min_length=2, max_length=2, examples=["zh"]), AfterValidator(_language)]
-TimeZone = Annotated[str, Field(max_length=64, examples=["Asia/Shanghai"]), AfterValidator(_timezone)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# The lists the validators check against, in the schema too (the API also takes the codes in lower case).
+COUNTRY_CODES = sorted(country.alpha_2 for country in pycountry.countries)
+LANGUAGE_CODES = sorted(language.alpha_2 for language in pycountry.languages if hasattr(language, "alpha_2"))
+CountryCode = Annotated[
+    str,
+    Field(min_length=2, max_length=2, examples=["CN"], json_schema_extra={"enum": COUNTRY_CODES}),
+    AfterValidator(_country),
+]
+LanguageCode = Annotated[
+    str,
+    Field(min_length=2, max_length=2, examples=["zh"], json_schema_extra={"enum": LANGUAGE_CODES}),
+    AfterValidator(_language),
+]
+TimeZone = Annotated[
+    str,
+    Field(max_length=64, examples=["Asia/Shanghai"], json_schema_extra={"enum": sorted(_timezones())}),
+    AfterValidator(_timezone),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
+
+
+def _check_indicator_ranges(indicators: dict | None) -> None:
+    for key, indicator in (indicators or {}).items():
+        _, _, low, high = INDICATORS[key]
+        if not low <= indicator.value <= high:
+            raise ValueError(f"indicators.{key}.value must be within {low}–{high}")
+
+
+# Each indicator's own range (`_check_indicator_ranges`), stated per key in the schema.
+INDICATORS_SCHEMA = {
+    "properties": {
+        key: {
+            "type": "object",
+            "properties": {
+                "value": {"type": "number", "minimum": low, "maximum": high},
+                "year": {"type": "integer", "minimum": 1990, "maximum": 2100},
+            },
+            "required": ["value", "year"],
+            "additionalProperties": False,
+        }
+        for key, (_, _, low, high) in INDICATORS.items()
+    }
+}
 
 
 class ThemeEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    offer: int = Field(0, ge=0, le=5, description="What the city can share, 0–5")
-    need: int = Field(0, ge=0, le=5, description="What the city seeks, 0–5")
+    offer: json_integer(ge=0, le=5) = Field(0, description="What the city can share, 0–5")
+    need: json_integer(ge=0, le=5) = Field(0, description="What the city seeks, 0–5")
     notes: str = Field("", max_length=2000)
     key_projects: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=20)
 
@@ -60,8 +99,8 @@ class ThemeEntry(BaseModel):
 class IndicatorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: float = Field(allow_inf_nan=False)
-    year: int = Field(ge=1990, le=2100)
+    value: StrictFloat = Field(allow_inf_nan=False)
+    year: json_integer(ge=1990, le=2100)
 
 
 class Contacts(BaseModel):
@@ -70,9 +109,9 @@ class Contacts(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     office: str | None = Field(None, max_length=200)
-    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
     phone: str | None = Field(None, max_length=40, pattern=r"^[0-9+()\-. ]{3,40}$")
-    website: str | None = Field(None, max_length=300, pattern=r"^https?://\S+$")
+    website: str | None = Field(None, max_length=300, pattern=r"^https?://[^\s\x00]+$")
 
 
 class CityFields(BaseModel):
@@ -85,33 +124,32 @@ class CityFields(BaseModel):
     alternate_names: list[Name] = Field(default_factory=list, max_length=100)
     country_code: CountryCode
     admin_region: str | None = Field(None, max_length=200)
-    latitude: float = Field(ge=-90, le=90, examples=[34.26])
-    longitude: float = Field(ge=-180, le=180, examples=[108.93])
-    population: int = Field(ge=0, le=100_000_000, examples=[12_900_000])
+    latitude: StrictFloat = Field(ge=-90, le=90, examples=[34.26])
+    longitude: StrictFloat = Field(ge=-180, le=180, examples=[108.93])
+    population: json_integer(ge=0, le=100_000_000) = Field(examples=[12_900_000])
     timezone: TimeZone | None = None
-    geonames_id: int | None = Field(None, ge=1, le=2_000_000_000)
-    external_id: str | None = Field(None, min_length=1, max_length=100, description="Your id, for idempotent imports")
+    geonames_id: json_integer(ge=1, le=2_000_000_000) | None = None
+    external_id: str | None = Field(
+        None, min_length=1, max_length=100, pattern=VISIBLE_TEXT_PATTERN, description="Your id, for idempotent imports"
+    )
     themes: dict[ThemeId, ThemeEntry] = Field(default_factory=dict, description="Offer and need levels per theme")
-    indicators: dict[IndicatorKey, IndicatorIn] = Field(default_factory=dict)
+    indicators: dict[IndicatorKey, IndicatorIn] = Field(default_factory=dict, json_schema_extra=INDICATORS_SCHEMA)
     languages: list[LanguageCode] = Field(default_factory=list, max_length=20)
     corridors: list[Corridor] = Field(default_factory=list, max_length=7)
-    capacity: int = Field(5, ge=0, le=100, description="How many active partnerships the city can carry")
+    capacity: json_integer(ge=0, le=100) = Field(5, description="How many active partnerships the city can carry")
     preferred_countries: list[CountryCode] = Field(default_factory=list, max_length=50)
     excluded_countries: list[CountryCode] = Field(default_factory=list, max_length=50)
     contacts: Contacts = Field(default_factory=Contacts)
-    demo: bool = Field(False, description="Theme levels and indicators are generated demo data, not facts")
+    demo: StrictBool = Field(False, description="Theme levels and indicators are generated demo data, not facts")
 
     @model_validator(mode="after")
     def _indicators_in_range(self):
-        for key, indicator in self.indicators.items():
-            _, _, low, high = INDICATORS[key]
-            if not low <= indicator.value <= high:
-                raise ValueError(f"indicators.{key}.value must be within {low}–{high}")
+        _check_indicator_ranges(self.indicators)
         return self
 
 
 class CityCreate(CityFields):
-    draft: bool = Field(False, description="Save as a draft (not yet visible to matching)")
+    draft: StrictBool = Field(False, description="Save as a draft (not yet visible to matching)")
 
 
 class CityUpdate(BaseModel):
@@ -123,18 +161,24 @@ class CityUpdate(BaseModel):
     local_name: str | None = Field(None, max_length=200)
     alternate_names: list[Name] | None = Field(None, max_length=100)
     admin_region: str | None = Field(None, max_length=200)
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
-    population: int | None = Field(None, ge=0, le=100_000_000)
+    latitude: StrictFloat | None = Field(None, ge=-90, le=90)
+    longitude: StrictFloat | None = Field(None, ge=-180, le=180)
+    population: json_integer(ge=0, le=100_000_000) | None = None
     timezone: TimeZone | None = None
     themes: dict[ThemeId, ThemeEntry] | None = None
-    indicators: dict[IndicatorKey, IndicatorIn] | None = None
+    indicators: dict[IndicatorKey, IndicatorIn] | None = Field(None, json_schema_extra=INDICATORS_SCHEMA)
     languages: list[LanguageCode] | None = Field(None, max_length=20)
     corridors: list[Corridor] | None = Field(None, max_length=7)
-    capacity: int | None = Field(None, ge=0, le=100)
+    capacity: json_integer(ge=0, le=100) | None = None
     preferred_countries: list[CountryCode] | None = Field(None, max_length=50)
     excluded_countries: list[CountryCode] | None = Field(None, max_length=50)
     contacts: Contacts | None = None
+
+    @model_validator(mode="after")
+    def _indicators_in_range(self):
+        # Checked here, as for a new profile: a wrong value is a 422 before any If-Match is looked at.
+        _check_indicator_ranges(self.indicators)
+        return self
 
 
 class CityOut(BaseModel):

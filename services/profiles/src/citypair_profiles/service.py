@@ -1,7 +1,10 @@
 """Profile use cases. Each takes a session and the caller; every change bumps the version,
 records its history and stages the city's event in the same transaction."""
 
+import asyncio
+import itertools
 import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Partnership
 from citypair_profiles.partnering import Candidate, Gazetteer, match_pairs
 from citypair_profiles.schemas import CityCreate, CityFields, CityOut, CityUpdate, ImportReport, ImportRow, SortKey
+from citypair_profiles.tabular import ImportedRow
 from citypair_profiles.text import fold, search_text
 from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import retry_on_conflict
@@ -23,8 +27,16 @@ from citypair_shared.problems import Problem, not_found
 
 SOURCE = "/citypair/profiles"
 STALE_AFTER = timedelta(days=365)
+# Rows an import parses, validates and writes at a time, and cities an export reads at a time: small enough
+# that a batch's work holds the event loop for a few milliseconds, and memory for a few megabytes.
+IMPORT_BATCH = 250
+EXPORT_BATCH = 500
+MATCH_KEYS = ("id", "geonames_id", "external_id")  # what makes an import row update a city, in this order
 # Fields a PATCH may clear with null; for the others null means "leave as is".
 NULLABLE = frozenset({"local_name", "admin_region", "timezone"})
+# Anyone signed in reads a city's history, and only those who may edit the city see its contacts:
+# history records that they changed, never what they were or became.
+PRIVATE_IN_HISTORY = frozenset({"contacts"})
 
 
 def is_stale(city: City, now: datetime | None = None) -> bool:
@@ -156,6 +168,11 @@ def to_out(city: City, partner_ids: list[str], user: Principal) -> CityOut:
     )
 
 
+def for_history(changes: dict) -> dict:
+    """The changes as history keeps them: private fields only as "changed"."""
+    return {k: "changed" if k in PRIVATE_IN_HISTORY else v for k, v in changes.items()}
+
+
 async def _record(
     session: AsyncSession,
     relay: OutboxRelay,
@@ -168,7 +185,9 @@ async def _record(
     partner_ids: list[str] | None = None,
 ) -> None:
     """History row + event for a change already applied to `city`."""
-    session.add(CityChange(city_id=city.id, version=city.version, action=action, actor_id=actor, changes=changes))
+    session.add(
+        CityChange(city_id=city.id, version=city.version, action=action, actor_id=actor, changes=for_history(changes))
+    )
     if partner_ids is None:
         partner_ids = (await partners_of(session, [city.id]))[city.id]
     relay.add(session, new_event(event(city=snapshot(city, partner_ids)), source=SOURCE, subject=city.id))
@@ -383,10 +402,18 @@ async def directory(
     return list(rows), total
 
 
-async def export(*, session: AsyncSession, filters: DirectoryFilter, sort: SortKey) -> list[tuple[City, list[str]]]:
-    cities = list(await session.scalars(directory_query(filters).order_by(*_SORTS[sort])))
-    partners = await partners_of(session, [c.id for c in cities])
-    return [(c, partners[c.id]) for c in cities]
+async def export(
+    *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey
+) -> AsyncIterator[list[tuple[City, list[str]]]]:
+    """The filtered directory in `sort` order, EXPORT_BATCH cities (with their partners) at a time.
+
+    Read through one server-side cursor (`yield_per`): one batch is in memory at a time, whatever the size.
+    """
+    query = directory_query(filters).order_by(*_SORTS[sort]).execution_options(yield_per=EXPORT_BATCH)
+    result = await session.stream_scalars(query)
+    async for cities in result.partitions():
+        partners = await partners_of(session, [c.id for c in cities])
+        yield [(c, partners[c.id]) for c in cities]
 
 
 def _errors(exc: ValidationError) -> list[dict]:
@@ -396,46 +423,32 @@ def _errors(exc: ValidationError) -> list[dict]:
     ]
 
 
+def _validated(rows: Iterator[ImportedRow], count: int) -> list[tuple[ImportedRow, CityCreate | list[dict]]]:
+    """The next `count` rows, each with its profile or its errors (CPU work: run in a worker thread)."""
+    batch = []
+    for row in itertools.islice(rows, count):
+        try:
+            # Lax: a CSV cell is text ("5"), where the API's JSON must carry a number.
+            batch.append((row, CityCreate.model_validate(row.fields, strict=False)))
+        except ValidationError as exc:
+            batch.append((row, _errors(exc)))
+    return batch
+
+
 @retry_on_conflict
 async def import_rows(
-    *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: list[tuple[int, dict]], all_or_nothing: bool
+    *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: Iterable[ImportedRow], all_or_nothing: bool
 ) -> ImportReport:
-    """Validate every row; create or update (by GeoNames id or external id) the good ones.
+    """Validate every row; create or update (by id, GeoNames id or external id) the good ones.
 
     Good rows are kept when others fail, unless `all_or_nothing`: then one bad row keeps them all out.
+    `rows` is read IMPORT_BATCH at a time, parsed and validated in a worker thread, and each batch is written
+    (not committed) before the next is read: memory holds a batch and the report, whatever the file's size.
     """
     report: list[ImportRow] = []
-    valid: list[tuple[int, CityCreate]] = []
-    for line, fields in rows:
-        try:
-            valid.append((line, CityCreate.model_validate(fields)))
-        except ValidationError as exc:
-            report.append(ImportRow(line=line, action="rejected", errors=_errors(exc)))
-    existing = await _existing_for_import(session, [data for _, data in valid])
-    seen: dict[tuple[str, object], str] = {}  # (key, value) -> city id, for rows repeating a key
-    new_rows: dict[str, dict] = {}
-    for line, data in valid:
-        values = data.model_dump(mode="json", exclude={"draft"}, exclude_unset=True)
-        keys = [(k, values.get(k)) for k in ("geonames_id", "external_id") if values.get(k) is not None]
-        known = next((seen[k] for k in keys if k in seen), None)
-        city = next((existing[k] for k in keys if k in existing), None)
-        if known in new_rows:  # created earlier in this file: the later row wins
-            new_rows[known] = _new_city_rows(data, user, city_id=known)
-            action = "created"
-        elif city is None:
-            rows_for_city = _new_city_rows(data, user)
-            new_rows[rows_for_city["city"]["id"]] = rows_for_city
-            known, action = rows_for_city["city"]["id"], "created"
-        else:
-            changes = _apply(city, values)
-            if changes:
-                city.version += 1
-                await _record(session, relay, city, action="imported", actor=user.user_id, changes=changes)
-            known, action = city.id, "updated" if changes else "unchanged"
-        for key in keys:
-            seen[key] = known
-        report.append(ImportRow(line=line, id=known, action=action))
-    await _insert_new_cities(session, relay, list(new_rows.values()))
+    source = iter(rows)
+    while batch := await asyncio.to_thread(_validated, source, IMPORT_BATCH):
+        report += await _import_batch(session, relay, user, batch)
     report.sort(key=lambda r: r.line)
     rejected = sum(r.action == "rejected" for r in report)
     commit = not (all_or_nothing and rejected)
@@ -453,6 +466,45 @@ async def import_rows(
         committed=commit,
         rows=report,
     )
+
+
+async def _import_batch(
+    session: AsyncSession, relay: OutboxRelay, user: Principal, batch: list[tuple[ImportedRow, CityCreate | list[dict]]]
+) -> list[ImportRow]:
+    """Write one batch of validated rows (flushed, not committed); returns their report rows."""
+    report = [ImportRow(line=row.line, action="rejected", errors=data) for row, data in batch if isinstance(data, list)]
+    valid = [(row, data) for row, data in batch if isinstance(data, CityCreate)]
+    existing = await _existing_for_import(session, valid)
+    cities = {city.id: city for city in existing.values()}
+    seen: dict[tuple[str, object], str] = {}  # (key, value) -> city id, for rows of this batch repeating a key
+    new_cities: dict[str, CityCreate] = {}  # city id -> its row's profile: the last row wins
+    for row, data in valid:
+        values = data.model_dump(mode="json", exclude={"draft"}, exclude_unset=True)
+        given = (row.city_id, data.geonames_id, data.external_id)
+        keys = [(k, v) for k, v in zip(MATCH_KEYS, given, strict=True) if v is not None]
+        named = {seen[k] if k in seen else existing[k].id for k in keys if k in seen or k in existing}
+        if len(named) > 1:
+            message = "the row's id, geonames_id and external_id name different cities"
+            errors = [{"field": k, "message": message} for k, _ in keys]
+            report.append(ImportRow(line=row.line, action="rejected", errors=errors))
+            continue
+        city_id = named.pop() if named else str(uuid.uuid4())
+        if city_id in cities:
+            city = cities[city_id]
+            changes = _apply(city, values)
+            if changes:
+                city.version += 1
+                await _record(session, relay, city, action="imported", actor=user.user_id, changes=changes)
+            action = "updated" if changes else "unchanged"
+        else:
+            new_cities[city_id], action = data, "created"
+        for key in keys:
+            seen[key] = city_id
+        report.append(ImportRow(line=row.line, id=city_id, action=action))
+    rows = await asyncio.to_thread(lambda: [_new_city_rows(d, user, city_id=i) for i, d in new_cities.items()])
+    await _insert_new_cities(session, relay, rows)
+    await session.flush()  # this batch's updates and history go out now, and its objects can be let go
+    return report
 
 
 def _new_city_rows(data: CityCreate, user: Principal, city_id: str | None = None) -> dict:
@@ -486,7 +538,7 @@ def _new_city_rows(data: CityCreate, user: Principal, city_id: str | None = None
         corridors=corridors,
         **public,
     )
-    changes = {k: [None, v] for k, v in {**fields, "themes": themes, "corridors": corridors}.items() if v}
+    changes = for_history({k: [None, v] for k, v in {**fields, "themes": themes, "corridors": corridors}.items() if v})
     return {
         "city": city,
         "themes": theme_rows,
@@ -511,11 +563,19 @@ async def _insert_new_cities(session: AsyncSession, relay: OutboxRelay, cities: 
     await relay.add_many(session, [c["event"] for c in cities])
 
 
-async def _existing_for_import(session: AsyncSession, rows: list[CityCreate]) -> dict[tuple[str, object], City]:
+async def _existing_for_import(
+    session: AsyncSession, rows: list[tuple[ImportedRow, CityCreate]]
+) -> dict[tuple[str, object], City]:
+    """The cities the rows name, by each of MATCH_KEYS: (key, value) -> city."""
+    wanted = {
+        "id": {row.city_id for row, _ in rows if row.city_id is not None},
+        "geonames_id": {data.geonames_id for _, data in rows if data.geonames_id is not None},
+        "external_id": {data.external_id for _, data in rows if data.external_id is not None},
+    }
     found: dict[tuple[str, object], City] = {}
-    for field in ("geonames_id", "external_id"):
-        values = sorted({getattr(r, field) for r in rows if getattr(r, field) is not None}, key=str)
-        for chunk in (values[i : i + 500] for i in range(0, len(values), 500)):
+    for field, values in wanted.items():
+        ordered = sorted(values, key=str)
+        for chunk in (ordered[i : i + 500] for i in range(0, len(ordered), 500)):
             for city in await session.scalars(select(City).where(getattr(City, field).in_(chunk))):
                 found[(field, getattr(city, field))] = city
     return found
@@ -533,7 +593,7 @@ async def import_partnerships(
             for c in cities
         ]
     )
-    pairs, unmatched = match_pairs(rows, gazetteer)
+    pairs, unmatched = await asyncio.to_thread(match_pairs, rows, gazetteer)  # CPU work: off the event loop
     existing = {(a, b) for a, b in await session.execute(select(Partnership.city_a, Partnership.city_b))}
     new_pairs = sorted(pairs - existing)
     for a, b in new_pairs:

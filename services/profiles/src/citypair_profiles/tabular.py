@@ -1,10 +1,19 @@
-"""CSV and JSON rows ⇄ profile fields. Pure: no I/O beyond the text given."""
+"""CSV and JSON rows ⇄ profile fields. Pure: no I/O beyond the bytes given.
+
+An upload is read a row at a time, as often as needed (a check of the whole file, then the import in
+batches), so that no more than a batch of rows is ever in memory; exports are written a batch at a time.
+"""
 
 import csv
 import io
-import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
 
+from citypair_shared import strict_json
 from citypair_shared.geography import INDICATORS
+from citypair_shared.spreadsheet import csv_text, restore
 from citypair_shared.themes import THEME_IDS
 
 LIST_SEPARATOR = "|"
@@ -31,55 +40,152 @@ COLUMNS = (
     *(f"{key}{suffix}" for key in INDICATORS for suffix in ("", "_year")),
     *(f"contact_{c}" for c in CONTACT_COLUMNS),
 )
+# What an export writes besides the import's columns: set by the service, never by an import, so an import
+# of an export ignores them (`id` names the city the row updates, if it is still here).
+READ_ONLY_COLUMNS = ("id", "status", "verified", "version")
+READ_ONLY_FIELDS = (
+    *READ_ONLY_COLUMNS,
+    "verified_by",
+    "verified_at",
+    "last_confirmed_at",
+    "stale",
+    "partner_ids",
+    "created_at",
+    "updated_at",
+)
+EXPORT_COLUMNS = ("id", *(c for c in COLUMNS if not c.startswith("contact_")), "status", "verified", "version")
+JSON_ROWS_KEY = "cities"  # a JSON import is an array, or {"cities": [...]}
+# CSV has no types: the cells of numeric columns are read as numbers when they are written as one (else the
+# text is kept, and validation names the column).
+INTEGER = re.compile(r"[+-]?\d+")
+DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+INTEGER_COLUMNS = frozenset({"geonames_id", "population", "capacity"})
+DECIMAL_COLUMNS = frozenset({"latitude", "longitude"})
+EXTRA_CELLS = "cells past the last column"
 
 
 class BadFile(ValueError):
     """The file as a whole cannot be read (not one row: the whole thing)."""
 
 
-def parse_csv(text: str) -> list[tuple[int, dict]]:
-    """Rows as (line number, profile fields); unknown columns are kept so validation names them."""
-    if "\x00" in text:  # no text may hold U+0000 (PostgreSQL cannot store it; see citypair_shared.deps.reject_nul)
-        raise BadFile("the file contains the NUL character (U+0000)")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        if not reader.fieldnames or "name" not in reader.fieldnames:
-            raise BadFile("a CSV import needs a header row with at least a `name` column")
-        return [(reader.line_num, row_to_fields(row)) for row in reader]
-    except csv.Error as exc:
-        raise BadFile(f"not CSV (line {reader.line_num}): {exc}") from exc
+class TooManyRows(ValueError):
+    def __init__(self, limit: int):
+        super().__init__(f"an import takes at most {limit:,} rows; split the file")
+        self.limit = limit
 
 
-def parse_json(text: str) -> list[tuple[int, dict]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadFile(f"not JSON: {exc}") from exc
-    if isinstance(data, dict) and isinstance(data.get("cities"), list):
-        data = data["cities"]
-    if not isinstance(data, list):
-        raise BadFile('a JSON import is an array of profiles (or {"cities": [...]})')
-    return [(i, row if isinstance(row, dict) else {"__row__": row}) for i, row in enumerate(data, start=1)]
+@dataclass(frozen=True)
+class ImportedRow:
+    line: int  # CSV line (the header is line 1) or JSON array position (from 1)
+    fields: dict  # as given: validation names what is wrong
+    city_id: str | None = None  # an export's `id`
 
 
-def row_to_fields(row: dict[str, str]) -> dict:
+class Upload:
+    """The rows of an uploaded CSV or JSON file, read afresh on each pass over it."""
+
+    def __init__(self, body: bytes, media: Literal["csv", "json"]):
+        self._body, self.media = body, media
+        self._text: str | None = None
+
+    def __iter__(self) -> Iterator[ImportedRow]:
+        if self.media == "csv":
+            for line, row in self._csv_records():
+                fields, city_id = row_to_fields(row)
+                yield ImportedRow(line, fields, city_id)
+        else:
+            for position, item in self._json_items():
+                if isinstance(item, dict):
+                    fields, city_id = _without_read_only(item)
+                    yield ImportedRow(position, fields, city_id)
+                else:
+                    yield ImportedRow(position, {"__row__": item})
+
+    def check(self, max_rows: int) -> int:
+        """Read the whole file once: its row count, BadFile if it cannot be read, TooManyRows past `max_rows`."""
+        count = 0
+        for count, _ in enumerate(self._csv_records() if self.media == "csv" else self._json_items(), start=1):
+            if count > max_rows:
+                raise TooManyRows(max_rows)
+        return count
+
+    def _csv_records(self) -> Iterator[tuple[int, dict]]:
+        if b"\x00" in self._body:  # no text may hold U+0000 (PostgreSQL cannot store it; see citypair_shared.deps)
+            raise BadFile("the file contains the NUL character (U+0000)")
+        text = io.TextIOWrapper(io.BytesIO(self._body), encoding="utf-8-sig", newline="")
+        reader = csv.DictReader(text, restkey=EXTRA_CELLS)
+        try:
+            header = reader.fieldnames
+            if not header or "name" not in header:
+                raise BadFile("a CSV import needs a header row with at least a `name` column")
+            if repeated := sorted({c for c in header if header.count(c) > 1}):
+                raise BadFile(f"the header repeats the column {repeated[0]!r}")
+            for row in reader:
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise BadFile(f"not CSV (line {reader.line_num}): {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise BadFile(f"the file is not UTF-8 (after line {reader.line_num})") from exc
+
+    def _json_items(self) -> Iterator[tuple[int, object]]:
+        if self._text is None:
+            try:
+                self._text = self._body.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise BadFile("the file is not UTF-8") from exc
+            self._body = b""  # the text is what is read from now on
+        try:
+            for loc, item in strict_json.array_items(self._text, under=JSON_ROWS_KEY):
+                yield loc[-1] + 1, item
+        except ValueError as exc:
+            if isinstance(exc, strict_json.BadJson):
+                raise
+            raise BadFile(f'a JSON import is an array of profiles (or {{"{JSON_ROWS_KEY}": [...]}})') from exc
+
+
+def _without_read_only(row: dict) -> tuple[dict, str | None]:
+    """A JSON row without what an export adds (its `id` apart), so that an export imports back."""
+    city_id = row.get("id")
+    fields = {k: v for k, v in row.items() if k not in READ_ONLY_FIELDS}
+    if isinstance(indicators := fields.get("indicators"), dict):  # the export adds each indicator's unit
+        fields["indicators"] = {
+            k: {f: v for f, v in i.items() if f != "unit"} if isinstance(i, dict) else i for k, i in indicators.items()
+        }
+    return fields, city_id if isinstance(city_id, str) else None
+
+
+def _number(text: str, pattern: re.Pattern, kind: type) -> int | float | str:
+    return kind(text) if pattern.fullmatch(text) else text
+
+
+def row_to_fields(row: dict[str, str]) -> tuple[dict, str | None]:
+    """A CSV row's profile fields (and its `id`, from an export); unknown columns are kept so validation names them."""
     fields: dict = {}
     themes: dict = {}
     indicators: dict = {}
     contacts: dict = {}
+    city_id = None
     for column, raw in row.items():
-        value = (raw or "").strip() if isinstance(raw, str) else raw
+        value = restore(raw).strip() if isinstance(raw, str) else raw
         if value in ("", None):
             continue
-        if column in LIST_COLUMNS:
+        if column == "id":
+            city_id = value
+        elif column in READ_ONLY_COLUMNS:
+            continue
+        elif column in LIST_COLUMNS:
             fields[column] = [v.strip() for v in value.split(LIST_SEPARATOR) if v.strip()]
         elif column.startswith(("offer_", "need_")) and column.split("_", 1)[1] in THEME_IDS:
             side, theme = column.split("_", 1)
-            themes.setdefault(theme, {})[side] = value
+            themes.setdefault(theme, {})[side] = _number(value, INTEGER, int)
         elif column.endswith("_year") and column[: -len("_year")] in INDICATORS:
-            indicators.setdefault(column[: -len("_year")], {})["year"] = value
+            indicators.setdefault(column[: -len("_year")], {})["year"] = _number(value, INTEGER, int)
         elif column in INDICATORS:
-            indicators.setdefault(column, {})["value"] = value
+            indicators.setdefault(column, {})["value"] = _number(value, DECIMAL, float)
+        elif column in INTEGER_COLUMNS:
+            fields[column] = _number(value, INTEGER, int)
+        elif column in DECIMAL_COLUMNS:
+            fields[column] = _number(value, DECIMAL, float)
         elif column.startswith("contact_"):
             contacts[column.removeprefix("contact_")] = value
         elif column == "demo":
@@ -92,22 +198,25 @@ def row_to_fields(row: dict[str, str]) -> dict:
         fields["indicators"] = indicators
     if contacts:
         fields["contacts"] = contacts
-    return fields
+    return fields, city_id
 
 
-def to_csv(profiles: list[dict]) -> str:
-    """The directory as CSV, in the same columns the import reads (contacts never exported)."""
-    out = io.StringIO()
-    columns = [c for c in COLUMNS if not c.startswith("contact_")]
-    writer = csv.DictWriter(out, fieldnames=["id", *columns, "status", "verified", "version"], extrasaction="ignore")
-    writer.writeheader()
-    for p in profiles:
-        row = {k: p.get(k) for k in ("id", *SCALAR_COLUMNS, "status", "verified", "version")}
-        for column in LIST_COLUMNS:
-            row[column] = LIST_SEPARATOR.join(p.get(column) or [])
-        for theme, levels in (p.get("themes") or {}).items():
-            row[f"offer_{theme}"], row[f"need_{theme}"] = levels["offer"], levels["need"]
-        for key, indicator in (p.get("indicators") or {}).items():
-            row[key], row[f"{key}_year"] = indicator["value"], indicator["year"]
-        writer.writerow(row)
-    return out.getvalue()
+def export_row(profile: dict) -> dict:
+    """A profile (as the API shows it, without contacts) as a row of EXPORT_COLUMNS."""
+    row = {k: profile.get(k) for k in ("id", *SCALAR_COLUMNS, "status", "verified", "version")}
+    for column in LIST_COLUMNS:
+        row[column] = LIST_SEPARATOR.join(profile.get(column) or [])
+    for theme, levels in (profile.get("themes") or {}).items():
+        row[f"offer_{theme}"], row[f"need_{theme}"] = levels["offer"], levels["need"]
+    for key, indicator in (profile.get("indicators") or {}).items():
+        row[key], row[f"{key}_year"] = indicator["value"], indicator["year"]
+    return row
+
+
+def csv_header() -> str:
+    return csv_text(EXPORT_COLUMNS, [], header=True)
+
+
+def csv_rows(profiles: list[dict]) -> str:
+    """Profiles as CSV lines in EXPORT_COLUMNS (the import's columns; contacts never), formulas defused."""
+    return csv_text(EXPORT_COLUMNS, [export_row(p) for p in profiles])

@@ -22,6 +22,7 @@ class Api:
         return await self.client.post(
             "/api/v1/auth/token",
             data={"username": email, "password": password},
+            # Sign-in is throttled per address: the browser's, which the gateway believes from web only.
             headers={"X-Forwarded-For": client_address},
         )
 

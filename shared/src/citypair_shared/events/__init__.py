@@ -1,10 +1,10 @@
-"""Event schemas, owned by their producers: `profiles`, `matching`, `pilot_zones`.
+"""Event schemas, owned by their producers: `identity`, `profiles`, `matching`, `pilot_zones`.
 
 `EVENT_TYPES` maps each CloudEvents `type` (which is also the NATS subject) to its data model.
 """
 
 from citypair_shared.events.envelope import CloudEvent, new_event
-from citypair_shared.events.identity import TokensRevoked
+from citypair_shared.events.identity import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot
 from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
 from citypair_shared.events.pilot_zones import PROPOSAL_EVENTS, ProposalApproved
 from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
@@ -13,6 +13,8 @@ EVENT_TYPES = {
     model.event_type: model
     for model in (
         TokensRevoked,
+        UserRegistered,
+        UserRolesChanged,
         CityRegistered,
         CityUpdated,
         CityRetired,
@@ -23,8 +25,8 @@ EVENT_TYPES = {
     )
 }
 
-# One stream per producing service; every service declares them all at start-up,
-# so no start order is needed.
+# One stream per producing service, declared by the bus admin before any service starts
+# (citypair_shared.declare_streams): a service may not shape streams (citypair_shared.bus_access).
 STREAMS = {"IDENTITY": "identity.>", "PROFILES": "profiles.>", "MATCHING": "matching.>", "PILOT_ZONES": "pilot_zones.>"}
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
@@ -48,6 +50,9 @@ __all__ = [
     "MatchDeclined",
     "RoundCompleted",
     "TokensRevoked",
+    "UserRegistered",
+    "UserRolesChanged",
+    "UserSnapshot",
     "ProposalApproved",
     "new_event",
     "stream_of",

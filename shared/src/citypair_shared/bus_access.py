@@ -1,0 +1,168 @@
+"""Who may do what on the bus: a NATS user per service, its permissions derived from what it publishes and consumes.
+
+A service may publish its own subjects, create, read and ack its own durable consumers, dead-letter what
+they give up on and follow token revocations; it may subscribe to its own replies only. It may not create
+or update a stream: a stream's configuration can copy any other stream (`sources`) and republish into any
+subject, so whoever may shape a stream may read and forge every event. The streams are declared by the
+admin user, which only the tooling has (`citypair run`, the tests, compose's `streams` job).
+
+The nats-server configuration for all of them is rendered here, so it cannot drift from the code.
+"""
+
+import dataclasses
+import functools
+import importlib
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from citypair_shared.bus import Subscription, inbox_prefix
+from citypair_shared.events import DEAD_LETTER_PREFIX, STREAMS, TokensRevoked, stream_of
+from citypair_shared.revocations import REVOCATION_STREAM
+
+ADMIN = "admin"
+CONSUMER_API = "$JS.API.CONSUMER"
+
+
+@dataclass(frozen=True)
+class BusUser:
+    """A service's use of the bus: its NATS user is its name."""
+
+    name: str
+    publishes: bool
+    subscriptions: tuple[Subscription, ...] = ()
+
+
+def password_variable(user: str) -> str:
+    """The environment variable with a user's password: the service's own setting, and what nats-server reads."""
+    return "CITYPAIR_NATS_ADMIN_PASSWORD" if user == ADMIN else f"CITYPAIR_{user.upper()}_NATS_PASSWORD"
+
+
+def permissions(user: BusUser, everyone: Sequence[BusUser]) -> dict[str, dict[str, list[str]]]:
+    """What `user` may publish and subscribe to (JetStream's API is requests published to `$JS.API.…`)."""
+    allow = [STREAMS[stream_of(user.name)]] if user.publishes else []
+    for sub in user.subscriptions:
+        stream, durable = sub.stream, sub.durable
+        allow += [
+            f"{CONSUMER_API}.CREATE.{stream}.{durable}.{STREAMS[stream]}",
+            f"{CONSUMER_API}.INFO.{stream}.{durable}",
+            f"{CONSUMER_API}.MSG.NEXT.{stream}.{durable}",
+            f"$JS.ACK.{stream}.{durable}.>",
+            f"{DEAD_LETTER_PREFIX}.{durable}",
+        ]
+    # The revocation follower: a consumer of any name on identity's stream, whose create request names
+    # the revocation subject (the server refuses a consumer whose filter differs from its request's) ...
+    revocations = REVOCATION_STREAM
+    allow += [
+        f"{CONSUMER_API}.CREATE.{revocations}.*.{TokensRevoked.event_type}",
+        f"{CONSUMER_API}.MSG.NEXT.{revocations}.*",
+    ]
+    # ... but not under the name of another service's durable consumer there, to reshape it or read from it.
+    others = [s.durable for u in everyone if u.name != user.name for s in u.subscriptions if s.stream == revocations]
+    deny = [f"{CONSUMER_API}.CREATE.{revocations}.{durable}.>" for durable in others]
+    deny += [f"{CONSUMER_API}.MSG.NEXT.{revocations}.{durable}" for durable in others]
+    publish = {"allow": allow, "deny": deny} if deny else {"allow": allow}
+    return {"publish": publish, "subscribe": {"allow": [f"{inbox_prefix(user.name)}.>"]}}
+
+
+def nats_config(
+    users: Sequence[BusUser], *, port: int, store_dir: str, host: str | None = None, http_port: int | None = None
+) -> str:
+    """nats-server's configuration: JetStream, and the admin and each service's user; passwords by variable."""
+    lines = [
+        "# Rendered by citypair_shared.bus_access from the services' code: do not edit. deploy/nats.conf is",
+        "# written by `citypair nats-config --output deploy/nats.conf`. Each password is read from the",
+        "# environment variable it names (README: Configuration).",
+        "server_name: citypair-nats",
+        *([f"host: {host}"] if host else []),
+        f"port: {port}",
+        *(["# Monitoring, for health checks; not published.", f"http_port: {http_port}"] if http_port else []),
+        "# Events are small CloudEvents; a bigger payload is a bug, not a use case.",
+        "max_payload: 1MB",
+        "jetstream {",
+        f"  store_dir: {json.dumps(store_dir)}",
+        "}",
+        "authorization {",
+        "  users = [",
+        "    # The tooling's, to declare the streams; no service has it.",
+        f"    {{user: {ADMIN}, password: ${password_variable(ADMIN)}}}",
+    ]
+    for user in users:
+        lines += [
+            f"    {{user: {user.name}, password: ${password_variable(user.name)}, permissions: {{",
+            *_permission_lines(permissions(user, users)),
+            "    }}",
+        ]
+    return "\n".join([*lines, "  ]", "}", ""])
+
+
+def compose_nats_config() -> str:
+    """deploy/nats.conf: the nats-server of docker-compose.yml, JetStream on its volume at /data."""
+    return nats_config(service_bus_users(), port=4222, http_port=8222, store_dir="/data")
+
+
+def _permission_lines(granted: dict[str, dict[str, list[str]]]) -> list[str]:
+    lines = []
+    for direction, rules in granted.items():
+        lines.append(f"      {direction}: {{")
+        for rule, subjects in rules.items():
+            lines += [f"        {rule}: [", *(f"          {json.dumps(s)}" for s in subjects), "        ]"]
+        lines.append("      }")
+    return lines
+
+
+def bus_passwords(path: Path, users: Iterable[str]) -> dict[str, str]:
+    """The password of the admin and of each user: generated once, kept in `path`, readable by its owner only."""
+    wanted = [ADMIN, *users]
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if missing := [user for user in wanted if user not in known]:
+        known.update({user: new_password() for user in missing})
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(known, indent=2) + "\n")
+    return {user: known[user] for user in wanted}
+
+
+def new_password() -> str:
+    """192 random bits, starting with a letter: nats-server parses a variable's value (`-1…` would be a number)."""
+    return "p" + secrets.token_hex(24)
+
+
+def password_environment(passwords: dict[str, str]) -> dict[str, str]:
+    """The passwords as nats-server (all of them) and each service (its own) read them."""
+    return {password_variable(user): password for user, password in passwords.items()}
+
+
+@functools.cache
+def service_bus_users() -> tuple[BusUser, ...]:
+    """Every service that uses the bus, as its `create_app` wires it: a new outbox or handler is covered at once.
+
+    Read in a child process: building an app configures logging, which this process keeps as it is.
+    """
+    found = subprocess.run([sys.executable, "-m", __name__], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise RuntimeError(f"reading the services' use of the bus failed:\n{found.stderr}")
+    return tuple(
+        BusUser(user["name"], user["publishes"], tuple(Subscription(**sub) for sub in user["subscriptions"]))
+        for user in json.loads(found.stdout)
+    )
+
+
+def _bus_users_of_the_apps() -> list[BusUser]:
+    from citypair_shared.stack import SERVICES  # the stack renders this module's config: import it late
+
+    users = []
+    for spec in SERVICES:
+        settings = importlib.import_module(f"{spec.package}.config").Settings(environment="development")
+        runtime = importlib.import_module(f"{spec.package}.main").create_app(settings).state.runtime
+        if runtime.bus_user is not None:
+            users.append(runtime.bus_user)
+    return users
+
+
+if __name__ == "__main__":
+    print(json.dumps([dataclasses.asdict(user) for user in _bus_users_of_the_apps()]))

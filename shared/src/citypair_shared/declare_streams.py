@@ -1,0 +1,35 @@
+"""Declare the JetStream streams as the bus admin: the step before any service starts.
+
+`python -m citypair_shared.declare_streams` is compose's `streams` job; `citypair run` and the tests do
+the same once nats-server is up. The services may not (see citypair_shared.bus_access), and need not:
+a stream that exists is brought to the configuration in the code.
+"""
+
+import asyncio
+import os
+
+from citypair_shared.bus import Bus
+from citypair_shared.bus_access import ADMIN, password_variable
+
+
+async def declare_streams(url: str, *, admin_password: str | None) -> None:
+    """Create or update every stream (as the admin; without a password, on a server that asks for none)."""
+    bus = Bus(url, user=ADMIN, password=admin_password)
+    await bus.connect()
+    try:
+        await bus.declare_streams()
+    finally:
+        await bus.close()
+
+
+def main() -> None:
+    url = os.environ.get("CITYPAIR_NATS_URL", "nats://127.0.0.1:14222")
+    admin_password = os.environ.get(password_variable(ADMIN))
+    if not admin_password:
+        raise SystemExit(f"set {password_variable(ADMIN)}: the bus admin's password (README: Configuration)")
+    asyncio.run(declare_streams(url, admin_password=admin_password))
+    print(f"streams declared at {url}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
