@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 CONFIG_FILE = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = 100 if os.environ.get("CI", "").lower() not in ("", "0", "false") else 25
+# Drafts name 2–7 of the official's cities (and the partner's): ~960 member sets, one open proposal each.
+OFFICIAL_CITIES = 10
 # Sign-in is fuzzed too: this stack's throttles are high enough never to lock anyone out.
 UNTHROTTLED = {
     "CITYPAIR_IDENTITY_SIGNIN_ACCOUNT_FAILURES": "1000000",
@@ -47,32 +50,46 @@ def stack(tmp_path_factory):
     stack.stop()
 
 
+def register(admin: httpx.Client, body: dict) -> str:
+    response = admin.post("/api/v1/cities", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 @pytest.fixture(scope="module")
-def real_ids(stack, admin) -> dict[str, list[str]]:
-    """A few real cities (known to matching and pilot_zones), a pilot zone and users: ids the fuzzer may use."""
-    first = city_body("Xi'an (fuzz)")
-    bodies = [first, partner_of(first, "Almaty (fuzz)"), city_body("Tashkent (fuzz)", country_code="UZ")]
-    cities = []
-    for body in bodies:
-        response = admin.post("/api/v1/cities", json=body)
-        assert response.status_code == 201, response.text
-        cities.append(response.json()["id"])
-    for city in cities:
+def world(stack, admin) -> dict:
+    """What the fuzzer may name: an official of ten cities and a partner official of one more (the drafts' member
+    cities), a draft of theirs, and a spare city and users for every other path (so the edits, retirements and
+    role changes of half the fuzzed requests leave the officials and their cities as they are)."""
+    lead = city_body("Xi'an (fuzz)")
+    officials_cities = [register(admin, lead)]
+    officials_cities += [register(admin, partner_of(lead, f"Partner {n} (fuzz)")) for n in range(1, OFFICIAL_CITIES)]
+    partner_city = register(admin, partner_of(lead, "Almaty (fuzz)"))
+    spare_city = register(admin, city_body("Tashkent (fuzz)", country_code="UZ"))
+    for city in [*officials_cities, partner_city, spare_city]:
         eventually(lambda c=city: admin.get(f"/api/v1/cities/{c}/partners").status_code == 200, what="matching")
-    official = create_user(admin, ["official"], cities[:1])
-    observer = create_user(admin, ["observer"])
+    official = create_user(admin, ["official"], officials_cities)
+    partner_official = create_user(admin, ["official"], [partner_city])
+    spare_users = [create_user(admin, ["observer"]), create_user(admin, ["official"], [spare_city])]
     with client_for(stack.config.gateway_url, official["email"]) as client:
 
-        def draft():
-            response = client.post("/api/v1/pilot-zones", json={"title": "Fuzz corridor", "city_ids": cities[:2]})
+        def draft():  # the city registered last is known, so every one is (their events come in order)
+            body = {"title": "Fuzz corridor", "city_ids": [officials_cities[0], partner_city, spare_city]}
+            response = client.post("/api/v1/pilot-zones", json=body)
             return response.json()["id"] if response.status_code == 201 else None
 
         proposal = eventually(draft, what="pilot_zones to know the cities")
     return {
-        "city_id": cities,
-        "proposal_id": [proposal],
-        "user_id": [official["id"], observer["id"]],
+        "ids": {
+            "city_id": [spare_city],
+            "city_a": officials_cities,
+            "city_b": [partner_city, spare_city],
+            "proposal_id": [proposal],
+            "user_id": [user["id"] for user in spare_users],
+        },
+        "members": {"official": officials_cities, "partner": partner_city},
         "official_email": official["email"],
+        "partner_official_email": partner_official["email"],
     }
 
 
@@ -82,24 +99,44 @@ def token_of(stack, email: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tokens(stack, admin, real_ids) -> dict[str, str]:
+def tokens(stack, admin, world) -> dict[str, str]:
     """The fuzzer's identities, signed in once (tokens last 15 minutes here)."""
     coordinator = create_user(admin, ["coordinator"])
     return {
         "CITYPAIR_FUZZ_COORDINATOR_TOKEN": token_of(stack, coordinator["email"]),
         "CITYPAIR_FUZZ_ADMIN_TOKEN": admin.headers["Authorization"].removeprefix("Bearer "),
-        "CITYPAIR_FUZZ_OFFICIAL_TOKEN": token_of(stack, real_ids["official_email"]),
+        "CITYPAIR_FUZZ_OFFICIAL_TOKEN": token_of(stack, world["official_email"]),
+        "CITYPAIR_FUZZ_PARTNER_OFFICIAL_TOKEN": token_of(stack, world["partner_official_email"]),
     }
 
 
-def test_the_api_does_what_its_schema_says(stack, real_ids, tokens):
+def links_followed(events: Path) -> Counter:
+    """How often the stateful phase sent a request with what a link took from an answer, by link
+    (`<source> -> [<status>] <name> -> <target>`), from schemathesis's event log."""
+    followed = Counter()
+    for line in events.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished", {})
+        for case in finished.get("recorder", {}).get("cases", {}).values():
+            if case.get("transition") and case.get("is_transition_applied"):
+                followed[case["transition"]["id"]] += 1
+    return followed
+
+
+def test_the_api_does_what_its_schema_says(stack, world, tokens, tmp_path):
     url = stack.config.gateway_url + "/api/v1/openapi.json"
     assert httpx.get(url, timeout=10).json() == json.loads(OPENAPI_FILE.read_text()), "the gateway serves another doc"
-    ids = {name: real_ids[name] for name in ("city_id", "proposal_id", "user_id")}
-    env = {**os.environ, **tokens, "CITYPAIR_FUZZ_IDS": json.dumps(ids), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        **tokens,
+        "CITYPAIR_FUZZ_IDS": json.dumps(world["ids"]),
+        "CITYPAIR_FUZZ_MEMBERS": json.dumps(world["members"]),
+        "PYTHONPATH": str(ROOT),
+    }
+    events = tmp_path / "events.ndjson"
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG_FILE), "run", url),
         *("--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--no-color", "--generation-database", "none"),
+        *("--report", "ndjson", "--report-ndjson-path", str(events)),
     ]
     run = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
