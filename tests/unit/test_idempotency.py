@@ -9,6 +9,7 @@ from citypair_shared.idempotency import (
     FIELD,
     HEADER,
     IN_PROGRESS_TYPE,
+    KEY_PATTERN,
     MAX_KEY_LENGTH,
     REPLAYED_HEADER,
     WITHOUT_IDEMPOTENCY_KEY,
@@ -90,7 +91,12 @@ def test_the_openapi_documents_the_header_on_each_post_taking_a_key():
     document_key(schema)
     users = schema["paths"]["/users"]["post"]
     assert [p["name"] for p in users["parameters"]] == [HEADER]
-    assert users["parameters"][0]["schema"] == {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}
+    assert users["parameters"][0]["schema"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_KEY_LENGTH,
+        "pattern": KEY_PATTERN,
+    }
     assert REPLAYED_HEADER in users["responses"]["201"]["headers"]
     assert users["responses"]["409"]["description"].startswith("Email taken; or ")
     assert "422" in users["responses"]

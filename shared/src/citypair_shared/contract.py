@@ -3,7 +3,8 @@ generator can use.
 
 - Every operation is named by its route function in camelCase (`register_city` → `registerCity`), not by its
   path and method; a body model FastAPI makes up is named after its operation (`SignInForm`).
-- No text may hold U+0000 (`deps.reject_nul`, `strict_json`), so every input string says so with a pattern.
+- No text may hold U+0000 (`deps.reject_nul`, `strict_json`), so every input string says so with a pattern,
+  and so does every input object that takes names beyond its properties (a form's other fields).
 - Inputs take what their schema admits, and only that: `json_integer`, `CalendarDate`.
 """
 
@@ -21,8 +22,13 @@ from starlette.routing import Match
 from citypair_shared.problems import problem_response
 
 NO_NUL_PATTERN = r"^[^\u0000]*$"
+# Whitespace as pydantic's patterns and stripping mean it (Unicode's White_Space), spelled out: `\s` in a JSON
+# Schema pattern is ECMA-262's, which leaves out U+0085 and adds U+FEFF, so the two would disagree on them.
+WHITESPACE = r"\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # A text that is more than whitespace (models that strip it would find it empty), without U+0000.
-VISIBLE_TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+VISIBLE_TEXT_PATTERN = rf"^[^\u0000]*[^{WHITESPACE}\u0000][^\u0000]*$"
+EMAIL_PATTERN = rf"^[^@{WHITESPACE}\x00]+@[^@{WHITESPACE}\x00]+$"
+URL_PATTERN = rf"^https?://[^{WHITESPACE}\x00]+$"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SCHEMA_REF = "#/components/schemas/"
 # What already stops U+0000 in a string: a closed list of values, or a format whose values never hold it.
@@ -121,6 +127,8 @@ def _forbid_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
         return
     if node.get("type") == "string" and not any(key in node for key in CONSTRAINED):
         node["pattern"] = NO_NUL_PATTERN
+    if node.get("type") == "object" and node.get("additionalProperties") is not False:
+        node.setdefault("propertyNames", {"pattern": NO_NUL_PATTERN})
     for key in ("items", "additionalProperties"):
         if node.get(key) == {}:
             node[key] = {"$ref": SCHEMA_REF + JSON_VALUE}

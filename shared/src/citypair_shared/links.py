@@ -1,11 +1,12 @@
 """OpenAPI links of the gateway's document: which answer supplies the ids (and ETags) of which next request.
 
 They let a client, or schemathesis's stateful phase, go on from a real city, proposal, pair, user, notification
-or round: register a city, then edit, publish or confirm it; draft a proposal, then have its second member
-confirm, transition it or assign it; read a city's partners (or a proposal's lead city's), then explain or
-decide the pair. Every write answers with the resource and its new ETag, so the next write can follow it.
-Links may cross services (profiles' `registerCity` to matching's `partners`), so they are added to the merged
-document, keyed by operationId.
+or round: register a city, then edit, publish or confirm it; read its partners, then explain or decide a pair, or
+draft a proposal with the best one (or with two cities of the directory); draft a proposal, then have its second
+member confirm, decide on the lead city's pairing with it, transition or assign the proposal, or read the lead
+city's partners. An edit (PATCH, PUT) answers with the resource and its new ETag, so the next edit can follow
+it. Links may cross services (profiles' `registerCity` to matching's `partners`), so they are added to the
+merged document, keyed by operationId.
 """
 
 from typing import Any
@@ -16,6 +17,9 @@ PROPOSAL = {"proposal_id": "$response.body#/id"}
 PROPOSAL_WITH_ETAG = {**PROPOSAL, "header.If-Match": "$response.header.ETag"}
 PAIR_OF_FIRST_PARTNER = {"city_a": "$request.path.city_id", "city_b": "$response.body#/items/0/city_id"}
 PAIR = {"city_a": "$response.body#/city_a", "city_b": "$response.body#/city_b"}
+REQUEST_BODY = "requestBody"
+DRAFT_WITH_FIRST_PARTNER = {"city_ids": ["$request.path.city_id", "$response.body#/items/0/city_id"]}
+DRAFT_OF_FIRST_TWO = {"city_ids": ["$response.body#/items/0/id", "$response.body#/items/1/id"]}
 
 FROM_A_CITY = {
     "getCity": CITY,
@@ -38,25 +42,31 @@ FROM_A_PROPOSAL = {
     "timeline": PROPOSAL,
     # The lead (the first member) is the drafter's city, confirmed by drafting; the second one is not yet.
     "confirmMembership": {**PROPOSAL, "city_id": "$response.body#/members/1/city_id"},
+    "decide": {"city_a": "$response.body#/lead_city_id", "city_b": "$response.body#/members/1/city_id"},
     "partners": {"city_id": "$response.body#/lead_city_id"},
 }
-# Writes that answer with the resource (and its new ETag); a retired city takes no more writes.
-CITY_WRITES = ("updateCity", "replaceCity", "publishCity", "verifyCity", "confirmCity")
-PROPOSAL_WRITES = ("updateProposal", "confirmMembership", "transition", "assign")
 FROM_A_USER = {"getUser": {"user_id": "$response.body#/id"}, "updateUser": {"user_id": "$response.body#/id"}}
 
-# (operationId, status) -> {operationId of the next request: its parameters, as runtime expressions}
-LINKS: dict[tuple[str, str], dict[str, dict[str, str]]] = {
+# (operationId, status) -> {operationId of the next request: its parameters (and, under REQUEST_BODY, fields
+# of its body), as runtime expressions}
+LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("registerCity", "201"): FROM_A_CITY,
     ("getCity", "200"): FROM_A_CITY,
-    **{(write, "200"): FROM_A_CITY for write in CITY_WRITES},
-    ("directory", "200"): {"getCity": {"city_id": "$response.body#/items/0/id"}},
-    ("partners", "200"): {"explainMatch": PAIR_OF_FIRST_PARTNER, "decide": PAIR_OF_FIRST_PARTNER},
+    ("updateCity", "200"): FROM_A_CITY,
+    ("replaceCity", "200"): FROM_A_CITY,
+    ("directory", "200"): {
+        "getCity": {"city_id": "$response.body#/items/0/id"},
+        "createProposal": {REQUEST_BODY: DRAFT_OF_FIRST_TWO},
+    },
+    ("partners", "200"): {
+        "explainMatch": PAIR_OF_FIRST_PARTNER,
+        "decide": PAIR_OF_FIRST_PARTNER,
+        "createProposal": {REQUEST_BODY: DRAFT_WITH_FIRST_PARTNER},
+    },
     ("explainMatch", "200"): {"decide": PAIR},
-    ("decide", "201"): {"explainMatch": PAIR},
     ("createProposal", "201"): FROM_A_PROPOSAL,
     ("getProposal", "200"): FROM_A_PROPOSAL,
-    **{(write, "200"): FROM_A_PROPOSAL for write in PROPOSAL_WRITES},
+    ("updateProposal", "200"): FROM_A_PROPOSAL,
     ("listProposals", "200"): {"getProposal": {"proposal_id": "$response.body#/items/0/id"}},
     ("createUser", "201"): FROM_A_USER,
     ("listUsers", "200"): {"getUser": {"user_id": "$response.body#/items/0/id"}},
@@ -75,10 +85,15 @@ def add_links(document: dict[str, Any]) -> None:
     }
     for (source, status), targets in LINKS.items():
         response = operations[source]["responses"][status]
-        response["links"] = {
-            _link_name(target): {"operationId": operations[target]["operationId"], "parameters": parameters}
-            for target, parameters in targets.items()
-        }
+        response["links"] = {_link_name(target): _link(operations[target], given) for target, given in targets.items()}
+
+
+def _link(operation: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    parameters = {name: value for name, value in given.items() if name != REQUEST_BODY}
+    link = {"operationId": operation["operationId"], "parameters": parameters}
+    if REQUEST_BODY in given:
+        link[REQUEST_BODY] = given[REQUEST_BODY]
+    return link
 
 
 def _link_name(operation_id: str) -> str:

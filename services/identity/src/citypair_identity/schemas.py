@@ -3,6 +3,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from citypair_shared.contract import EMAIL_PATTERN
 from citypair_shared.deps import Timestamp
 
 
@@ -13,7 +14,7 @@ class Role(StrEnum):
     observer = "observer"
 
 
-Email = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$", examples=["official@xian.gov.cn"])
+Email = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["official@xian.gov.cn"])
 CityIds = Field(default_factory=list, max_length=50, description="Cities an official acts for")
 
 

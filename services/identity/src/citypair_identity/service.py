@@ -335,11 +335,11 @@ async def update_user(
         audit(session, "user.disabled" if data.disabled else "user.enabled", actor=actor.user_id, subject=user.id)
         user.disabled = data.disabled
     if changes:
+        user.updated_at = datetime.now(UTC)  # not re-read after commit: the answer is this change's
         await _void_tokens(session, ctx, user, reason=",".join(sorted(changes)))
     if "roles" in changes or "disabled" in changes:
         _announce(session, ctx, user, UserRolesChanged)
     await session.commit()
-    await session.refresh(user)
     return user
 
 

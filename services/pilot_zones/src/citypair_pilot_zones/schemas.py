@@ -17,12 +17,12 @@ from pydantic import (
 )
 
 from citypair_pilot_zones.workflow import Status
-from citypair_shared.contract import VISIBLE_TEXT_PATTERN, CalendarDate
+from citypair_shared.contract import URL_PATTERN, VISIBLE_TEXT_PATTERN, CalendarDate
 from citypair_shared.deps import Timestamp
 from citypair_shared.themes import ThemeId
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
-Url = Annotated[str, Field(max_length=500, pattern=r"^https?://[^\s\x00]+$", examples=["https://example.org/plan.pdf"])]
+Url = Annotated[str, Field(max_length=500, pattern=URL_PATTERN, examples=["https://example.org/plan.pdf"])]
 CityId = Annotated[str, Field(min_length=1, max_length=36)]
 
 

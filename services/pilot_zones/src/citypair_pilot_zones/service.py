@@ -597,7 +597,6 @@ async def transition(
         )
         relay.add(session, new_event(data, source=SOURCE, subject=proposal.id))
     await session.commit()
-    await session.refresh(proposal)
     return proposal
 
 

@@ -9,7 +9,7 @@ from zoneinfo import available_timezones
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
-from citypair_shared.contract import VISIBLE_TEXT_PATTERN, json_integer
+from citypair_shared.contract import EMAIL_PATTERN, URL_PATTERN, VISIBLE_TEXT_PATTERN, json_integer
 from citypair_shared.events.profiles import Indicator
 from citypair_shared.geography import INDICATORS, Corridor
 from citypair_shared.themes import ThemeId
@@ -109,9 +109,9 @@ class Contacts(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     office: str | None = Field(None, max_length=200)
-    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+    email: str | None = Field(None, max_length=254, pattern=EMAIL_PATTERN)
     phone: str | None = Field(None, max_length=40, pattern=r"^[0-9+()\-. ]{3,40}$")
-    website: str | None = Field(None, max_length=300, pattern=r"^https?://[^\s\x00]+$")
+    website: str | None = Field(None, max_length=300, pattern=URL_PATTERN)
 
 
 class CityFields(BaseModel):

@@ -31,6 +31,7 @@ STALE_AFTER = timedelta(days=365)
 # that a batch's work holds the event loop for a few milliseconds, and memory for a few megabytes.
 IMPORT_BATCH = 250
 EXPORT_BATCH = 500
+INSERT_CHUNK = 500  # rows of one table an import writes with one INSERT (a city is ~20 rows: themes, corridors…)
 MATCH_KEYS = ("id", "geonames_id", "external_id")  # what makes an import row update a city, in this order
 # Fields a PATCH may clear with null; for the others null means "leave as is".
 NULLABLE = frozenset({"local_name", "admin_region", "timezone"})
@@ -185,6 +186,9 @@ async def _record(
     partner_ids: list[str] | None = None,
 ) -> None:
     """History row + event for a change already applied to `city`."""
+    # Set here rather than by the column's onupdate, so nothing is re-read after commit: the answer then
+    # shows this change and its version, not a later one another request committed meanwhile.
+    city.updated_at = datetime.now(UTC)
     session.add(
         CityChange(city_id=city.id, version=city.version, action=action, actor_id=actor, changes=for_history(changes))
     )
@@ -289,7 +293,6 @@ async def update(
         city.version += 1
         await _record(session, relay, city, action="updated", actor=user.user_id, changes=changes)
     await session.commit()
-    await session.refresh(city)
     return city
 
 
@@ -328,7 +331,6 @@ async def change_status(
     city.version += 1
     await _record(session, relay, city, action=action, actor=user.user_id, changes=changes, event=event)
     await session.commit()
-    await session.refresh(city)
     return city
 
 
@@ -558,8 +560,10 @@ def _new_city_rows(data: CityCreate, user: Principal, city_id: str | None = None
 async def _insert_new_cities(session: AsyncSession, relay: OutboxRelay, cities: list[dict]) -> None:
     for model, key in ((City, "city"), (CityTheme, "themes"), (CityCorridor, "corridors"), (CityChange, "change")):
         rows = [r for c in cities for r in (c[key] if isinstance(c[key], list) else [c[key]])]
-        if rows:
-            await session.execute(insert(model), rows)
+        # Core INSERTs (the ORM's bulk path costs twice as much), a chunk at a time: each chunk's parameters are
+        # prepared on the event loop, which serves other requests while the database writes it.
+        for chunk in (rows[i : i + INSERT_CHUNK] for i in range(0, len(rows), INSERT_CHUNK)):
+            await session.execute(insert(model.__table__), chunk)
     await relay.add_many(session, [c["event"] for c in cities])
 
 
