@@ -173,6 +173,7 @@ def test_every_input_string_says_it_holds_no_nul(document):
         names_nul = "\\u0000" in pattern or "\\x00" in pattern
         # A pattern that does not name U+0000 must be made of positive classes alone (none can match it).
         outside_classes = re.sub(r"\[(?!\^)(\\.|[^\]])*\]", "", pattern)
+        assert pattern, schema
         assert names_nul or ("[^" not in pattern and not re.search(r"\\[SWD]|(?<!\\)\.", outside_classes)), schema
 
 

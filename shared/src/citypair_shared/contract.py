@@ -12,7 +12,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BeforeValidator, Field, Strict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -159,10 +159,11 @@ def _rewrite_refs(node: Any, refs: dict[str, str]) -> None:
 async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
     """405 with an `Allow` naming every method of the path (Starlette's names the first route's alone)."""
     methods = set()
-    for route in request.app.router.routes:
+    # Each route of the included routers (the app's own routes hold a router each, which has no methods).
+    for route in iter_route_contexts(request.app.router.routes):
         match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
         if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+            methods |= route.methods or set()
     allow = ", ".join(sorted(methods))
     response = problem_response(405, "Method Not Allowed", f"this path takes {allow}", instance=request.url.path)
     response.headers["Allow"] = allow
