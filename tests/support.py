@@ -1,6 +1,7 @@
 """Real parts for the tests: a nats-server we can stop and start, and fresh databases."""
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -12,12 +13,14 @@ from pathlib import Path
 import httpx
 import nats
 import psycopg
+from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from citypair_shared.bus import inbox_prefix
 from citypair_shared.bus_access import ADMIN, BusUser, nats_config, new_password, password_environment
 from citypair_shared.db import sync_url
+from citypair_shared.events import stream_of
 from citypair_shared.stack import binary, free_port, wait_for_port
 
 # Set by .ci/run (e.g. postgresql://postgres@127.0.0.1:5432/postgres): tests then run on PostgreSQL.
@@ -67,6 +70,28 @@ async def connect_nats(stack, user: str = ADMIN, **options) -> nats.NATS:
     password = stack.config.nats_passwords[user]
     url = stack.config.nats_url
     return await nats.connect(url, user=user, password=password, inbox_prefix=inbox_prefix(user), **options)
+
+
+def stream_events(stack, subjects: str, stream: str | None = None) -> list[dict]:
+    """Every CloudEvent on `subjects` now on the stream (by default the stream of `subjects`, an event type),
+    read from the stream itself with an ephemeral consumer from its start: what JetStream stored, not the outbox."""
+
+    async def read() -> list[dict]:
+        nc = await connect_nats(stack)
+        try:
+            js = nc.jetstream()
+            config = ConsumerConfig(ack_policy=AckPolicy.NONE)
+            sub = await js.pull_subscribe(subjects, stream=stream or stream_of(subjects), config=config)
+            pending = (await sub.consumer_info()).num_pending
+            messages = []
+            while len(messages) < pending:
+                messages += await sub.fetch(min(256, pending - len(messages)), timeout=10)
+            await sub.unsubscribe()
+        finally:
+            await nc.close()
+        return [json.loads(m.data) for m in messages]
+
+    return run_async(read())
 
 
 def fresh_database_url(name: str, tmp_dir: Path) -> str:

@@ -1,11 +1,10 @@
 """Matching through the gateway: explanations, decisions and their events, rounds, clusters, bad input."""
 
-import json
 import uuid
 
 import pytest
 
-from tests.support import city_body, connect_nats, eventually, partner_of, run_async
+from tests.support import city_body, eventually, partner_of, stream_events
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +79,6 @@ def test_bad_input(gateway, pair, official_of):
     assert wrong.status_code == 422
 
 
-def _events(stack, subject: str) -> list[dict]:
-    async def read():
-        nc = await connect_nats(stack)
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(subject, durable=None, stream="MATCHING")
-        found = []
-        try:
-            while True:
-                found += [json.loads(m.data) for m in await sub.fetch(100, timeout=1)]
-        except Exception:  # noqa: BLE001 - timeout: no more messages
-            pass
-        await nc.close()
-        return found
-
-    return run_async(read())
-
-
 def test_both_accept_publishes_a_reproducible_record(stack, gateway, pair, official_of):
     a, b = pair
     first = official_of(a).post(
@@ -109,7 +91,7 @@ def test_both_accept_publishes_a_reproducible_record(stack, gateway, pair, offic
     )
     assert second.json()["status"] == "accepted"
     events = eventually(
-        lambda: [e for e in _events(stack, "matching.match.accepted.v1") if set(e["data"]["city_ids"]) == {a, b}],
+        lambda: [e for e in stream_events(stack, "matching.match.accepted.v1") if set(e["data"]["city_ids"]) == {a, b}],
         what="the accepted event",
     )
     data = events[0]["data"]
@@ -130,7 +112,7 @@ def test_decline_excludes_the_pair_and_is_kept(stack, gateway, official_of):
     assert match["status"] == "declined"
     assert not {c["name"]: c["passed"] for c in match["checks"]}["not_declined"]
     assert b not in [p["city_id"] for p in gateway.get(f"/api/v1/cities/{a}/partners").json()["items"]]
-    eventually(lambda: [e for e in _events(stack, "matching.match.declined.v1") if b in e["data"]["city_ids"]])
+    eventually(lambda: [e for e in stream_events(stack, "matching.match.declined.v1") if b in e["data"]["city_ids"]])
     again = official_of(a).post(f"/api/v1/matches/{a}/{b}/decision", json={"decision": "accept", "reason": "other"})
     assert again.status_code == 409 and again.json()["failed_checks"] == ["not_declined"]
 

@@ -16,20 +16,18 @@ from datetime import datetime
 
 import httpx
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
 
-from citypair_shared.events import stream_of
 from tests.e2e.conftest import start_stack
 from tests.support import (
     PASSWORD,
     city_body,
     client_for,
-    connect_nats,
     create_user,
     eventually,
     partner_of,
     query,
     run_async,
+    stream_events,
 )
 
 TRIALS = int(os.environ.get("CITYPAIR_RACE_TRIALS", "5"))
@@ -81,25 +79,7 @@ def bearer(client: httpx.Client) -> dict:
 
 def events_about(stack, event_type: str, subject: str) -> list[dict]:
     """The CloudEvents of `event_type` whose `subject` is `subject`, read from the stream itself (not the outbox)."""
-
-    async def read() -> list[dict]:
-        nc = await connect_nats(stack)
-        try:
-            js = nc.jetstream()
-            # An ephemeral consumer from the start of the stream; it reads what is there now, then ends.
-            sub = await js.pull_subscribe(
-                event_type, stream=stream_of(event_type), config=ConsumerConfig(ack_policy=AckPolicy.NONE)
-            )
-            pending = (await sub.consumer_info()).num_pending
-            messages = []
-            while len(messages) < pending:
-                messages += await sub.fetch(min(256, pending - len(messages)), timeout=10)
-            await sub.unsubscribe()
-        finally:
-            await nc.close()
-        return [e for e in (json.loads(m.data) for m in messages) if e["subject"] == subject]
-
-    return run_async(read())
+    return [e for e in stream_events(stack, event_type) if e["subject"] == subject]
 
 
 def count_events(stack, event_type: str, subject: str) -> int:
@@ -249,6 +229,31 @@ def test_two_edits_of_different_fields_at_once_both_apply(stack, coordinator, tr
         mine = [(change, r) for (c, change), r in zip(changes, responses, strict=True) if c == city]
         assert_each_change_kept(stack, coordinator, city, mine)
     assert_projections_equal(stack, coordinator, cities)
+
+
+@each_trial
+def test_one_geonames_id_claimed_by_many_profiles_at_once_goes_to_one(stack, coordinator, trial):
+    """20 profiles each replaced (PUT) with the same new GeoNames id at once: the unique index gives it to one;
+    the others are told who has it (409 naming the field), not a 500, and saved nothing."""
+    bodies = [city_body(f"Yinchuan {tag()}") for _ in range(20)]
+    cities = [register(coordinator, body) for body in bodies]
+    geonames_id = 1_000_000_000 + uuid.uuid4().int % 900_000_000
+    read = {"method": "GET", "url": f"/api/v1/cities/{cities[0]}", "headers": bearer(coordinator)}
+    puts = [
+        {"method": "PUT", "url": f"/api/v1/cities/{c}", "json": {**body, "geonames_id": geonames_id}}
+        | {"headers": bearer(coordinator)}
+        for c, body in zip(cities, bodies, strict=True)
+    ]
+    responses = release_together(stack.config.gateway_url, puts, warm_up=read)
+
+    won = [c for c, r in zip(cities, responses, strict=True) if r.status_code == 200]
+    assert len(won) == 1, statuses(responses)
+    losers = [r for r in responses if r.status_code != 200]
+    assert_problems(losers, 409)
+    assert all(r.json()["errors"][0]["field"] == "geonames_id" for r in losers)
+    holders = [c for c in cities if coordinator.get(f"/api/v1/cities/{c}").json()["geonames_id"] == geonames_id]
+    assert holders == won
+    assert all(coordinator.get(f"/api/v1/cities/{c}").json()["version"] == 1 for c in cities if c not in won)
 
 
 @each_trial

@@ -11,10 +11,9 @@ import uuid
 
 import httpx
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from tests.e2e.conftest import start_stack
-from tests.support import city_body, client_for, connect_nats, create_user, eventually, query, run_async
+from tests.support import city_body, client_for, create_user, eventually, query, stream_events
 
 ROLES = ("observer", "other_official", "own_official", "coordinator", "admin")
 EDITORS = {"own_official", "coordinator", "admin"}  # who may edit the cities below, and so see their contacts
@@ -50,26 +49,6 @@ def register(client: httpx.Client, name: str, **overrides) -> dict:
     response = client.post("/api/v1/cities", json=body)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def stream_messages(stack, subjects: str, stream: str) -> list[dict]:
-    """Every CloudEvent on `subjects` now on the stream, read with an ephemeral consumer from its start."""
-
-    async def read() -> list[dict]:
-        nc = await connect_nats(stack)
-        try:
-            js = nc.jetstream()
-            sub = await js.pull_subscribe(subjects, stream=stream, config=ConsumerConfig(ack_policy=AckPolicy.NONE))
-            pending = (await sub.consumer_info()).num_pending
-            messages = []
-            while len(messages) < pending:
-                messages += await sub.fetch(min(256, pending - len(messages)), timeout=10)
-            await sub.unsubscribe()
-        finally:
-            await nc.close()
-        return [json.loads(m.data) for m in messages]
-
-    return run_async(read())
 
 
 def outbox_drained(stack, service: str) -> None:
@@ -160,7 +139,7 @@ def test_exports_never_carry_contacts(role, fmt, contact_world):
 def test_profile_events_never_carry_contacts(stack, contact_world):
     _, current, secrets, _ = contact_world
     outbox_drained(stack, "profiles")
-    events = stream_messages(stack, "profiles.>", "PROFILES")
+    events = stream_events(stack, "profiles.>", "PROFILES")
     about = [e for e in events if e["subject"] in current]
     assert len(about) >= 4, "created, patched, imported (new), imported (update)"
     assert not leaked(json.dumps(events), secrets)
@@ -352,7 +331,7 @@ def test_user_events_carry_roles_but_no_email(stack, admin):
     user = create_user(admin, ["coordinator"])
     assert admin.patch(f"/api/v1/users/{user['id']}", json={"roles": ["observer"]}).status_code == 200
     outbox_drained(stack, "identity")
-    events = [e for e in stream_messages(stack, "identity.user.>", "IDENTITY") if e["subject"] == user["id"]]
+    events = [e for e in stream_events(stack, "identity.user.>", "IDENTITY") if e["subject"] == user["id"]]
     by_type = {e["type"]: e["data"]["user"] for e in events if "user" in e["data"]}
     assert by_type["identity.user.registered.v1"]["roles"] == ["coordinator"]
     assert by_type["identity.user.roles_changed.v1"]["roles"] == ["observer"]

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from citypair_shared.bus import Subscription, inbox_prefix
 from citypair_shared.events import DEAD_LETTER_PREFIX, STREAMS, TokensRevoked, stream_of
-from citypair_shared.revocations import REVOCATION_STREAM
 
 ADMIN = "admin"
 CONSUMER_API = "$JS.API.CONSUMER"
@@ -35,6 +34,8 @@ class BusUser:
     name: str
     publishes: bool
     subscriptions: tuple[Subscription, ...] = ()
+    # Event types each of its processes follows into memory (besides token revocations, which all follow).
+    follows: tuple[str, ...] = ()
 
 
 def password_variable(user: str) -> str:
@@ -54,17 +55,17 @@ def permissions(user: BusUser, everyone: Sequence[BusUser]) -> dict[str, dict[st
             f"$JS.ACK.{stream}.{durable}.>",
             f"{DEAD_LETTER_PREFIX}.{durable}",
         ]
-    # The revocation follower: a consumer of any name on identity's stream, whose create request names
-    # the revocation subject (the server refuses a consumer whose filter differs from its request's) ...
-    revocations = REVOCATION_STREAM
-    allow += [
-        f"{CONSUMER_API}.CREATE.{revocations}.*.{TokensRevoked.event_type}",
-        f"{CONSUMER_API}.MSG.NEXT.{revocations}.*",
-    ]
-    # ... but not under the name of another service's durable consumer there, to reshape it or read from it.
-    others = [s.durable for u in everyone if u.name != user.name for s in u.subscriptions if s.stream == revocations]
-    deny = [f"{CONSUMER_API}.CREATE.{revocations}.{durable}.>" for durable in others]
-    deny += [f"{CONSUMER_API}.MSG.NEXT.{revocations}.{durable}" for durable in others]
+    # Followers (citypair_shared.follow): a consumer of any name on a stream, whose create request names the
+    # event type followed (the server refuses a consumer whose filter differs from its request's) ...
+    deny = []
+    for event_type in (TokensRevoked.event_type, *user.follows):
+        stream = stream_of(event_type)
+        allow += [f"{CONSUMER_API}.CREATE.{stream}.*.{event_type}", f"{CONSUMER_API}.MSG.NEXT.{stream}.*"]
+        # ... but not under the name of another service's durable consumer there, to reshape it or read from it.
+        others = [s.durable for u in everyone if u.name != user.name for s in u.subscriptions if s.stream == stream]
+        deny += [f"{CONSUMER_API}.CREATE.{stream}.{durable}.>" for durable in others]
+        deny += [f"{CONSUMER_API}.MSG.NEXT.{stream}.{durable}" for durable in others]
+    allow, deny = list(dict.fromkeys(allow)), list(dict.fromkeys(deny))
     publish = {"allow": allow, "deny": deny} if deny else {"allow": allow}
     return {"publish": publish, "subscribe": {"allow": [f"{inbox_prefix(user.name)}.>"]}}
 
@@ -147,7 +148,12 @@ def service_bus_users() -> tuple[BusUser, ...]:
     if found.returncode != 0:
         raise RuntimeError(f"reading the services' use of the bus failed:\n{found.stderr}")
     return tuple(
-        BusUser(user["name"], user["publishes"], tuple(Subscription(**sub) for sub in user["subscriptions"]))
+        BusUser(
+            user["name"],
+            user["publishes"],
+            tuple(Subscription(**sub) for sub in user["subscriptions"]),
+            tuple(user["follows"]),
+        )
         for user in json.loads(found.stdout)
     )
 

@@ -129,10 +129,33 @@ def retry_on_conflict(use_case: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
     return run
 
 
+def upsertable_insert(session: AsyncSession, model: type):
+    """An INSERT of `model` that takes `on_conflict_do_nothing` / `on_conflict_do_update` on this session's
+    database (PostgreSQL and SQLite spell them alike, from their own dialects)."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
 async def insert_if_absent(session: AsyncSession, model: type, **values: Any) -> None:
     """INSERT … ON CONFLICT DO NOTHING on either database (the row may exist: that is fine)."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    await session.execute(dialect.insert(model).values(**values).on_conflict_do_nothing())
+    await session.execute(upsertable_insert(session, model).values(**values).on_conflict_do_nothing())
+
+
+async def keep_newer(session: AsyncSession, model: type, *, id: str, version: int, **values: Any) -> bool:
+    """Store a projection row from a snapshot if it is newer than the row held; True if stored.
+
+    `model` maps `version` as its `version_id_col`, so the update is a compare-and-set: of two newer snapshots
+    applied at once (two replicas), the one committed second fails, is redelivered, and then finds it is not newer.
+    """
+    held = await session.get(model, id)
+    if held is not None and held.version >= version:
+        return False
+    if held is None:
+        session.add(model(id=id, version=version, **values))
+    else:
+        for key, value in {"version": version, **values}.items():
+            setattr(held, key, value)
+    return True
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from citypair_shared.auth import TokenVerifier
@@ -11,6 +13,7 @@ from citypair_shared.bus import Bus, Subscription
 from citypair_shared.bus_access import BusUser
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
+from citypair_shared.follow import Apply, Follower
 from citypair_shared.idempotency import prune_expired
 from citypair_shared.inbox import EventHandler, handle_all_once
 from citypair_shared.logging import get_logger, request_id_var
@@ -32,6 +35,8 @@ class Runtime:
     # Records of `Idempotency-Key`s (an `IdempotencyMixin` model): POSTs taking a key need it.
     idempotency_model: type | None = None
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
+    # Event types every replica applies to its memory (citypair_shared.follow), e.g. matching's index.
+    event_followers: dict[str, Apply] = field(default_factory=dict)
     on_start: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
     # True for a service with tables but no events (identity, for now).
     database_models: bool = False
@@ -73,7 +78,12 @@ class Runtime:
         if not self.uses_bus:
             return None
         publishes = self.outbox_model is not None
-        return BusUser(self.settings.service_name, publishes=publishes, subscriptions=tuple(self.subscriptions))
+        return BusUser(
+            self.settings.service_name,
+            publishes=publishes,
+            subscriptions=tuple(self.subscriptions),
+            follows=tuple(sorted(self.event_followers)),
+        )
 
     async def start(self) -> None:
         if self.uses_database:
@@ -92,14 +102,37 @@ class Runtime:
         if self.idempotency_model is not None:
             prune = prune_expired(self.session_factory, self.idempotency_model, self._stop)
             self._tasks.append(asyncio.create_task(prune, name="idempotency-prune"))
+        # Followers hold their places in the streams before memory is loaded from the database: no event
+        # can fall between the two.
+        followers = [await self._open_follower(t, apply) for t, apply in sorted(self.event_followers.items())]
         for hook in self.on_start:
             await hook(self)
+        for follower in followers:
+            await follower.catch_up()
+            self._tasks.append(asyncio.create_task(follower.follow(self._stop), name=f"follow {follower.event_type}"))
         if self.uses_bus:
             self._tasks.append(await follow_revocations(self.bus, self.verifier.revoke, self._stop))
         for sub in self.subscriptions:
             consumer = self.bus.consume(sub, self.dispatch, self._stop, handle_batch=self.dispatch_batch)
             self._tasks.append(asyncio.create_task(consumer, name=sub.durable))
         log.info("runtime.started", consumers=[s.durable for s in self.subscriptions])
+
+    async def _open_follower(self, event_type: str, apply: Apply) -> Follower:
+        """A follower from where this service's database may not hold the events yet: after its durable
+        consumer's ack floor (each event is acked once its handler committed), or, on the service's own
+        stream, from now (its own events are committed with the rows they describe, and published after)."""
+        stream = stream_of(event_type)
+        durable = next((s.durable for s in self.subscriptions if s.stream == stream), None)
+        start = {"deliver_policy": DeliverPolicy.NEW}
+        if durable is not None:
+            try:
+                floor = (await self.bus.js.consumer_info(stream, durable)).ack_floor.stream_seq
+                start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
+            except NotFoundError:  # the first start ever: nothing handled yet
+                start = {"deliver_policy": DeliverPolicy.ALL}
+        follower = Follower(self.bus, event_type, apply, start=start)
+        await follower.open()
+        return follower
 
     async def stop(self) -> None:
         self._stop.set()

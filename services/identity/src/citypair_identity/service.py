@@ -209,6 +209,7 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
     return tokens
 
 
+@retry_on_conflict  # losers revoking one family at once can deadlock on PostgreSQL (40P01): run again
 async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, address: str) -> TokenOut:
     """Trade a refresh token for a new pair; a token used twice voids its whole family."""
     stored = await session.get(RefreshToken, _hash_token(token))
@@ -239,6 +240,7 @@ async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, ad
     return tokens
 
 
+@retry_on_conflict
 async def logout(*, session: AsyncSession, token: str, address: str) -> None:
     stored = await session.get(RefreshToken, _hash_token(token))
     if stored is not None:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, literal, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_identity.config import Settings
 from citypair_identity.models import SigninCounter
+from citypair_shared.db import upsertable_insert
 
 ANY = ""  # as the account or the address: the counter covers every one
 
@@ -121,10 +121,8 @@ async def _count(
 
     A single upsert, so counts made at once in any number of replicas are all counted.
     """
-    first = (
-        _dialect(session)
-        .insert(SigninCounter)
-        .values(account=account, address=address, attempts=1, last_attempt_at=now, expires_at=now + window)
+    first = upsertable_insert(session, SigninCounter).values(
+        account=account, address=address, attempts=1, last_attempt_at=now, expires_at=now + window
     )
     ended = SigninCounter.expires_at <= now
     counted = first.on_conflict_do_update(
@@ -176,12 +174,8 @@ async def _claim(
         # Kept until the longest wait it may call for (the account may come under attack) is a window past.
         "expires_at": now + policy.under_attack.wait_after(made + 1) + policy.window,
     }
-    insert = _dialect(session).insert(SigninCounter).values(account=account, address=address, **values)
+    insert = upsertable_insert(session, SigninCounter).values(account=account, address=address, **values)
     await session.execute(
         insert.on_conflict_do_update(index_elements=[SigninCounter.account, SigninCounter.address], set_=values)
     )
     return timedelta(0)
-
-
-def _dialect(session: AsyncSession):
-    return postgresql if session.bind.dialect.name == "postgresql" else sqlite

@@ -1,8 +1,19 @@
-"""Events `matching` consumes, and what each does."""
+"""Events `matching` consumes, and what each does: once per service to its database (handlers), and in
+every replica to its index (followers), so that replicas answer alike."""
 
 from citypair_matching import service
 from citypair_matching.core import MatchIndex
-from citypair_shared.events import CityRegistered, CityRetired, CityUpdated, CloudEvent, ProposalApproved
+from citypair_shared.events import (
+    CityRegistered,
+    CityRetired,
+    CityUpdated,
+    CloudEvent,
+    MatchAccepted,
+    MatchDeclined,
+    ProposalApproved,
+)
+
+CITY_SNAPSHOTS = (CityRegistered.event_type, CityUpdated.event_type, CityRetired.event_type)
 
 
 def event_handlers(index: MatchIndex) -> dict:
@@ -20,8 +31,28 @@ def event_handlers(index: MatchIndex) -> dict:
         )
 
     return {
-        CityRegistered.event_type: on_city_snapshot,
-        CityUpdated.event_type: on_city_snapshot,
-        CityRetired.event_type: on_city_snapshot,
+        **dict.fromkeys(CITY_SNAPSHOTS, on_city_snapshot),
         ProposalApproved.event_type: on_proposal_approved,
+    }
+
+
+def event_followers(index: MatchIndex) -> dict:
+    """What each replica applies to its own index, whichever replica wrote the database (all idempotent)."""
+
+    def city_snapshot(event: CloudEvent) -> None:
+        service.remember_snapshot(index, event.parsed().city)
+
+    def partners(event: CloudEvent) -> None:
+        for a, b in service.all_pairs(sorted(event.parsed().city_ids)):
+            index.add_partnership(a, b)
+
+    def declined(event: CloudEvent) -> None:
+        data = event.parsed()
+        index.add_decline(*sorted(data.city_ids), data.declined_at or event.time)
+
+    return {
+        **dict.fromkeys(CITY_SNAPSHOTS, city_snapshot),
+        ProposalApproved.event_type: partners,
+        MatchAccepted.event_type: partners,
+        MatchDeclined.event_type: declined,
     }

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from citypair_matching import service
 from citypair_matching.config import Settings
 from citypair_matching.core import MatchIndex, Rules, compile_kernel
-from citypair_matching.handlers import event_handlers
+from citypair_matching.handlers import event_followers, event_handlers
 from citypair_matching.models import IdempotencyRecord, Inbox, Outbox
 from citypair_matching.router import router
 from citypair_shared.app import build_app
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inbox_model=Inbox,
         idempotency_model=IdempotencyRecord,
         event_handlers=event_handlers(index),
+        event_followers=event_followers(index),
         on_start=[rebuild_index, compile_ranking],
     )
     app = build_app(title="citypair matching", runtime=runtime, routers=[router])

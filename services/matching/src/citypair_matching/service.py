@@ -13,7 +13,7 @@ from citypair_matching.core import CityRow, Explanation, MatchIndex
 from citypair_matching.models import CityProjection, MatchDecision, MatchPair, MatchRound, Partnership
 from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
 from citypair_shared.auth import Principal
-from citypair_shared.db import after_commit, insert_if_absent
+from citypair_shared.db import after_commit, insert_if_absent, keep_newer
 from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, RoundCompleted, new_event
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid
@@ -43,16 +43,10 @@ def _row(city: CitySnapshot) -> CityRow:
 
 async def apply_snapshot(*, session: AsyncSession, index: MatchIndex, city: CitySnapshot) -> bool:
     """Store the snapshot if it is newer than what the projection holds; True if applied."""
-    current = await session.get(CityProjection, city.id)
-    if current is not None and current.version >= city.version:
+    values = {"status": city.status, "snapshot": city.model_dump(mode="json")}
+    if not await keep_newer(session, CityProjection, id=city.id, version=city.version, **values):
         return False
-    values = {"version": city.version, "status": city.status, "snapshot": city.model_dump(mode="json")}
-    if current is None:
-        session.add(CityProjection(id=city.id, **values))
-    else:
-        for key, value in values.items():
-            setattr(current, key, value)
-    after_commit(session, lambda: index.upsert(_row(city)))
+    after_commit(session, lambda: remember_snapshot(index, city))
     if city.partner_ids:
         await record_partnerships(
             session=session,
@@ -62,6 +56,14 @@ async def apply_snapshot(*, session: AsyncSession, index: MatchIndex, city: City
             reference=city.id,
         )
     return True
+
+
+def remember_snapshot(index: MatchIndex, city: CitySnapshot) -> None:
+    """The snapshot in memory: the city (if newer than the one held) and the partners it names."""
+    index.upsert(_row(city))
+    for partner in city.partner_ids:
+        if partner != city.id:
+            index.add_partnership(city.id, partner)
 
 
 def all_pairs(city_ids: list[str]) -> list[tuple[str, str]]:
@@ -188,6 +190,7 @@ async def decide(
             text=body.text,
             score=explanation.score,
             weights_version=index.weights.version,
+            declined_at=at,
         )
         relay.add(session, new_event(data, source=SOURCE, subject=f"{lo}/{hi}"))
     elif status == "accepted":

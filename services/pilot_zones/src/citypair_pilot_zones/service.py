@@ -28,7 +28,7 @@ from citypair_pilot_zones.schemas import (
 )
 from citypair_pilot_zones.workflow import ALLOWED, OPEN, Status, allowed_from, can_move, moves_for
 from citypair_shared.auth import Principal, forbidden
-from citypair_shared.db import retry_on_conflict
+from citypair_shared.db import keep_newer, retry_on_conflict
 from citypair_shared.events import CitySnapshot, MatchAccepted, UserSnapshot, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalStaleFlagged
 from citypair_shared.logging import get_logger
@@ -116,27 +116,14 @@ def sees_budget(user: Principal, proposal: Proposal) -> bool:
 
 async def apply_city(*, session: AsyncSession, city: CitySnapshot) -> None:
     """Keep the newest snapshot of a city (older or repeated ones are ignored)."""
-    known = await session.get(KnownCity, city.id)
-    if known is not None and known.version >= city.version:
-        return
-    values = {"version": city.version, "name": city.name, "country_code": city.country_code, "status": city.status}
-    if known is None:
-        session.add(KnownCity(id=city.id, **values))
-    else:
-        for key, value in values.items():
-            setattr(known, key, value)
+    values = {"name": city.name, "country_code": city.country_code, "status": city.status}
+    await keep_newer(session, KnownCity, id=city.id, version=city.version, **values)
 
 
 async def apply_user(*, session: AsyncSession, user: UserSnapshot) -> None:
     """Keep whether a user may be assigned to review, from the newest snapshot (older or repeated ones are ignored)."""
-    known = await session.get(KnownUser, user.id)
-    if known is not None and known.version >= user.version:
-        return
     coordinator = "coordinator" in user.roles and not user.disabled
-    if known is None:
-        session.add(KnownUser(id=user.id, version=user.version, coordinator=coordinator))
-    else:
-        known.version, known.coordinator = user.version, coordinator
+    await keep_newer(session, KnownUser, id=user.id, version=user.version, coordinator=coordinator)
 
 
 async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, KnownCity]:

@@ -5,6 +5,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -216,6 +217,18 @@ async def _check_unique(session: AsyncSession, city_id: str | None, data: dict) 
                 raise _duplicate(field, value)
 
 
+@asynccontextmanager
+async def _naming_a_taken_id(session: AsyncSession, city_id: str | None, data: dict):
+    """Around a write and its commit: if another city took the GeoNames or external id between the check and
+    the write (the unique index decided, at a flush or at the commit), 409 naming the field."""
+    try:
+        yield
+    except IntegrityError:
+        await session.rollback()
+        await _check_unique(session, city_id, data)
+        raise
+
+
 def _new_city(status: str) -> City:
     now = datetime.now(UTC)
     return City(id="", version=1, status=status, verified=False, last_confirmed_at=now, themes=[], corridors=[])
@@ -227,24 +240,19 @@ async def create(*, session: AsyncSession, relay: OutboxRelay, user: Principal, 
     city = _new_city("draft" if data.draft else "published")
     changes = _apply(city, values)
     city.id = str(uuid.uuid4())
-    session.add(city)
-    await _record(
-        session,
-        relay,
-        city,
-        action="created",
-        actor=user.user_id,
-        changes=changes,
-        event=CityRegistered,
-        partner_ids=[],
-    )
-    try:
+    async with _naming_a_taken_id(session, None, values):
+        session.add(city)
+        await _record(
+            session,
+            relay,
+            city,
+            action="created",
+            actor=user.user_id,
+            changes=changes,
+            event=CityRegistered,
+            partner_ids=[],
+        )
         await session.commit()
-    except IntegrityError:
-        # Another city took the GeoNames or external id between the check and the commit: say which.
-        await session.rollback()
-        await _check_unique(session, None, values)
-        raise
     await session.refresh(city)
     return city
 
@@ -288,11 +296,12 @@ async def update(
     values = data.model_dump(mode="json", exclude_unset=partial)
     values = {k: v for k, v in values.items() if v is not None or k in NULLABLE}
     await _check_unique(session, city.id, values)
-    changes = _apply(city, values)
-    if changes:
-        city.version += 1
-        await _record(session, relay, city, action="updated", actor=user.user_id, changes=changes)
-    await session.commit()
+    async with _naming_a_taken_id(session, city.id, values):
+        changes = _apply(city, values)
+        if changes:
+            city.version += 1
+            await _record(session, relay, city, action="updated", actor=user.user_id, changes=changes)
+        await session.commit()
     return city
 
 

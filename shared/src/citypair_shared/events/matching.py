@@ -1,5 +1,6 @@
 """Events the `matching` service publishes: decisions on suggested pairs, and programme rounds."""
 
+from datetime import datetime
 from typing import ClassVar
 
 from citypair_shared.events.envelope import EventData
@@ -27,6 +28,8 @@ class MatchDeclined(EventData):
     text: str = ""
     score: float | None = None
     weights_version: str = ""
+    # When the decision was recorded: every replica keeps the decline from the same instant.
+    declined_at: datetime | None = None
 
 
 class RoundCompleted(EventData):
