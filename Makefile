@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := shared services/identity services/profiles services/matching services/pilot_zones services/web
 
-.PHONY: run test test-unit test-integration test-e2e install lock lint bench clean
+.PHONY: run run-cluster test test-unit test-integration test-e2e install lock lint bench clean
 
 $(STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	$(PYTHON) -c 'import sys; sys.exit("citypair needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/citypair run
+
+# Two replicas of each service, three clustered nats-servers, PostgreSQL (README: Scaling).
+run-cluster: $(STAMP)
+	$(BIN)/citypair run --replicas 2 --nats-cluster 3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider

@@ -5,6 +5,7 @@ compose-spec schema, `caddy validate`, `nats-server -t`) and against the reposit
 """
 
 import importlib
+import importlib.util
 import ipaddress
 import json
 import os
@@ -13,12 +14,22 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from citypair_shared import stack
-from citypair_shared.bus_access import ADMIN, compose_nats_config, password_variable, service_bus_users
+from citypair_shared.bus_access import (
+    ADMIN,
+    COMPOSE_NATS_NODES,
+    COMPOSE_NATS_ROUTE_PORT,
+    SERVER_NAME_VARIABLE,
+    compose_nats_config,
+    compose_nats_url,
+    password_variable,
+    service_bus_users,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -30,11 +41,16 @@ POSTGRES_INIT = ROOT / "deploy" / "postgres-init.sql"
 
 SERVICE_NAMES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
 WITH_DATABASE = sorted(name for name in SERVICE_NAMES if (ROOT / "services" / name / "migrations").is_dir())
-INFRA = {"nats", "postgres", "gateway"}
+NATS_NODES = list(COMPOSE_NATS_NODES)  # compose's NATS cluster, one service per node
+INFRA = {*NATS_NODES, "postgres", "gateway"}
 JOBS = {"streams"}  # run once and exit
 BUS_USERS = sorted(user.name for user in service_bus_users())  # the services that use the bus
 NATS_PASSWORDS = {password_variable(user): "p-test" for user in [ADMIN, *BUS_USERS]}
+NATS_NODE_ENV = {**NATS_PASSWORDS, SERVER_NAME_VARIABLE: NATS_NODES[0]}  # what nats-server needs to start
+ADMIN_PASSWORD = "CITYPAIR_ADMIN_PASSWORD"  # identity's first admin (citypair_identity.config)
 APP_PORT = "8000"
+REPLICAS = 2  # of each service: one may fail while the other serves
+FRONTEND = "frontend"  # the network web shares with the gateway and NATS only
 
 
 def compose() -> dict:
@@ -80,6 +96,27 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Comp
     return subprocess.run([str(a) for a in args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 
 
+def version_of(binary: str, *args: str) -> tuple[int, int]:
+    """The major and minor version of a binary the tests use (the virtualenv's, else PATH's)."""
+    result = subprocess.run([stack.binary(binary), *args], capture_output=True, text=True, timeout=30)
+    major, minor = re.search(r"v(\d+)\.(\d+)\.\d+", result.stdout + result.stderr).groups()
+    return int(major), int(minor)
+
+
+def networks_of(name: str) -> set[str]:
+    """The compose networks a service is on (none named: the default one)."""
+    return set(compose()["services"][name].get("networks") or ["default"])
+
+
+def addresses_in(value: str) -> list[tuple[str, int]]:
+    """(host, port) of every server a setting names: URLs, comma-separated URLs, or a bare host:port."""
+    found = []
+    for part in value.split(","):
+        url = urlsplit(part.strip() if "://" in part else f"tcp://{part.strip()}")
+        found.append((url.hostname, url.port))
+    return found
+
+
 # --- the files are valid for the tools that read them ---------------------------------------
 
 
@@ -102,17 +139,18 @@ def test_caddyfile_is_valid_with_the_compose_gateway_environment():
 
 
 def test_nats_config_is_valid_and_enables_jetstream_on_the_volume():
-    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env={**os.environ, **NATS_PASSWORDS})
+    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env={**os.environ, **NATS_NODE_ENV})
     assert result.returncode == 0, result.stdout + result.stderr
     text = NATS_CONF.read_text()
     assert re.search(r"^port:\s*4222$", text, re.M)
     assert re.search(r"^http_port:\s*8222$", text, re.M)
     assert re.search(r"^max_payload:\s*1MB$", text, re.M)
     assert re.search(r'jetstream\s*\{[^}]*store_dir:\s*"/data"', text)
-    nats = compose()["services"]["nats"]
-    assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
-    assert any(v.endswith(":/data") and not v.startswith(".") for v in nats["volumes"]), "JetStream needs a volume"
-    assert nats["command"] == ["-c", "/etc/nats/nats.conf"]
+    for name in NATS_NODES:
+        nats = compose()["services"][name]
+        assert "./deploy/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"], name
+        assert any(v.endswith(":/data") and not v.startswith(".") for v in nats["volumes"]), "JetStream needs a volume"
+        assert nats["command"] == ["-c", "/etc/nats/nats.conf"], name
 
 
 def test_nats_config_is_the_one_the_code_renders():
@@ -121,10 +159,17 @@ def test_nats_config_is_the_one_the_code_renders():
 
 
 def test_nats_config_has_no_password_of_its_own():
-    result = run(
-        BIN / "nats-server", "-c", NATS_CONF, "-t", env={k: v for k, v in os.environ.items() if "NATS" not in k}
-    )
+    env = {k: v for k, v in os.environ.items() if "NATS" not in k} | {SERVER_NAME_VARIABLE: NATS_NODES[0]}
+    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env=env)
     assert result.returncode != 0 and password_variable(ADMIN) in result.stderr
+
+
+def test_nats_config_has_no_server_name_of_its_own():
+    """One file for every node: each is named by its environment, so no two can share a name by mistake."""
+    assert re.search(rf"^server_name: \${SERVER_NAME_VARIABLE}$", NATS_CONF.read_text(), re.M)
+    env = {k: v for k, v in os.environ.items() if k != SERVER_NAME_VARIABLE} | NATS_PASSWORDS
+    result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env=env)
+    assert result.returncode != 0 and SERVER_NAME_VARIABLE in result.stderr
 
 
 # --- docker-compose.yml ---------------------------------------------------------------------
@@ -166,7 +211,7 @@ def test_app_service_is_built_from_the_one_dockerfile(name):
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_app_service_waits_for_healthy_dependencies(name):
     depends_on = compose()["services"][name]["depends_on"]
-    expected = {"nats"} | ({"postgres"} if name in WITH_DATABASE else set())
+    expected = set(NATS_NODES) | ({"postgres"} if name in WITH_DATABASE else set())
     assert set(depends_on) == expected | ({"streams"} if name in BUS_USERS else set())
     for dependency in expected:
         assert depends_on[dependency] == {"condition": "service_healthy"}, (name, dependency)
@@ -177,11 +222,15 @@ def test_app_service_waits_for_healthy_dependencies(name):
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_app_service_environment_uses_its_settings_prefix(name):
     env = compose()["services"][name]["environment"]
-    prefix = stack.SERVICE_BY_NAME[name].env_prefix
-    assert all(key.startswith(prefix) for key in env if key != "FORWARDED_ALLOW_IPS"), env  # uvicorn's own
+    spec = stack.SERVICE_BY_NAME[name]
+    prefix = spec.env_prefix
+    fields = importlib.import_module(f"{spec.package}.config").Settings.model_fields.values()
+    # Settings read under a name of their own (identity's first admin), and uvicorn's own.
+    aliases = {alias for field in fields if field.validation_alias for alias in field.validation_alias.choices}
+    assert all(key.startswith(prefix) or key in aliases | {"FORWARDED_ALLOW_IPS"} for key in env), env
     assert env[prefix + "HOST"] == "0.0.0.0"
     assert env[prefix + "PORT"] == APP_PORT
-    assert env[prefix + "NATS_URL"] == "nats://nats:4222"
+    assert env[prefix + "NATS_URL"] == compose_nats_url()
     assert env[prefix + "ENVIRONMENT"] == "production"
     if name in BUS_USERS:
         assert env[prefix + "NATS_PASSWORD"] == required(password_variable(name))
@@ -201,12 +250,12 @@ def test_app_service_settings_accept_the_compose_environment(name, monkeypatch):
         if key.startswith(spec.env_prefix):
             monkeypatch.delenv(key)
     for key, value in compose()["services"][name]["environment"].items():
-        monkeypatch.setenv(key, interpolate(str(value), NATS_PASSWORDS))
+        monkeypatch.setenv(key, interpolate(str(value), NATS_PASSWORDS | {ADMIN_PASSWORD: "a-test"}))
     settings = importlib.import_module(f"{spec.package}.config").Settings()
     assert settings.environment == "production"
     assert settings.host == "0.0.0.0"
     assert settings.port == int(APP_PORT)
-    assert settings.nats_url == "nats://nats:4222"
+    assert settings.nats_url == compose_nats_url()
     if name in BUS_USERS:
         assert settings.nats_password.get_secret_value() == "p-test"
 
@@ -218,7 +267,8 @@ def nats_passwords_in(service: str) -> dict[str, str]:
 
 def test_compose_gives_nats_every_users_password_and_each_service_its_own_only():
     """Each password is required (no default to guess) and reaches nats-server and its one user only."""
-    assert nats_passwords_in("nats") == {variable: required(variable) for variable in NATS_PASSWORDS}
+    for node in NATS_NODES:
+        assert nats_passwords_in(node) == {variable: required(variable) for variable in NATS_PASSWORDS}, node
     for name in SERVICE_NAMES:
         own = [password_variable(name)] if name in BUS_USERS else []
         assert nats_passwords_in(name) == {variable: required(variable) for variable in own}, name
@@ -230,8 +280,8 @@ def test_the_streams_job_declares_the_streams_as_the_admin_before_the_services_s
     services = compose()["services"]
     job = services["streams"]
     assert job["command"] == ["python", "-m", "citypair_shared.declare_streams"]
-    assert job["environment"]["CITYPAIR_NATS_URL"] == "nats://nats:4222"
-    assert job["depends_on"] == {"nats": {"condition": "service_healthy"}}
+    assert job["environment"]["CITYPAIR_NATS_URL"] == compose_nats_url()
+    assert job["depends_on"] == {node: {"condition": "service_healthy"} for node in NATS_NODES}
     assert job["restart"] == "on-failure" and "ports" not in job
     assert job["pull_policy"] == "never" and job["image"] in {services[name]["image"] for name in SERVICE_NAMES}
 
@@ -239,7 +289,6 @@ def test_the_streams_job_declares_the_streams_as_the_admin_before_the_services_s
 def test_gateway_routes_to_every_service_by_its_compose_name():
     services = compose()["services"]
     gateway = services["gateway"]
-    assert gateway["image"] == "caddy:2"
     assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in gateway["volumes"]
     caddyfile = CADDYFILE.read_text()
     upstreams = {k: v for k, v in gateway["environment"].items() if k.endswith("_UPSTREAM")}
@@ -247,25 +296,42 @@ def test_gateway_routes_to_every_service_by_its_compose_name():
     assert upstreams == expected
     for variable in expected:
         assert "{$" + variable + ":" in caddyfile, f"the Caddyfile does not read {variable}"
+    # One upstream name stands for both replicas (compose's DNS answers it with each one's address): a passive
+    # health check failing it would leave the service out altogether, not the replica that failed.
+    assert "CITYPAIR_GATEWAY_FAIL_DURATION" not in gateway["environment"]
     assert gateway["depends_on"] == {name: {"condition": "service_healthy"} for name in SERVICE_NAMES}
 
 
-def fixed_address(name: str) -> str:
-    return compose()["services"][name]["networks"]["default"]["ipv4_address"]
+def fixed_address(name: str, network: str = "default") -> str:
+    return compose()["services"][name]["networks"][network]["ipv4_address"]
+
+
+def subnet_of(network: str) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """A compose network's subnet, and the range it gives out addresses from (never a fixed one)."""
+    (config,) = compose()["networks"][network]["ipam"]["config"]
+    return ipaddress.ip_network(config["subnet"]), ipaddress.ip_network(config["ip_range"])
 
 
 def test_only_the_gateway_and_web_are_believed_about_client_addresses():
-    """Services believe X-Forwarded-For from the gateway only; the gateway believes web's (a browser's address)."""
+    """Services believe X-Forwarded-For from the gateway only, by its fixed address on the network they share;
+    the gateway believes web's (a browser's address) from the frontend network, which only web, the gateway
+    and NATS are on: web's replicas have no fixed address."""
     services = compose()["services"]
-    network = compose()["networks"]["default"]["ipam"]["config"][0]
-    subnet, dynamic = ipaddress.ip_network(network["subnet"]), ipaddress.ip_network(network["ip_range"])
-    gateway, web = fixed_address("gateway"), fixed_address("web")
-    for address in (gateway, web):
-        assert ipaddress.ip_address(address) in subnet and ipaddress.ip_address(address) not in dynamic
-    assert gateway != web
+    for network in ("default", FRONTEND):
+        subnet, dynamic = subnet_of(network)
+        address = ipaddress.ip_address(fixed_address("gateway", network))
+        assert address in subnet and address not in dynamic, network
+    on_frontend = {name for name in services if FRONTEND in networks_of(name)}
+    assert on_frontend == {"gateway", "web", *NATS_NODES}  # NATS speaks no HTTP: only web connects to the gateway
+    assert networks_of("web") == {FRONTEND}  # so `gateway` is its frontend address to web
+    assert "default" in networks_of("gateway") and all(
+        networks_of(node) >= {"default", FRONTEND} for node in NATS_NODES
+    )
     for name in SERVICE_NAMES:
-        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == gateway, name
-    assert services["gateway"]["environment"]["CITYPAIR_GATEWAY_TRUSTED_PROXIES"] == web
+        (network,) = networks_of(name) & networks_of("gateway")  # the one the gateway connects from
+        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == fixed_address("gateway", network), name
+    frontend, _ = subnet_of(FRONTEND)
+    assert services["gateway"]["environment"]["CITYPAIR_GATEWAY_TRUSTED_PROXIES"] == str(frontend)
     assert services["web"]["environment"]["CITYPAIR_WEB_API_URL"] == "http://gateway:8080"
     # uvicorn reads FORWARDED_ALLOW_IPS unless the command line says otherwise; proxy headers are on by default.
     (cmd,) = [args for keyword, args in dockerfile_instructions() if keyword == "CMD"]
@@ -301,13 +367,124 @@ def proxy_handlers(config: dict) -> list[dict]:
 def test_gateway_believes_only_its_trusted_proxies_and_tells_services_one_address(compose_env):
     gateway_env = {k: str(v) for k, v in compose()["services"]["gateway"]["environment"].items()}
     (server,) = adapted_caddyfile(**(gateway_env if compose_env else {}))["apps"]["http"]["servers"].values()
-    believed = {"ranges": [fixed_address("web")]} if compose_env else {}  # unset: no one
+    believed = {"ranges": [str(subnet_of(FRONTEND)[0])]} if compose_env else {}  # unset: no one
     assert server["trusted_proxies"] == {"source": "static", **believed}
     assert server["trusted_proxies_strict"] == 1  # the rightmost address it does not trust, never the leftmost
     proxies = proxy_handlers(server["routes"])
     assert len(proxies) >= len(SERVICE_NAMES)  # profiles' imports have a proxy of their own (a longer wait)
     for proxy in proxies:
         assert proxy["headers"]["request"]["set"]["X-Forwarded-For"] == ["{http.vars.client_ip}"]
+
+
+# --- the multi-replica topology ------------------------------------------------------------
+
+
+def test_every_app_service_runs_two_replicas_and_the_rest_one():
+    services = compose()["services"]
+    for name, svc in services.items():
+        replicas = svc.get("deploy", {}).get("replicas", 1)
+        assert replicas == (REPLICAS if name in SERVICE_NAMES else 1), name  # one gateway: it publishes the port
+    for name in SERVICE_NAMES:
+        svc = services[name]
+        assert "container_name" not in svc, f"{name}: compose does not scale a service with a container_name"
+        networks = svc.get("networks") or []
+        fixed = [net for net in networks if isinstance(networks, dict) and "ipv4_address" in (networks[net] or {})]
+        assert not fixed, f"{name}: two replicas cannot share a fixed address on {fixed}"
+
+
+def test_every_address_in_compose_names_a_compose_service_on_a_network_it_shares():
+    """Every URL and upstream a container is given reaches a compose service, on its port, over a shared network."""
+    services = compose()["services"]
+    ports = {name: int(APP_PORT) for name in SERVICE_NAMES} | {node: 4222 for node in NATS_NODES}
+    ports |= {"postgres": 5432, "gateway": int(services["gateway"]["environment"]["CITYPAIR_GATEWAY_PORT"])}
+    checked = 0
+    for name, svc in services.items():
+        for key, value in (svc.get("environment") or {}).items():
+            if not key.endswith(("_URL", "_UPSTREAM")):
+                continue
+            for host, port in addresses_in(interpolate(str(value), NATS_PASSWORDS)):
+                assert host in services, f"{name}: {key} names {host}, which is no compose service"
+                assert ports.get(host) == port, f"{name}: {key} names {host}:{port}, where nothing listens"
+                assert networks_of(name) & networks_of(host), f"{name} shares no network with {host} ({key})"
+                checked += 1
+    assert checked > len(SERVICE_NAMES) * len(NATS_NODES)
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_app_service_is_told_every_address_it_has_a_setting_for(name):
+    """An address setting's default is `citypair run`'s loopback one: in a container it points nowhere."""
+    spec = stack.SERVICE_BY_NAME[name]
+    env = compose()["services"][name]["environment"]
+    fields = importlib.import_module(f"{spec.package}.config").Settings.model_fields
+    wanted = [f for f in fields if f.endswith("_url") and (f != "database_url" or name in WITH_DATABASE)]
+    assert "jwks_url" in wanted and "nats_url" in wanted
+    missing = [field for field in wanted if spec.env_prefix + field.upper() not in env]
+    assert not missing, f"{name} is not told its {missing}"
+
+
+def test_every_service_checks_tokens_with_identitys_keys():
+    """From identity itself, or (web, which shares no network with it) through the gateway's route to it."""
+    (identity_paths,) = re.findall(r"^\s*@identity path (.+)$", CADDYFILE.read_text(), re.M)
+    for name in SERVICE_NAMES:
+        url = urlsplit(compose()["services"][name]["environment"][stack.SERVICE_BY_NAME[name].env_prefix + "JWKS_URL"])
+        assert url.scheme == "http" and url.path == "/.well-known/jwks.json", name
+        if url.hostname != "identity":
+            assert url.hostname == "gateway" and url.path in identity_paths.split(), name
+
+
+def test_nats_runs_three_nodes_routed_to_each_other_each_named_and_on_its_own_volume():
+    services = compose()["services"]
+    nodes = sorted(name for name in services if name.startswith("nats"))
+    assert nodes == NATS_NODES and len(nodes) == 3, nodes  # a JetStream quorum (two) survives one node's loss
+    volumes = []
+    for node in nodes:
+        svc = services[node]
+        assert svc["environment"][SERVER_NAME_VARIABLE] == node
+        volumes += [v.split(":")[0] for v in svc["volumes"] if v.endswith(":/data")]
+        # Healthy once the cluster has a JetStream leader: then the streams job can place the streams.
+        assert "http://127.0.0.1:8222/healthz?js-server-only=true" in svc["healthcheck"]["test"], node
+        assert all(networks_of(node) & networks_of(other) for other in nodes), node
+    assert len(set(volumes)) == len(nodes) and set(volumes) <= set(compose()["volumes"]), volumes
+    (cluster,) = re.findall(r"^cluster \{\n(.*?)^\}", NATS_CONF.read_text(), re.M | re.S)
+    assert f'listen: "0.0.0.0:{COMPOSE_NATS_ROUTE_PORT}"' in cluster
+    routes = re.findall(r'"nats://([\w.-]+):(\d+)"', cluster)
+    assert routes == [(node, str(COMPOSE_NATS_ROUTE_PORT)) for node in nodes]
+    for node in nodes:  # nats-server takes the one file with each node's environment
+        env = {key: interpolate(str(value), NATS_PASSWORDS) for key, value in services[node]["environment"].items()}
+        result = run(BIN / "nats-server", "-c", NATS_CONF, "-t", env={**os.environ, **env})
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_streams_job_keeps_every_stream_on_every_node():
+    job = compose()["services"]["streams"]
+    assert job["environment"]["CITYPAIR_NATS_REPLICAS"] == str(len(NATS_NODES)), "one node may fail"
+    assert set(job["depends_on"]) == set(NATS_NODES)  # an R3 stream needs all three
+    source = Path(importlib.util.find_spec("citypair_shared.declare_streams").origin).read_text()
+    assert '"CITYPAIR_NATS_REPLICAS"' in source  # what it reads
+
+
+def test_images_are_the_versions_the_tests_check_the_configuration_with():
+    services = compose()["services"]
+    caddy_major, caddy_minor = version_of("caddy", "version")
+    assert services["gateway"]["image"] == f"caddy:{caddy_major}.{caddy_minor}", services["gateway"]["image"]
+    nats_major, nats_minor = version_of("nats-server", "--version")
+    for node in NATS_NODES:
+        assert services[node]["image"] == f"nats:{nats_major}.{nats_minor}-alpine", node
+
+
+def test_identity_is_given_the_first_admins_password_with_no_default():
+    services = compose()["services"]
+    settings = importlib.import_module("citypair_identity.config").Settings
+    assert ADMIN_PASSWORD in settings.model_fields["admin_password"].validation_alias.choices  # what identity reads
+    value = services["identity"]["environment"][ADMIN_PASSWORD]
+    assert re.fullmatch(r"\$\{" + ADMIN_PASSWORD + r":\?[^}]+\}", value), "required: no default to guess"
+    with pytest.raises(ValueError, match=ADMIN_PASSWORD):
+        interpolate(value)
+    assert interpolate(value, {ADMIN_PASSWORD: "s3cret"}) == "s3cret"
+    others = [
+        name for name, svc in services.items() if name != "identity" and ADMIN_PASSWORD in svc.get("environment", {})
+    ]
+    assert not others, others
 
 
 def test_passwords_come_from_the_environment_with_a_development_default():

@@ -4,39 +4,27 @@ The durable consumer hands each event to one replica, and a decision is taken by
 the other replica's index never hears of them (issue 14).
 """
 
-import os
-import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from citypair_shared.stack import SERVICE_BY_NAME, free_port
+from citypair_shared.stack import free_port
 from tests.support import city_body, eventually
-
-MATCHING = SERVICE_BY_NAME["matching"]
 
 
 @pytest.fixture(scope="module")
 def replicas(stack):
     """The stack's matching and a second replica on its own port, same database and bus."""
     port = free_port()
-    env = {**stack.config.service_env(MATCHING), MATCHING.env_prefix + "PORT": str(port)}
-    args = [sys.executable, "-m", "uvicorn", f"{MATCHING.package}.main:create_app", "--factory"]
-    args += ["--host", stack.config.host, "--port", str(port), "--no-access-log"]
-    log = open(stack.log_dir / "matching-2.log", "ab")  # noqa: SIM115 - the child owns it
-    env = {**os.environ, **stack.config.extra_env, **env}
-    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    part = stack.start_service("matching", port=port)
     second = f"http://{stack.config.host}:{port}"
     try:
         eventually(lambda: ready(second), timeout=60, what="the second matching replica")
         yield [stack.config.service_url("matching"), second]
     finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+        stack.stop_part(part)
 
 
 def ready(url: str) -> bool:

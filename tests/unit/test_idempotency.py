@@ -19,8 +19,6 @@ from citypair_shared.idempotency import (
     parse_key,
 )
 from citypair_shared.problems import PROBLEM_JSON, Problem
-from citypair_web.api import Api
-from citypair_web.sessions import Session
 
 
 @pytest.mark.parametrize(
@@ -140,25 +138,3 @@ def test_the_cli_retries_a_post_with_the_same_key(monkeypatch):
     with httpx.Client(transport=transport, base_url="http://gateway") as client:
         cli._post(client, "/api/v1/cities/import", content=b"[]", headers={})
     assert again[0].headers[HEADER] not in keys
-
-
-async def test_the_web_sends_one_key_per_post_the_same_after_refreshing_the_token():
-    transport, seen = _recorder(
-        httpx.Response(401),
-        httpx.Response(200, json={"access_token": "new", "refresh_token": "r2"}),
-        httpx.Response(200, json={"id": "u1", "roles": []}),
-        httpx.Response(201),
-        httpx.Response(200),
-    )
-    api = Api("http://gateway")
-    api.client = httpx.AsyncClient(transport=transport, base_url="http://gateway")
-    session = Session(access_token="old", refresh_token="r1", user={}, expires_at=0)
-    try:
-        await api.call(session, "POST", "/api/v1/rounds", json={}, headers={"If-Match": '"1"'})
-        await api.call(session, "GET", "/api/v1/rounds/x")
-    finally:
-        await api.close()
-    first, _, _, retried, read = seen
-    assert first.headers[HEADER] == retried.headers[HEADER]
-    assert retried.headers["authorization"] == "Bearer new" and retried.headers["if-match"] == '"1"'
-    assert HEADER not in read.headers

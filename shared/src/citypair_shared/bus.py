@@ -1,16 +1,17 @@
 """The JetStream bus: the streams (declared by the bus admin), de-duplicated publishes, durable pull consumers."""
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
 from nats.errors import ConnectionClosedError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
 
-from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
+from citypair_shared.events import BUCKETS, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
 from citypair_shared.logging import get_logger
 from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
 
@@ -61,7 +62,7 @@ class Bus:
         while True:
             try:
                 self.nc = await nats.connect(
-                    self.url,
+                    [server.strip() for server in self.url.split(",")],  # a cluster: its nodes, comma-separated
                     **credentials,
                     inbox_prefix=inbox_prefix(self.user),
                     max_reconnect_attempts=-1,
@@ -76,17 +77,24 @@ class Bus:
                 await asyncio.sleep(0.25)
         self.js = self.nc.jetstream()
 
-    async def declare_streams(self) -> None:
-        """Create or update every stream: the bus admin's job (see citypair_shared.declare_streams), not a service's."""
+    async def declare_streams(self, *, replicas: int = 1) -> None:
+        """Create or update every stream and bucket, each kept on `replicas` nodes of a cluster: the bus
+        admin's job (see citypair_shared.declare_streams), not a service's."""
         configs = [StreamConfig(name=n, subjects=[s]) for n, s in STREAMS.items()]
         configs.append(StreamConfig(name=DEAD_LETTER_STREAM, subjects=[f"{DEAD_LETTER_PREFIX}.>"]))
         for config in configs:
             config.storage = StorageType.FILE
             config.duplicate_window = DUPLICATE_WINDOW_SECONDS
+            config.num_replicas = replicas
             try:
                 await self.js.add_stream(config)
             except Exception:  # exists with another config: bring it to ours
                 await self.js.update_stream(config)
+        for bucket, max_age in BUCKETS.items():
+            ttl = max_age.total_seconds()
+            kv = KeyValueConfig(bucket, history=1, ttl=ttl, storage=StorageType.FILE, direct=True, replicas=replicas)
+            with contextlib.suppress(BadRequestError):  # declared before (not changed in place)
+                await self.js.create_key_value(kv)
 
     async def close(self) -> None:
         # Not drain(): draining pull subscriptions can hang, and every message we took is acked by now.

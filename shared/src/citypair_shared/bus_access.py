@@ -36,6 +36,8 @@ class BusUser:
     subscriptions: tuple[Subscription, ...] = ()
     # Event types each of its processes follows into memory (besides token revocations, which all follow).
     follows: tuple[str, ...] = ()
+    # Key-value buckets it reads and writes (declared by the admin with the streams).
+    buckets: tuple[str, ...] = ()
 
 
 def password_variable(user: str) -> str:
@@ -65,20 +67,46 @@ def permissions(user: BusUser, everyone: Sequence[BusUser]) -> dict[str, dict[st
         others = [s.durable for u in everyone if u.name != user.name for s in u.subscriptions if s.stream == stream]
         deny += [f"{CONSUMER_API}.CREATE.{stream}.{durable}.>" for durable in others]
         deny += [f"{CONSUMER_API}.MSG.NEXT.{stream}.{durable}" for durable in others]
+    for bucket in user.buckets:  # its keys (put, update, delete), the bucket's info, and direct reads
+        allow += [f"$KV.{bucket}.>", f"$JS.API.STREAM.INFO.KV_{bucket}", f"$JS.API.DIRECT.GET.KV_{bucket}.>"]
     allow, deny = list(dict.fromkeys(allow)), list(dict.fromkeys(deny))
     publish = {"allow": allow, "deny": deny} if deny else {"allow": allow}
     return {"publish": publish, "subscribe": {"allow": [f"{inbox_prefix(user.name)}.>"]}}
 
 
+@dataclass(frozen=True)
+class ClusterNode:
+    """This server's place in a JetStream cluster: its name, where it listens for routes, and every node's
+    route address (its own included: nats-server skips itself)."""
+
+    name: str
+    port: int
+    routes: tuple[str, ...]
+    # Whether clients are told the other nodes' addresses (all of a node's interfaces): not where they are
+    # given every node and some of those addresses are on networks they cannot reach (compose's).
+    advertise: bool = True
+
+
 def nats_config(
-    users: Sequence[BusUser], *, port: int, store_dir: str, host: str | None = None, http_port: int | None = None
+    users: Sequence[BusUser],
+    *,
+    port: int,
+    store_dir: str,
+    host: str | None = None,
+    http_port: int | None = None,
+    cluster: ClusterNode | None = None,
 ) -> str:
     """nats-server's configuration: JetStream, and the admin and each service's user; passwords by variable."""
     lines = [
         "# Rendered by citypair_shared.bus_access from the services' code: do not edit. deploy/nats.conf is",
         "# written by `citypair nats-config --output deploy/nats.conf`. Each password is read from the",
         "# environment variable it names (README: Configuration).",
-        "server_name: citypair-nats",
+        *(
+            ["# Each node's own name, from its environment: JetStream's cluster tells its peers apart by it."]
+            if cluster and cluster.name.startswith("$")
+            else []
+        ),
+        f"server_name: {cluster.name if cluster else 'citypair-nats'}",
         *([f"host: {host}"] if host else []),
         f"port: {port}",
         *(["# Monitoring, for health checks; not published.", f"http_port: {http_port}"] if http_port else []),
@@ -87,6 +115,7 @@ def nats_config(
         "jetstream {",
         f"  store_dir: {json.dumps(store_dir)}",
         "}",
+        *(_cluster_lines(cluster, host) if cluster else []),
         "authorization {",
         "  users = [",
         "    # The tooling's, to declare the streams; no service has it.",
@@ -101,9 +130,44 @@ def nats_config(
     return "\n".join([*lines, "  ]", "}", ""])
 
 
+def _cluster_lines(node: ClusterNode, host: str | None) -> list[str]:
+    listen = f"{host or '0.0.0.0'}:{node.port}"
+    return [
+        "# Streams are kept on several nodes (the admin declares them with replicas); one may fail.",
+        "cluster {",
+        "  name: citypair",
+        f"  listen: {json.dumps(listen)}",
+        *([] if node.advertise else ["  no_advertise: true"]),
+        "  routes: [",
+        *(f"    {json.dumps(route)}" for route in node.routes),
+        "  ]",
+        "}",
+    ]
+
+
+# docker-compose.yml's NATS: a cluster of three nodes (compose services of these names) sharing one configuration
+# file, deploy/nats.conf; each node's name is the SERVER_NAME in its environment (as in deploy/kubernetes).
+COMPOSE_NATS_NODES = ("nats-1", "nats-2", "nats-3")
+COMPOSE_NATS_PORT = 4222
+COMPOSE_NATS_ROUTE_PORT = 6222
+SERVER_NAME_VARIABLE = "SERVER_NAME"
+
+
+def compose_nats_url() -> str:
+    """What compose's services connect to: every node, comma-separated (the client moves on if one dies)."""
+    return ",".join(f"nats://{node}:{COMPOSE_NATS_PORT}" for node in COMPOSE_NATS_NODES)
+
+
 def compose_nats_config() -> str:
-    """deploy/nats.conf: the nats-server of docker-compose.yml, JetStream on its volume at /data."""
-    return nats_config(service_bus_users(), port=4222, http_port=8222, store_dir="/data")
+    """deploy/nats.conf: each nats-server of docker-compose.yml, JetStream on its volume at /data, routed to
+    all three (a node skips the route to itself)."""
+    cluster = ClusterNode(
+        name=f"${SERVER_NAME_VARIABLE}",
+        port=COMPOSE_NATS_ROUTE_PORT,
+        routes=tuple(f"nats://{node}:{COMPOSE_NATS_ROUTE_PORT}" for node in COMPOSE_NATS_NODES),
+        advertise=False,  # the services are given every node; the nodes' frontend addresses are not theirs to use
+    )
+    return nats_config(service_bus_users(), port=COMPOSE_NATS_PORT, http_port=8222, store_dir="/data", cluster=cluster)
 
 
 def _permission_lines(granted: dict[str, dict[str, list[str]]]) -> list[str]:
@@ -153,6 +217,7 @@ def service_bus_users() -> tuple[BusUser, ...]:
             user["publishes"],
             tuple(Subscription(**sub) for sub in user["subscriptions"]),
             tuple(user["follows"]),
+            tuple(user["buckets"]),
         )
         for user in json.loads(found.stdout)
     )

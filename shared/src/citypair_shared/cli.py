@@ -4,26 +4,42 @@ import json
 import os
 import secrets
 import signal
+import threading
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import typer
+from sqlalchemy.engine import make_url
 
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
-from citypair_shared.stack import PortTaken, Stack, StackConfig
+from citypair_shared.stack import SERVICES, PortTaken, Stack, StackConfig, postgres_databases
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
 
 
+# Cluster mode's further replicas and nats-server nodes take their ports from here.
+CLUSTER_PORTS = range(18200, 18300)
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
 @app.command()
-def run(demo: bool = typer.Option(True, help="Load the demo cities when the directory is empty")) -> None:
-    """Start nats-server, migrate, start every service and the Caddy gateway; Ctrl-C stops all."""
+def run(
+    demo: bool = typer.Option(True, help="Load the demo cities when the directory is empty"),
+    replicas: int = typer.Option(1, min=1, max=8, help="Processes of each service (2+: on PostgreSQL)"),
+    nats_cluster: int = typer.Option(1, min=1, max=5, help="nats-server nodes (3: a JetStream cluster)"),
+) -> None:
+    """Start nats-server, migrate, start every service and the Caddy gateway; restart any part that crashes;
+    Ctrl-C stops all. `--replicas 2 --nats-cluster 3` runs the cluster mode (README: Scaling)."""
     # Stop cleanly on Ctrl-C and on SIGTERM, even when started in the background (where SIGINT is ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = StackConfig.from_env()
+    config.cluster(replicas=replicas, nats_nodes=nats_cluster, ports=iter(CLUSTER_PORTS))
+    if replicas > 1:
+        use_postgres(config)
     email = os.environ.get("CITYPAIR_ADMIN_EMAIL", "admin@citypair.local")
     password = os.environ.get("CITYPAIR_ADMIN_PASSWORD")
     generated = not password
@@ -55,16 +71,30 @@ def run(demo: bool = typer.Option(True, help="Load the demo cities when the dire
             loaded = load_demo_if_empty(config.gateway_url, token)
             typer.echo(f"demo data: {loaded} cities loaded" if loaded else "demo data: directory already has cities")
         typer.secho(f"citypair is up at {config.gateway_url}  (Ctrl-C stops it; data in {config.var_dir})", fg="green")
-        while True:
-            for name, process in list(stack.processes.items()):
-                if process.poll() is not None:
-                    typer.secho(f"{name} stopped ({process.returncode}); see {stack.log_dir}/{name}.log", fg="red")
-                    raise typer.Exit(1)
-            time.sleep(1)
+        # Runs until Ctrl-C or SIGTERM (a KeyboardInterrupt, above): nothing sets this event.
+        stack.supervise(threading.Event(), report=lambda line: typer.secho(line, fg="yellow", err=True))
     except KeyboardInterrupt:
         typer.echo("stopping…")
     finally:
+        # A second signal (a service manager's, after Ctrl-C) must not cut the orderly stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+
+
+def use_postgres(config: StackConfig) -> None:
+    """Replicas share their service's database: a PostgreSQL one. Services without a URL get a database on
+    the server of CITYPAIR_POSTGRES_URL (default: the local one, which must answer)."""
+    missing = [s.name for s in SERVICES if s.has_database and s.name not in config.database_urls]
+    if not missing:
+        return
+    admin_url = os.environ.get("CITYPAIR_POSTGRES_URL", POSTGRES_ADMIN_URL)
+    try:
+        config.database_urls |= postgres_databases(admin_url, missing)
+    except (OSError, asyncpg.PostgresError) as exc:
+        typer.secho(f"replicas need PostgreSQL: none answers at {admin_url} ({exc})", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"databases: citypair_<service> on {make_url(admin_url).host}")
 
 
 def sign_in(gateway_url: str, email: str, password: str) -> str | None:

@@ -11,13 +11,24 @@ import os
 from citypair_shared.bus import Bus
 from citypair_shared.bus_access import ADMIN, password_variable
 
+READY_WITHIN_SECONDS = 60
 
-async def declare_streams(url: str, *, admin_password: str | None) -> None:
-    """Create or update every stream (as the admin; without a password, on a server that asks for none)."""
+
+async def declare_streams(url: str, *, admin_password: str | None, replicas: int = 1) -> None:
+    """Create or update every stream (as the admin; without a password, on a server that asks for none),
+    each on `replicas` nodes (3 in a three-node cluster, so a node may fail)."""
     bus = Bus(url, user=ADMIN, password=admin_password)
     await bus.connect()
+    deadline = asyncio.get_running_loop().time() + READY_WITHIN_SECONDS
     try:
-        await bus.declare_streams()
+        while True:
+            try:
+                await bus.declare_streams(replicas=replicas)
+                return
+            except Exception:  # a new cluster elects its JetStream leader first: until then, every request fails
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await bus.close()
 
@@ -27,7 +38,8 @@ def main() -> None:
     admin_password = os.environ.get(password_variable(ADMIN))
     if not admin_password:
         raise SystemExit(f"set {password_variable(ADMIN)}: the bus admin's password (README: Configuration)")
-    asyncio.run(declare_streams(url, admin_password=admin_password))
+    replicas = int(os.environ.get("CITYPAIR_NATS_REPLICAS", "1"))
+    asyncio.run(declare_streams(url, admin_password=admin_password, replicas=replicas))
     print(f"streams declared at {url}", flush=True)
 
 

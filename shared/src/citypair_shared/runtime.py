@@ -37,6 +37,8 @@ class Runtime:
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
     # Event types every replica applies to its memory (citypair_shared.follow), e.g. matching's index.
     event_followers: dict[str, Apply] = field(default_factory=dict)
+    # Key-value buckets (citypair_shared.events.BUCKETS) this service reads and writes, e.g. web's sessions.
+    buckets: tuple[str, ...] = ()
     on_start: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
     # True for a service with tables but no events (identity, for now).
     database_models: bool = False
@@ -65,7 +67,7 @@ class Runtime:
 
     @property
     def uses_bus(self) -> bool:
-        return self.outbox_model is not None or bool(self.event_handlers)
+        return self.outbox_model is not None or bool(self.event_handlers) or bool(self.buckets)
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -83,6 +85,7 @@ class Runtime:
             publishes=publishes,
             subscriptions=tuple(self.subscriptions),
             follows=tuple(sorted(self.event_followers)),
+            buckets=self.buckets,
         )
 
     async def start(self) -> None:

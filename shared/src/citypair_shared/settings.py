@@ -20,6 +20,7 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(18000, ge=1, le=65535)
     database_url: str = ""
+    # One server, or a cluster's nodes comma-separated (nats://a:4222,nats://b:4222): the client moves on if one dies.
     nats_url: str = "nats://127.0.0.1:14222"
     # This service's own NATS user is its name (citypair_shared.bus_access); none: connect anonymously.
     nats_password: SecretStr | None = None

@@ -1,7 +1,7 @@
 """The embedded stack: nats-server, every service and Caddy as local processes.
 
-`citypair run` serves it; the end-to-end tests start the same stack on free ports and can
-stop and start any one part of it.
+`citypair run` serves it, restarting any part that crashes; the end-to-end tests start the same
+stack on free ports and can stop and start any one part of it.
 """
 
 import asyncio
@@ -11,14 +11,25 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
-from citypair_shared.bus_access import ADMIN, bus_passwords, nats_config, password_environment, service_bus_users
+from citypair_shared.bus_access import (
+    ADMIN,
+    ClusterNode,
+    bus_passwords,
+    nats_config,
+    password_environment,
+    service_bus_users,
+)
 from citypair_shared.declare_streams import declare_streams
 from citypair_shared.migrations import upgrade
 
@@ -102,6 +113,10 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # The admin's and each service's NATS password (kept in <var>/secrets/nats.json), set by Stack.start_nats.
     nats_passwords: dict[str, str] = field(default_factory=dict)
+    # Cluster mode: the ports of each service's further replicas, and of further NATS nodes (client, route).
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
+    nats_node_ports: list[int] = field(default_factory=list)
+    nats_route_ports: list[int] = field(default_factory=list)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
@@ -119,14 +134,33 @@ class StackConfig:
         return config
 
     @classmethod
-    def on_free_ports(cls, var_dir: Path, **kwargs) -> "StackConfig":
+    def on_free_ports(cls, var_dir: Path, *, replicas: int = 1, nats_nodes: int = 1, **kwargs) -> "StackConfig":
         gateway_port, nats_port, *service_ports = free_ports(len(SERVICES) + 2)
         ports = {s.name: port for s, port in zip(SERVICES, service_ports, strict=True)}
-        return cls(var_dir=var_dir, gateway_port=gateway_port, nats_port=nats_port, ports=ports, **kwargs)
+        config = cls(var_dir=var_dir, gateway_port=gateway_port, nats_port=nats_port, ports=ports, **kwargs)
+        config.cluster(replicas=replicas, nats_nodes=nats_nodes, ports=iter(free_ports(100)))
+        return config
+
+    def cluster(self, *, replicas: int, nats_nodes: int, ports: Iterator[int]) -> None:
+        """Cluster mode: `replicas` processes of each service, `nats_nodes` clustered nats-servers (with
+        their streams on every node), further ports taken from `ports`."""
+        self.replica_ports = {s.name: [next(ports) for _ in range(replicas - 1)] for s in SERVICES}
+        self.nats_node_ports = [next(ports) for _ in range(nats_nodes - 1)] if nats_nodes > 1 else []
+        self.nats_route_ports = [next(ports) for _ in range(nats_nodes)] if nats_nodes > 1 else []
+
+    @property
+    def nats_nodes(self) -> list[tuple[str, int]]:
+        """Each nats-server's part name and client port (the first is `nats`, as in the single stack)."""
+        ports = [self.nats_port, *self.nats_node_ports]
+        return [("nats" if i == 0 else f"nats-{i + 1}", port) for i, port in enumerate(ports)]
 
     @property
     def nats_url(self) -> str:
-        return f"nats://{self.host}:{self.nats_port}"
+        return ",".join(f"nats://{self.host}:{port}" for _, port in self.nats_nodes)
+
+    def service_ports(self, name: str) -> list[int]:
+        """The ports of every replica of service `name`."""
+        return [self.ports[name], *self.replica_ports.get(name, [])]
 
     @property
     def gateway_url(self) -> str:
@@ -162,13 +196,18 @@ class StackConfig:
             # web's address: the gateway believes the browser address web forwards when it signs someone in
             "CITYPAIR_GATEWAY_TRUSTED_PROXIES": self.host,
         }
-        for spec in SERVICES:
-            env[f"CITYPAIR_{spec.name.upper()}_UPSTREAM"] = f"{self.host}:{self.ports[spec.name]}"
+        if self.replica_ports and any(self.replica_ports.values()):
+            env["CITYPAIR_GATEWAY_FAIL_DURATION"] = "10s"  # a replica that failed a request is skipped a while
+        for spec in SERVICES:  # every replica: Caddy balances over them and skips one that fails its health checks
+            upstreams = [f"{self.host}:{port}" for port in self.service_ports(spec.name)]
+            env[f"CITYPAIR_{spec.name.upper()}_UPSTREAM"] = " ".join(upstreams)
         return env
 
     def check_ports(self) -> None:
         """Fail plainly if any port this stack needs is taken."""
-        wanted = {"gateway": self.gateway_port, "nats": self.nats_port, **self.ports}
+        wanted = {"gateway": self.gateway_port, **dict(self.nats_nodes), **self.ports}
+        wanted |= {f"{name} replica {p}": p for name, ports in self.replica_ports.items() for p in ports}
+        wanted |= {f"nats route {p}": p for p in self.nats_route_ports}
         taken = [f"{name} port {port}" for name, port in wanted.items() if not port_is_free(self.host, port)]
         if taken:
             raise PortTaken(
@@ -177,15 +216,59 @@ class StackConfig:
             )
 
 
+def postgres_databases(admin_url: str, names: list[str]) -> dict[str, str]:
+    """A database `citypair_<name>` per service on the PostgreSQL server of `admin_url` (created if absent),
+    as the services' URLs: replicas must share a server database."""
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=5)
+        try:
+            for name in names:
+                if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", f"citypair_{name}"):
+                    await conn.execute(f'CREATE DATABASE "citypair_{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    server = make_url(admin_url).set(drivername="postgresql+asyncpg")
+    return {name: server.set(database=f"citypair_{name}").render_as_string(False) for name in names}
+
+
+@dataclass
+class Backoff:
+    """The pause before restarting a part that exited: doubling with each crash in a row, up to a ceiling, so a
+    part that cannot start does not spin; a part that ran long enough before it crashed starts the count again."""
+
+    first: float = 0.5
+    ceiling: float = 30.0
+    forgive_after: float = 60.0
+    restarts: int = 0  # in a row
+
+    def next_delay(self, uptime: float) -> float:
+        """The pause before the next restart of a part that ran `uptime` seconds; counts that restart."""
+        if uptime >= self.forgive_after:
+            self.restarts = 0
+        # The exponent is capped: a part failing for days must not overflow the float.
+        delay = min(self.ceiling, self.first * 2 ** min(self.restarts, 64))
+        self.restarts += 1
+        return delay
+
+
 class Stack:
     """Starts, stops and restarts the parts; logs go to `<var>/log/<part>.log`."""
 
     def __init__(self, config: StackConfig):
         self.config = config
         self.processes: dict[str, subprocess.Popen] = {}
+        # Each part's command and environment, so that a crashed part starts again exactly as before.
+        self.launches: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.started_at: dict[str, float] = {}  # time.monotonic() of each part's latest start
+        self.backoffs: dict[str, Backoff] = {}
         self.log_dir = config.var_dir / "log"
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.launches[name] = (args, env)
+        self.started_at[name] = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.processes[name] = subprocess.Popen(
@@ -198,25 +281,33 @@ class Stack:
         )
 
     def start_nats(self) -> None:
-        """nats-server with JetStream and a user per service that uses the bus (citypair_shared.bus_access)."""
+        """nats-server with JetStream and a user per service that uses the bus (citypair_shared.bus_access);
+        in cluster mode, one per node, routed to each other."""
         users = service_bus_users()
         secrets_file = self.config.var_dir / "secrets" / "nats.json"
         self.config.nats_passwords = bus_passwords(secrets_file, [user.name for user in users])
-        store = self.config.var_dir / "nats"
-        store.mkdir(parents=True, exist_ok=True)
-        conf = self.config.var_dir / "nats.conf"
-        conf.write_text(nats_config(users, host=self.config.host, port=self.config.nats_port, store_dir=str(store)))
         env = password_environment(self.config.nats_passwords)  # nats-server reads them by variable
-        self._spawn("nats", [binary("nats-server"), "-c", str(conf)], env)
-        wait_for_port(self.config.host, self.config.nats_port, "nats-server", self.processes["nats"])
+        routes = tuple(f"nats://{self.config.host}:{port}" for port in self.config.nats_route_ports)
+        for (name, port), route_port in zip(self.config.nats_nodes, self.config.nats_route_ports or [0], strict=False):
+            store = self.config.var_dir / name
+            store.mkdir(parents=True, exist_ok=True)
+            node = ClusterNode(name, route_port, routes) if routes else None
+            conf = self.config.var_dir / f"{name}.conf"
+            conf.write_text(nats_config(users, host=self.config.host, port=port, store_dir=str(store), cluster=node))
+            self._spawn(name, [binary("nats-server"), "-c", str(conf)], env)
+        for name, port in self.config.nats_nodes:
+            wait_for_port(self.config.host, port, "nats-server", self.processes[name])
 
     def migrate(self) -> None:
         for spec in SERVICES:
             if spec.has_database:
                 upgrade(spec.directory, self.config.database_url(spec.name))
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, *, port: int | None = None) -> str:
+        """Start service `name` on its port, or another replica of it on `port` (same database and bus);
+        returns the part's name: `name`, or `name@port` for another replica."""
         spec = SERVICE_BY_NAME[name]
+        port = port or self.config.ports[name]
         args = [
             sys.executable,
             "-m",
@@ -226,14 +317,19 @@ class Stack:
             "--host",
             self.config.host,
             "--port",
-            str(self.config.ports[name]),
+            str(port),
             "--no-access-log",
             # The client address is the one Caddy saw (sign-in throttling is per address).
             "--proxy-headers",
             "--forwarded-allow-ips",
             self.config.host,
         ]
-        self._spawn(name, args, self.config.service_env(spec))
+        part = self._part(name, port)
+        self._spawn(part, args, {**self.config.service_env(spec), spec.env_prefix + "PORT": str(port)})
+        return part
+
+    def _part(self, name: str, port: int) -> str:
+        return name if port == self.config.ports[name] else f"{name}@{port}"
 
     def start_gateway(self) -> None:
         caddy_home = self.config.var_dir / "caddy"
@@ -249,9 +345,12 @@ class Stack:
             self.migrate()
             bus_users.result()
         self.start_nats()
-        asyncio.run(declare_streams(self.config.nats_url, admin_password=self.config.nats_passwords[ADMIN]))
+        replicas = len(self.config.nats_nodes)
+        password = self.config.nats_passwords[ADMIN]
+        asyncio.run(declare_streams(self.config.nats_url, admin_password=password, replicas=replicas))
         for spec in SERVICES:
-            self.start_service(spec.name)
+            for port in self.config.service_ports(spec.name):
+                self.start_service(spec.name, port=port)
         self.wait_ready(timeout=timeout, names=[s.name for s in SERVICES])
         # Last, so that its first health checks find every upstream up.
         self.start_gateway()
@@ -261,7 +360,11 @@ class Stack:
         """Wait until each service answers /readyz (directly) and the gateway answers."""
         deadline = time.monotonic() + timeout
         names = list(SERVICE_BY_NAME) if names is None else names
-        targets = {n: self.config.service_url(n) + "/readyz" for n in names}
+        targets = {
+            self._part(n, port): f"http://{self.config.host}:{port}/readyz"
+            for n in names
+            for port in self.config.service_ports(n)
+        }
         if "gateway" in self.processes:
             targets["gateway"] = self.config.gateway_url + "/healthz"
         for name, url in targets.items():
@@ -270,13 +373,39 @@ class Stack:
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
                 try:
-                    if answered_by(httpx.get(url, timeout=2), name):
+                    if answered_by(httpx.get(url, timeout=2), name.split("@")[0]):
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{name} not ready at {url}; see {self.log_dir / name}.log")
                 time.sleep(0.1)
+
+    def restart_part(self, name: str) -> None:
+        """Start an exited part again as it was last started (nats-server: the same config and store).
+
+        A part stopped on purpose (`stop_part`) or already started again is left as it is."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is not None:
+            self._spawn(name, *self.launches[name])
+
+    def supervise(self, stopping: threading.Event, report: Callable[[str], None], *, poll: float = 0.2) -> None:
+        """Until `stopping` is set, restart each part that exits, after its own backoff; `report` tells of each."""
+        due: dict[str, float] = {}  # exited part -> when to restart it
+        while not stopping.wait(poll):
+            now = time.monotonic()
+            for name, process in list(self.processes.items()):
+                if name not in due and process.poll() is not None:
+                    backoff = self.backoffs.setdefault(name, Backoff())
+                    delay = backoff.next_delay(uptime=now - self.started_at[name])
+                    due[name] = now + delay
+                    report(
+                        f"{name} exited ({process.returncode}); restarting in {delay:g} s, "
+                        f"restart {backoff.restarts} in a row (see {self.log_dir / name}.log)"
+                    )
+            for name in [name for name, at in due.items() if at <= now]:
+                del due[name]
+                self.restart_part(name)
 
     def stop_part(self, name: str, *, kill: bool = False, timeout: float = 15) -> None:
         """Stop one part (SIGTERM, or SIGKILL to simulate a crash)."""
@@ -291,7 +420,8 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        for name in ["gateway", *reversed([s.name for s in SERVICES]), "nats"]:
+        services = [part for s in reversed(SERVICES) for part in self.processes if part.split("@")[0] == s.name]
+        for name in ["gateway", *services, *(name for name, _ in self.config.nats_nodes)]:
             self.stop_part(name)
 
     def __enter__(self) -> "Stack":

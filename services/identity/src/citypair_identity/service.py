@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,12 +35,11 @@ _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 @dataclass
 class IdentityContext:
-    """What identity's use cases share beyond a session: settings, the relay, the sign-in policy, the signing key."""
+    """What identity's use cases share beyond a session: settings, the relay, the sign-in policy."""
 
     settings: Settings
     relay: OutboxRelay | None = None
     signin_policy: throttle.Policy = field(init=False)
-    signing_key: SigningKey | None = None
 
     def __post_init__(self):
         self.signin_policy = throttle.Policy.from_settings(self.settings)
@@ -67,14 +66,31 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+BOOTSTRAP_ATTEMPTS = 3
+
+
+def _current_key() -> Select:
+    """The key that signs: the newest one not retired (read at each signing, so a key made or rotated by
+    another replica signs here too)."""
+    active = select(SigningKey).where(SigningKey.retired_at.is_(None))
+    return active.order_by(SigningKey.created_at.desc(), SigningKey.kid.desc()).limit(1)
+
+
 async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
-    """On start: a signing key, and the first admin from settings if there is no admin yet."""
-    ctx.signing_key = await session.scalar(
-        select(SigningKey).where(SigningKey.retired_at.is_(None)).order_by(SigningKey.created_at.desc()).limit(1)
-    )
-    if ctx.signing_key is None:
-        ctx.signing_key = new_signing_key()
-        session.add(ctx.signing_key)
+    """On start: a signing key, and the first admin from settings if there is no admin yet. Replicas may
+    start together: the unique e-mail refuses the second admin, and this runs again and finds the first."""
+    for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
+        try:
+            return await _bootstrap(session, ctx)
+        except IntegrityError:
+            await session.rollback()
+            if attempt == BOOTSTRAP_ATTEMPTS:
+                raise
+
+
+async def _bootstrap(session: AsyncSession, ctx: IdentityContext) -> None:
+    if await session.scalar(_current_key()) is None:
+        session.add(new_signing_key())
     await _announce_users_once(session, ctx)
     admins = [u for u in await session.scalars(select(User)) if "admin" in u.roles]
     password = ctx.settings.admin_password
@@ -132,11 +148,10 @@ async def rotate_key(*, session: AsyncSession, ctx: IdentityContext, actor: Prin
     session.add(key)
     audit(session, "keys.rotated", actor=actor.user_id, subject=key.kid)
     await session.commit()
-    ctx.signing_key = key
     return key.kid
 
 
-def _access_token(ctx: IdentityContext, user: User) -> str:
+def _access_token(ctx: IdentityContext, user: User, key: SigningKey) -> str:
     now = datetime.now(UTC)
     claims = {
         "iss": ctx.settings.token_issuer,
@@ -150,7 +165,6 @@ def _access_token(ctx: IdentityContext, user: User) -> str:
         "exp": now + ctx.access_lifetime,
         "jti": uuid.uuid4().hex,
     }
-    key = ctx.signing_key
     return jwt.encode(claims, key.private_pem, algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
@@ -165,7 +179,7 @@ async def _issue(session: AsyncSession, ctx: IdentityContext, user: User, family
         )
     )
     return TokenOut(
-        access_token=_access_token(ctx, user),
+        access_token=_access_token(ctx, user, await session.scalar(_current_key())),
         expires_in=int(ctx.access_lifetime.total_seconds()),
         refresh_token=refresh,
     )

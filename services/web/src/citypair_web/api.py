@@ -4,16 +4,13 @@ import httpx
 
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import new_key
-from citypair_web.sessions import Session
-
-
-class SignedOut(Exception):
-    """The session's tokens no longer work: sign in again."""
+from citypair_web.sessions import Session, SessionStore, SignedOut
 
 
 class Api:
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, sessions: SessionStore):
         self.client = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self.sessions = sessions
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -42,24 +39,18 @@ class Api:
         response = await self._send(session, method, path, **kwargs)
         if response.status_code != 401:
             return response
-        await self._refresh(session, expired=session.access_token)
+        await self.sessions.refresh(session, expired=session.access_token, exchange=self._exchange)
         response = await self._send(session, method, path, **kwargs)
         if response.status_code == 401:
             raise SignedOut()
         return response
 
-    async def _refresh(self, session: Session, *, expired: str) -> None:
-        """Trade the session's refresh token for new tokens, once for all the session's requests that found
-        `expired` refused: a refresh token used twice is taken for a stolen one and revokes them all."""
-        async with session.refreshing:
-            if session.access_token != expired:
-                return  # another request of this session refreshed while this one waited
-            refreshed = await self.client.post("/api/v1/auth/refresh", json={"refresh_token": session.refresh_token})
-            if refreshed.status_code != 200:
-                raise SignedOut()
-            tokens = refreshed.json()
-            session.access_token, session.refresh_token = tokens["access_token"], tokens["refresh_token"]
-            session.user = await self.me(session.access_token)
+    async def _exchange(self, refresh_token: str) -> tuple[str, str, dict]:
+        refreshed = await self.client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+        if refreshed.status_code != 200:
+            raise SignedOut()
+        tokens = refreshed.json()
+        return tokens["access_token"], tokens["refresh_token"], await self.me(tokens["access_token"])
 
     async def _send(
         self, session: Session, method: str, path: str, headers: dict[str, str] | None = None, **kwargs

@@ -12,15 +12,21 @@ from citypair_web.api import Api
 from citypair_web.config import Settings
 from citypair_web.pages import page_for, redirect
 from citypair_web.router import BadCsrf, NotSignedIn, router
-from citypair_web.sessions import SessionStore
+from citypair_web.sessions import BUCKET, SessionStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = build_app(title="citypair web", runtime=Runtime(settings), routers=[router])
+    sessions = SessionStore(lifetime_seconds=settings.session_hours * 3600)
+
+    async def open_sessions(runtime: Runtime) -> None:
+        await sessions.open(runtime.bus)
+
+    runtime = Runtime(settings, buckets=(BUCKET,), on_start=[open_sessions])
+    app = build_app(title="citypair web", runtime=runtime, routers=[router])
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.state.sessions = SessionStore(lifetime_seconds=settings.session_hours * 3600)
-    app.state.api = Api(settings.api_url)
+    app.state.sessions = sessions
+    app.state.api = Api(settings.api_url, sessions)
 
     runtime_lifespan = app.router.lifespan_context
 
@@ -34,12 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(BadCsrf)
     async def _forged(request: Request, exc: BadCsrf):
-        page = page_for(request)
+        page = await page_for(request)
         return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
 
     @app.exception_handler(NotSignedIn)
     async def _sign_in_first(request: Request, exc: NotSignedIn):
-        page = page_for(request)
+        page = await page_for(request)
         if request.url.path == "/":
             return page.render("signin.html")
         return redirect("/?next=" + request.url.path)

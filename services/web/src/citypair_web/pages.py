@@ -69,8 +69,8 @@ def remember_language(request: Request, response, lang: str) -> None:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
 
 
-def page_for(request: Request) -> Page:
-    session = request.app.state.sessions.get(request.cookies.get(COOKIE))
+async def page_for(request: Request) -> Page:
+    session = await request.app.state.sessions.get(request.cookies.get(COOKIE))
     csrf = session.csrf if session else request.cookies.get(PRE_SESSION_CSRF) or secrets.token_urlsafe(24)
     return Page(request=request, lang=language(request), session=session, csrf=csrf)
 

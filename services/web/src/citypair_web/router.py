@@ -7,10 +7,9 @@ from fastapi.responses import HTMLResponse
 
 from citypair_shared.themes import THEME_IDS
 from citypair_web import forms, i18n
-from citypair_web.api import SignedOut
 from citypair_web.graphics import HEIGHT, WIDTH, land_path, network_layout, project
 from citypair_web.pages import Page, csrf_ok, page_for, redirect
-from citypair_web.sessions import COOKIE
+from citypair_web.sessions import COOKIE, SignedOut
 
 router = APIRouter(include_in_schema=False)
 PageDep = Annotated[Page, Depends(page_for)]
@@ -24,9 +23,9 @@ class BadCsrf(Exception):
     """A form came without this session's CSRF token."""
 
 
-def user_page(request: Request) -> Page:
+async def user_page(request: Request) -> Page:
     """The page of a signed-in user (or NotSignedIn, which leads to the sign-in form)."""
-    page = page_for(request)
+    page = await page_for(request)
     if page.session is None:
         raise NotSignedIn()
     return page
@@ -34,7 +33,7 @@ def user_page(request: Request) -> Page:
 
 async def form_page(request: Request) -> Page:
     """A signed-in user's form post that carries the session's CSRF token (or BadCsrf)."""
-    page = user_page(request)
+    page = await user_page(request)
     if not csrf_ok(page, (await request.form()).get("csrf")):
         raise BadCsrf()
     return page
@@ -58,7 +57,7 @@ async def api(page: Page, method: str, path: str, **kwargs):
     try:
         return await page.request.app.state.api.call(page.session, method, path, **kwargs)
     except SignedOut as exc:
-        page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
+        await page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
         raise NotSignedIn() from exc
 
 
@@ -96,7 +95,7 @@ async def sign_in(
         return page.render("signin.html", status_code=401, error=page.t("signin_failed"), email=email)
     tokens = response.json()
     user = await page.request.app.state.api.me(tokens["access_token"])
-    session_id = page.request.app.state.sessions.create(
+    session_id = await page.request.app.state.sessions.create(
         access_token=tokens["access_token"], refresh_token=tokens["refresh_token"], user=user
     )
     done = redirect("/")
@@ -117,7 +116,7 @@ async def sign_out(page: PageDep, csrf: Annotated[str, Form()] = ""):
     done = redirect("/")
     if page.session and csrf_ok(page, csrf):  # a forged post must not sign anyone out
         await page.request.app.state.api.logout(page.session)
-        page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
+        await page.request.app.state.sessions.drop(page.request.cookies.get(COOKIE))
         done.delete_cookie(COOKIE)
     return done
 

@@ -3,6 +3,8 @@
 `EVENT_TYPES` maps each CloudEvents `type` (which is also the NATS subject) to its data model.
 """
 
+from datetime import timedelta
+
 from citypair_shared.events.envelope import CloudEvent, new_event
 from citypair_shared.events.identity import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot
 from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
@@ -30,6 +32,8 @@ EVENT_TYPES = {
 STREAMS = {"IDENTITY": "identity.>", "PROFILES": "profiles.>", "MATCHING": "matching.>", "PILOT_ZONES": "pilot_zones.>"}
 DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "deadletter"
+# Key-value buckets (JetStream streams too, declared alike), and how long an untouched key is kept.
+BUCKETS = {"web_sessions": timedelta(days=8)}  # web's sessions (their own lifetime is at most 7 days)
 
 
 def stream_of(event_type: str) -> str:
@@ -39,6 +43,7 @@ def stream_of(event_type: str) -> str:
 
 
 __all__ = [
+    "BUCKETS",
     "EVENT_TYPES",
     "STREAMS",
     "CloudEvent",
