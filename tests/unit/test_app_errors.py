@@ -36,3 +36,21 @@ def test_an_unexpected_error_is_a_500_problem_that_the_server_never_sees():
         "detail": "the error was logged",
         "instance": "/boom",
     }
+
+
+async def test_web_passes_the_pages_request_id_to_the_api():
+    import httpx
+
+    from citypair_shared.logging import request_id_var
+    from citypair_web.api import _pass_request_id
+
+    token = request_id_var.set("page-123")
+    try:
+        request = httpx.Request("GET", "http://gateway/api/v1/cities")
+        await _pass_request_id(request)
+        assert request.headers["X-Request-ID"] == "page-123"
+    finally:
+        request_id_var.reset(token)
+    untouched = httpx.Request("GET", "http://gateway/api/v1/cities")
+    await _pass_request_id(untouched)  # outside a page's request: no id made up
+    assert "X-Request-ID" not in untouched.headers

@@ -157,14 +157,16 @@ def _description() -> str:
         "duplicate window. Producers publish through a transactional outbox: the event row commits with the change "
         "and is marked sent only after JetStream's ack.",
         "## Streams",
-        "One stream per producing service, file storage, declared by every service at start-up:",
+        "One stream per producing service, file storage, declared by the bus admin before the services start (each "
+        "keeps an event 30 days by default, `CITYPAIR_STREAM_MAX_AGE_DAYS`; dead letters 90):",
         "\n".join(["| stream | subjects | producer |", "|---|---|---|", *streams]),
         "## Consumers",
         "Durable pull consumers named `<consumer>--<producer>` (service names with `-` for `_`), explicit ack, finite "
         "`max_deliver`. Handlers are idempotent: an inbox row per (consumer, event id) commits with the handler's "
         f"effects before the ack. After `max_deliver` failed deliveries a message is re-published to "
         f"`{DEAD_LETTER_PREFIX}.<durable>` on the `{DEAD_LETTER_STREAM}` stream (headers `Citypair-Error`, "
-        "`Citypair-Subject`) and terminated: nothing is dropped silently.",
+        "`Citypair-Subject`, `Citypair-Deliveries`, `Citypair-Msg-Id`) and terminated: nothing is dropped silently "
+        "(`citypair dead-letters` lists, shows, replays and discards them: docs/operations.md).",
         "\n".join(["| consumer | durable | stream | subjects |", "|---|---|---|---|", *consumers]),
         "## Token revocations",
         f"`{TokensRevoked.event_type}` is followed by every service that publishes or consumes events, with an "

@@ -131,7 +131,9 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("sign in: this needs an access token")
-    return await request.app.state.runtime.verifier.verify(credentials.credentials)
+    principal = await request.app.state.runtime.verifier.verify(credentials.credentials)
+    request.state.user_id = principal.user_id  # for the access log
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

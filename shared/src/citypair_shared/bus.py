@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import nats
 from nats.errors import ConnectionClosedError, NoServersError
@@ -18,6 +19,9 @@ from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
 log = get_logger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120
+# How long a stream keeps an event (services keep their inbox rows longer: citypair_shared.retention).
+STREAM_MAX_AGE = timedelta(days=30)
+DEAD_LETTER_MAX_AGE = timedelta(days=90)
 FETCH_BATCH = 256
 
 
@@ -77,11 +81,21 @@ class Bus:
                 await asyncio.sleep(0.25)
         self.js = self.nc.jetstream()
 
-    async def declare_streams(self, *, replicas: int = 1) -> None:
-        """Create or update every stream and bucket, each kept on `replicas` nodes of a cluster: the bus
-        admin's job (see citypair_shared.declare_streams), not a service's."""
-        configs = [StreamConfig(name=n, subjects=[s]) for n, s in STREAMS.items()]
-        configs.append(StreamConfig(name=DEAD_LETTER_STREAM, subjects=[f"{DEAD_LETTER_PREFIX}.>"]))
+    async def declare_streams(
+        self,
+        *,
+        replicas: int = 1,
+        max_age: timedelta = STREAM_MAX_AGE,
+        dead_letter_max_age: timedelta = DEAD_LETTER_MAX_AGE,
+    ) -> None:
+        """Create or update every stream and bucket, each kept on `replicas` nodes of a cluster and an event
+        kept `max_age` (a dead letter longer, to be looked into): the bus admin's job (see
+        citypair_shared.declare_streams), not a service's."""
+        configs = [StreamConfig(name=n, subjects=[s], max_age=max_age.total_seconds()) for n, s in STREAMS.items()]
+        subjects = [f"{DEAD_LETTER_PREFIX}.>"]
+        configs.append(
+            StreamConfig(name=DEAD_LETTER_STREAM, subjects=subjects, max_age=dead_letter_max_age.total_seconds())
+        )
         for config in configs:
             config.storage = StorageType.FILE
             config.duplicate_window = DUPLICATE_WINDOW_SECONDS
@@ -188,7 +202,18 @@ class Bus:
 
     async def _dead_letter(self, subscription: Subscription, msg, exc: Exception) -> None:
         headers = dict(msg.headers or {})
-        headers.update({"Citypair-Error": repr(exc)[:500], "Citypair-Subject": msg.subject})
+        headers.update(
+            {
+                "Citypair-Error": repr(exc)[:500],
+                "Citypair-Subject": msg.subject,
+                "Citypair-Deliveries": str(msg.metadata.num_delivered),
+                # Not the event's id: the DEADLETTER stream would drop a second dead letter of the same event
+                # (another consumer's, or a replay's that failed again) inside its duplicate window.
+                "Nats-Msg-Id": f"{subscription.durable}:{msg.metadata.sequence.stream}",
+            }
+        )
+        if "Nats-Msg-Id" in (msg.headers or {}):
+            headers["Citypair-Msg-Id"] = msg.headers["Nats-Msg-Id"]
         await self.js.publish(f"{DEAD_LETTER_PREFIX}.{subscription.durable}", msg.data, headers=headers)
         DEAD_LETTERS.labels(subscription.durable).inc()
         log.error("event.dead_lettered", durable=subscription.durable, subject=msg.subject, error=repr(exc))

@@ -13,11 +13,13 @@ import httpx
 import typer
 from sqlalchemy.engine import make_url
 
+from citypair_shared.dead_letters import dead_letters_app
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
 from citypair_shared.stack import SERVICES, PortTaken, Stack, StackConfig, postgres_databases
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 # Cluster mode's further replicas and nats-server nodes take their ports from here.

@@ -7,14 +7,15 @@ a stream that exists is brought to the configuration in the code.
 
 import asyncio
 import os
+from datetime import timedelta
 
-from citypair_shared.bus import Bus
+from citypair_shared.bus import DEAD_LETTER_MAX_AGE, STREAM_MAX_AGE, Bus
 from citypair_shared.bus_access import ADMIN, password_variable
 
 READY_WITHIN_SECONDS = 60
 
 
-async def declare_streams(url: str, *, admin_password: str | None, replicas: int = 1) -> None:
+async def declare_streams(url: str, *, admin_password: str | None, replicas: int = 1, **limits) -> None:
     """Create or update every stream (as the admin; without a password, on a server that asks for none),
     each on `replicas` nodes (3 in a three-node cluster, so a node may fail)."""
     bus = Bus(url, user=ADMIN, password=admin_password)
@@ -23,7 +24,7 @@ async def declare_streams(url: str, *, admin_password: str | None, replicas: int
     try:
         while True:
             try:
-                await bus.declare_streams(replicas=replicas)
+                await bus.declare_streams(replicas=replicas, **limits)
                 return
             except Exception:  # a new cluster elects its JetStream leader first: until then, every request fails
                 if asyncio.get_running_loop().time() > deadline:
@@ -39,7 +40,13 @@ def main() -> None:
     if not admin_password:
         raise SystemExit(f"set {password_variable(ADMIN)}: the bus admin's password (README: Configuration)")
     replicas = int(os.environ.get("CITYPAIR_NATS_REPLICAS", "1"))
-    asyncio.run(declare_streams(url, admin_password=admin_password, replicas=replicas))
+    limits = {
+        "max_age": timedelta(days=float(os.environ.get("CITYPAIR_STREAM_MAX_AGE_DAYS", STREAM_MAX_AGE.days))),
+        "dead_letter_max_age": timedelta(
+            days=float(os.environ.get("CITYPAIR_DEADLETTER_MAX_AGE_DAYS", DEAD_LETTER_MAX_AGE.days))
+        ),
+    }
+    asyncio.run(declare_streams(url, admin_password=admin_password, replicas=replicas, **limits))
     print(f"streams declared at {url}", flush=True)
 
 

@@ -7,11 +7,10 @@ not at all, and a crash right after commit cannot lose it. The response is store
 24 h is answered with that response; the same key with another request is 422; a retry while the first is
 still running waits up to 3 s for its response, else 409. Two identical requests at once both run, but the
 unique (scope, key) lets only one commit: the other's effect rolls back and it answers with the winner's
-response. Records are deleted once past the 24 h window: on lookup, and hourly (`prune_expired`).
+response. Records are deleted once past the 24 h window: on lookup, and hourly (citypair_shared.retention).
 """
 
 import asyncio
-import contextlib
 import hashlib
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
-from sqlalchemy import JSON, Integer, String, Text, delete, event, insert, update
+from sqlalchemy import JSON, Integer, String, Text, event, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from starlette.responses import Response
@@ -37,7 +36,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 FIELD = f"header.{HEADER}"
 MAX_KEY_LENGTH = 255
 KEPT_FOR = timedelta(hours=24)
-PRUNE_EVERY_SECONDS = 3600.0
 # How long a retry waits for a running first request's response before answering 409.
 WAIT_FOR_FIRST_SECONDS = 3.0
 POLL_SECONDS = 0.05
@@ -190,19 +188,6 @@ class Records:
                 await session.commit()
         except Exception as exc:  # the answer still goes out; a retry is told the response was not kept
             log.warning("idempotency.response_not_kept", key=claim.key, error=repr(exc))
-
-
-async def prune_expired(session_factory: async_sessionmaker[AsyncSession], model: type, stop: asyncio.Event) -> None:
-    """Delete records past the 24 h window, hourly (every replica may: deleting twice is harmless)."""
-    while not stop.is_set():
-        try:
-            async with session_factory() as session:
-                await session.execute(delete(model).where(model.created_at < datetime.now(UTC) - KEPT_FOR))
-                await session.commit()
-        except Exception as exc:  # the database is away: the next round deletes them
-            log.warning("idempotency.prune_failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=PRUNE_EVERY_SECONDS)
 
 
 # --- the dependency: answer a retry, or claim the key ---------------------------------------------------

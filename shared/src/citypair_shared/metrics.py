@@ -6,6 +6,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 
+from citypair_shared.logging import get_logger
+
+access_log = get_logger("citypair.access")
+# Probes and scrapes, every few seconds from every checker: counted, not logged.
+QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
+
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "http_request_duration_seconds",
@@ -20,15 +26,27 @@ EVENTS_HANDLED = Counter("events_handled_total", "Events handled", ["consumer", 
 CONSUMER_LAG = Gauge("consumer_lag", "Messages pending for a durable consumer", ["consumer"])
 REDELIVERIES = Counter("consumer_redeliveries_total", "Messages delivered more than once", ["consumer"])
 DEAD_LETTERS = Counter("dead_letters_total", "Messages moved to the dead-letter stream", ["consumer"])
+ROWS_PRUNED = Counter("rows_pruned_total", "Rows deleted by the retention job", ["table"])
 
 
 async def metrics_middleware(request: Request, call_next):
+    """Count and time each request, and write its access-log line (the request id is added by the logger)."""
     start = time.perf_counter()
     response = await call_next(request)
     route = request.scope.get("route")
     path = getattr(route, "path", "unmatched")
-    LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    LATENCY.labels(request.method, path).observe(elapsed)
     REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+    if path not in QUIET_ROUTES:
+        access_log.info(
+            "http.request",
+            method=request.method,
+            route=path,
+            status=response.status_code,
+            duration_ms=round(elapsed * 1000, 1),
+            user_id=getattr(request.state, "user_id", None),
+        )
     return response
 
 

@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -14,11 +15,11 @@ from citypair_shared.bus_access import BusUser
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
 from citypair_shared.follow import Apply, Follower
-from citypair_shared.idempotency import prune_expired
 from citypair_shared.inbox import EventHandler, handle_all_once
 from citypair_shared.logging import get_logger, request_id_var
 from citypair_shared.metrics import EVENTS_HANDLED
 from citypair_shared.outbox import OutboxRelay
+from citypair_shared.retention import Retention, prune_periodically
 from citypair_shared.revocations import follow_revocations
 from citypair_shared.settings import ServiceSettings
 
@@ -102,9 +103,16 @@ class Runtime:
                 self.session_factory, self.outbox_model, self.bus, sweep_seconds=self.settings.outbox_sweep_seconds
             )
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name="outbox-relay"))
-        if self.idempotency_model is not None:
-            prune = prune_expired(self.session_factory, self.idempotency_model, self._stop)
-            self._tasks.append(asyncio.create_task(prune, name="idempotency-prune"))
+        if self.uses_database:
+            retention = Retention(
+                outbox_kept=timedelta(days=self.settings.outbox_kept_days),
+                stream_max_age=timedelta(days=self.settings.stream_max_age_days),
+            )
+            models = {"outbox_model": self.outbox_model, "inbox_model": self.inbox_model}
+            prune = prune_periodically(
+                self.session_factory, retention, self._stop, idempotency_model=self.idempotency_model, **models
+            )
+            self._tasks.append(asyncio.create_task(prune, name="retention"))
         # Followers hold their places in the streams before memory is loaded from the database: no event
         # can fall between the two.
         followers = [await self._open_follower(t, apply) for t, apply in sorted(self.event_followers.items())]

@@ -6,6 +6,8 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from citypair_shared.bus import STREAM_MAX_AGE
+
 VAR_DIR = Path("var")
 
 
@@ -29,6 +31,10 @@ class ServiceSettings(BaseSettings):
     # Consumers give up on a message after this many deliveries and dead-letter it.
     max_deliver: int = Field(5, ge=1, le=100)
     outbox_sweep_seconds: float = Field(1.0, gt=0)
+    # Retention (citypair_shared.retention): sent outbox rows are kept this long; inbox rows as long as the
+    # streams keep events (the same variable the streams job reads), and a day more.
+    outbox_kept_days: float = Field(7, gt=0)
+    stream_max_age_days: float = Field(STREAM_MAX_AGE.days, gt=0, validation_alias="CITYPAIR_STREAM_MAX_AGE_DAYS")
     # Token checks (see citypair_shared.auth): where identity publishes its public keys.
     jwks_url: str = "http://127.0.0.1:18081/.well-known/jwks.json"
     token_issuer: str = "citypair-identity"

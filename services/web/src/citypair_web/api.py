@@ -2,14 +2,22 @@
 
 import httpx
 
+from citypair_shared.app import REQUEST_ID_HEADER
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import new_key
+from citypair_shared.logging import request_id_var
 from citypair_web.sessions import Session, SessionStore, SignedOut
+
+
+async def _pass_request_id(request: httpx.Request) -> None:
+    """The page's request id goes with each API call it makes: one id across the gateway and the services."""
+    if (request_id := request_id_var.get()) and REQUEST_ID_HEADER not in request.headers:
+        request.headers[REQUEST_ID_HEADER] = request_id
 
 
 class Api:
     def __init__(self, base_url: str, sessions: SessionStore):
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30, event_hooks={"request": [_pass_request_id]})
         self.sessions = sessions
 
     async def close(self) -> None:

@@ -1,0 +1,30 @@
+"""One structured access-log line per request at each service, with the request id the gateway passed on."""
+
+import json
+import uuid
+
+from tests.support import eventually
+
+
+def access_lines(stack, service: str, request_id: str) -> list[dict]:
+    lines = (stack.log_dir / f"{service}.log").read_text(errors="replace").splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{") and request_id in line]
+    return [r for r in records if r.get("event") == "http.request"]
+
+
+def test_each_request_is_logged_once_with_route_status_duration_and_user(stack, admin):
+    request_id = f"trace-{uuid.uuid4().hex}"
+    response = admin.get("/api/v1/cities", params={"limit": 1}, headers={"X-Request-ID": request_id})
+    assert response.status_code == 200 and response.headers["X-Request-ID"] == request_id
+    me = admin.get("/api/v1/me").json()
+    (line,) = eventually(lambda: access_lines(stack, "profiles", request_id), what="the access-log line")
+    assert line["method"] == "GET" and line["route"] == "/api/v1/cities" and line["status"] == 200
+    assert line["user_id"] == me["id"] and line["duration_ms"] >= 0
+    assert access_lines(stack, "matching", request_id) == []  # logged where it was served only
+
+
+def test_probes_are_not_logged(stack):
+    import httpx
+
+    httpx.get(stack.config.service_url("profiles") + "/healthz", headers={"X-Request-ID": "probe-xyz"})
+    assert access_lines(stack, "profiles", "probe-xyz") == []
