@@ -36,7 +36,7 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 
 bench: $(STAMP)
-	$(BIN)/python deploy/bench/slice.py
+	$(BIN)/python tests/bench/slice.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -66,10 +66,11 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def city_body(name: str, themes: dict) -> dict:
+def city_body(name: str, themes: dict, country_code: str = "DE") -> dict:
+    # Partners from another country than the anchors': matching excludes same-country pairs by default.
     return {
         "name": name,
-        "country_code": "DE",
+        "country_code": country_code,
         "latitude": 52.52,
         "longitude": 13.40,
         "population": 100_000,
@@ -136,7 +137,7 @@ def bench_event_to_visible(gateway: httpx.Client, args: argparse.Namespace, run:
             if not wait_visible_anchor(gateway, anchor, timeout=args.timeout):
                 raise RuntimeError(f"anchor {anchor} never reached matching")
             in_group = 0
-        body = city_body(f"bench-{run}-b-{i}", partner_themes(need_theme, offer_theme))
+        body = city_body(f"bench-{run}-b-{i}", partner_themes(need_theme, offer_theme), country_code="PL")
         t0 = time.perf_counter()
         city_id = register(gateway, body)
         seen = wait_visible(gateway, anchor, city_id, poll=args.poll_ms / 1000, timeout=args.timeout)

@@ -30,6 +30,7 @@ from citypair_shared.bus_access import (
     password_variable,
     service_bus_users,
 )
+from tests.contract.gateway_files import config_files, config_text
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -219,6 +220,14 @@ def test_app_service_waits_for_healthy_dependencies(name):
         assert depends_on["streams"] == {"condition": "service_completed_successfully"}, "the streams exist first"
 
 
+def aliases_of(field) -> set[str]:
+    """The variables a setting is read from under a name of its own (a str alias, or AliasChoices)."""
+    alias = field.validation_alias
+    if alias is None:
+        return set()
+    return {alias} if isinstance(alias, str) else {choice for choice in alias.choices if isinstance(choice, str)}
+
+
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_app_service_environment_uses_its_settings_prefix(name):
     env = compose()["services"][name]["environment"]
@@ -226,7 +235,7 @@ def test_app_service_environment_uses_its_settings_prefix(name):
     prefix = spec.env_prefix
     fields = importlib.import_module(f"{spec.package}.config").Settings.model_fields.values()
     # Settings read under a name of their own (identity's first admin), and uvicorn's own.
-    aliases = {alias for field in fields if field.validation_alias for alias in field.validation_alias.choices}
+    aliases = {alias for field in fields for alias in aliases_of(field)}
     assert all(key.startswith(prefix) or key in aliases | {"FORWARDED_ALLOW_IPS"} for key in env), env
     assert env[prefix + "HOST"] == "0.0.0.0"
     assert env[prefix + "PORT"] == APP_PORT
@@ -286,11 +295,28 @@ def test_the_streams_job_declares_the_streams_as_the_admin_before_the_services_s
     assert job["pull_policy"] == "never" and job["image"] in {services[name]["image"] for name in SERVICE_NAMES}
 
 
+def mounted_from(volumes: list[str], path: str) -> str | None:
+    """The host path a container path comes from, by the compose bind mounts that cover it."""
+    for volume in volumes:
+        source, target, *_ = volume.split(":")
+        if path == target or path.startswith(target + "/"):
+            return source + path[len(target) :]
+    return None
+
+
+def test_gateway_reads_deploy_caddyfile_and_every_file_it_imports():
+    volumes = compose()["services"]["gateway"]["volumes"]
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in volumes
+    files = config_files(CADDYFILE)
+    assert len(files) > 1, "deploy/Caddyfile imports its routes (deploy/caddy/)"
+    for relative in files:  # each where the Caddyfile imports it from, beside /etc/caddy/Caddyfile
+        assert mounted_from(volumes, f"/etc/caddy/{relative}") == f"./deploy/{relative}", relative
+
+
 def test_gateway_routes_to_every_service_by_its_compose_name():
     services = compose()["services"]
     gateway = services["gateway"]
-    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in gateway["volumes"]
-    caddyfile = CADDYFILE.read_text()
+    caddyfile = config_text(CADDYFILE)
     upstreams = {k: v for k, v in gateway["environment"].items() if k.endswith("_UPSTREAM")}
     expected = {f"CITYPAIR_{name.upper()}_UPSTREAM": f"{name}:{APP_PORT}" for name in SERVICE_NAMES}
     assert upstreams == expected
@@ -424,7 +450,7 @@ def test_app_service_is_told_every_address_it_has_a_setting_for(name):
 
 def test_every_service_checks_tokens_with_identitys_keys():
     """From identity itself, or (web, which shares no network with it) through the gateway's route to it."""
-    (identity_paths,) = re.findall(r"^\s*@identity path (.+)$", CADDYFILE.read_text(), re.M)
+    (identity_paths,) = re.findall(r"^\s*@identity path (.+)$", config_text(CADDYFILE), re.M)
     for name in SERVICE_NAMES:
         url = urlsplit(compose()["services"][name]["environment"][stack.SERVICE_BY_NAME[name].env_prefix + "JWKS_URL"])
         assert url.scheme == "http" and url.path == "/.well-known/jwks.json", name

@@ -1,6 +1,7 @@
 """Contract tests for the event schemas in `citypair_shared.events` and their AsyncAPI description."""
 
 import enum
+import importlib
 import json
 import re
 import types
@@ -165,6 +166,14 @@ def test_documented_consumers_are_the_services_handlers():
     assert set(CONSUMERS) <= set(handled)
 
 
+@pytest.mark.parametrize("producer", sorted({t.split(".", 1)[0] for t in EVENT_TYPES}))
+def test_each_producer_names_itself_as_the_events_source(producer):
+    """CloudEvents `source` is a URI-reference: `/citypair/<service>`, as docs/asyncapi.yaml describes it."""
+    source = importlib.import_module(f"citypair_{producer}.service").SOURCE
+    assert source.startswith("/"), f"{producer}'s SOURCE {source!r} is not an absolute URI-reference"
+    assert source == f"/citypair/{producer}"
+
+
 # -- (b) subjects are named by their producer and live in its stream --
 
 
@@ -277,3 +286,71 @@ def test_typing_helpers_cover_every_event_field():
         for nested in _nested_models(model):
             for field in nested.model_fields.values():
                 _strategy(field.annotation, field.metadata)
+
+
+# -- (e) README's architecture diagram shows who publishes and who consumes what, as the code wires it --
+
+README = ROOT / "README.md"
+# Its event edges: `a -->|"subjects"| b`, dotted `-.->` for what is not a durable consumer's.
+DIAGRAM_EDGE = re.compile(r'^\s*(\w+)\S*\s+(?:-->|-\.->)\|"([^"]*)"\|\s*(\w+)', re.M)
+DIAGRAM_NODES = {"identity": "identity", "profiles": "profiles", "matching": "matching", "pilot": "pilot_zones"}
+EVERY_SERVICE = "everyone"  # the node for every service's token checks
+
+
+def diagram_edges() -> list[tuple[str, str, str]]:
+    (diagram,) = re.findall(r"## Architecture\n+```mermaid\n(.*?)```", README.read_text(), re.S)
+    unread = [line for line in diagram.splitlines() if "nats" in line and not DIAGRAM_EDGE.match(line)]
+    assert not unread, f'write the bus\'s edges as a -->|"subjects"| b: {unread}'
+    return DIAGRAM_EDGE.findall(diagram)
+
+
+def diagram_types(label: str) -> set[str]:
+    """The event types a label names: `profiles.city.*`, `pilot_zones.proposal.approved`, and `.roles_changed`
+    after `identity.user.registered` for `identity.user.roles_changed`; words in brackets are comments."""
+    found, previous = set(), ""
+    for item in re.sub(r"\([^)]*\)", "", label.replace("<br/>", ",")).split(","):
+        pattern = item.strip()
+        if not pattern:
+            continue
+        if pattern.startswith("."):
+            pattern = previous.rsplit(".", 1)[0] + pattern
+        previous = pattern
+        matched = {
+            t
+            for t in EVENT_TYPES
+            if t.rsplit(".", 1)[0] == pattern or (pattern.endswith(".*") and t.startswith(pattern[:-1]))
+        }
+        assert matched, f"README's diagram names {pattern!r}, which is no event type"
+        found |= matched
+    return found
+
+
+def test_readme_diagram_shows_what_each_service_publishes_and_consumes():
+    from citypair_shared.bus_access import service_bus_users
+    from citypair_shared.events import TokensRevoked
+
+    users = {user.name: user for user in service_bus_users()}
+    published: dict[str, set[str]] = {}
+    consumed: dict[str, set[str]] = {}
+    for source, label, target in diagram_edges():
+        if source == "web":
+            assert target == "nats" and all(f"{bucket} bucket" in label for bucket in users["web"].buckets), label
+        elif target == "nats":
+            published[DIAGRAM_NODES[source]] = diagram_types(label)
+        elif target == EVERY_SERVICE:
+            # Every service that uses the bus follows the revocations (citypair_shared.runtime): all of them.
+            assert diagram_types(label) == {TokensRevoked.event_type}
+            assert set(users) == {spec_name for spec_name in (*DIAGRAM_NODES.values(), "web")}
+        else:
+            assert source == "nats", (source, target)
+            consumed[DIAGRAM_NODES[target]] = diagram_types(label)
+    producers = {t.split(".", 1)[0] for t in EVENT_TYPES}
+    assert published == {p: {t for t in EVENT_TYPES if t.split(".", 1)[0] == p} for p in producers}
+    # What each service's durable consumers handle, and what each of its replicas follows into memory.
+    expected = {
+        name: {t for t in EVENT_TYPES if name in consumers_of(t)} | set(users[name].follows)
+        for name in DIAGRAM_NODES.values()
+    }
+    assert consumed == {name: types for name, types in expected.items() if types}, (
+        "README's architecture diagram does not show what the services consume"
+    )

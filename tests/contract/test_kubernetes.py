@@ -28,6 +28,7 @@ from pydantic import AliasChoices
 
 from citypair_shared import stack
 from citypair_shared.bus_access import ADMIN, password_variable
+from tests.contract.gateway_files import config_files, config_text
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -352,6 +353,8 @@ def settings_variables(service: str) -> set[str]:
     for field, info in cls.model_fields.items():
         if isinstance(info.validation_alias, AliasChoices):
             names |= {choice for choice in info.validation_alias.choices if isinstance(choice, str)}
+        elif isinstance(info.validation_alias, str):  # e.g. CITYPAIR_STREAM_MAX_AGE_DAYS, shared by every service
+            names.add(info.validation_alias)
         else:
             names.add(prefix + field.upper())
     return names
@@ -487,7 +490,7 @@ def test_web_calls_the_api_through_the_gateway_and_the_gateway_routes_to_every_s
     env = resolved_env(workload("gateway"), gateway)
     upstreams = {key: value for key, value in env.items() if key.endswith("_UPSTREAM")}
     assert upstreams == {f"CITYPAIR_{s.upper()}_UPSTREAM": f"{k8s_name(s)}:{APP_PORT}" for s in SERVICE_NAMES}
-    caddyfile = CADDYFILE.read_text()
+    caddyfile = config_text(CADDYFILE)
     for variable in env:
         assert "{$" + variable + ":" in caddyfile or "{$" + variable + "}" in caddyfile, f"unread: {variable}"
     assert env["CITYPAIR_GATEWAY_HOST"] == "0.0.0.0"
@@ -496,15 +499,28 @@ def test_web_calls_the_api_through_the_gateway_and_the_gateway_routes_to_every_s
     assert ipaddress.ip_network(pod_cidr()).is_private
 
 
-def test_gateway_serves_deploy_caddyfile():
-    assert config_value("gateway-caddyfile", "Caddyfile") == CADDYFILE.read_text(), (
-        "deploy/kubernetes/config/Caddyfile must be a copy of deploy/Caddyfile: "
-        "cp deploy/Caddyfile deploy/kubernetes/config/Caddyfile"
-    )
-    gateway = workload("gateway")
+def gateway_config_volume() -> dict[str, str]:
+    """What the gateway finds in /etc/caddy: each file's path in it, and its text (the ConfigMap, as mounted)."""
     (mount,) = [m for m in container_of("gateway")["volumeMounts"] if m["mountPath"] == "/etc/caddy"]
-    (volume,) = [v for v in pod_spec(gateway)["volumes"] if v["name"] == mount["name"]]
+    (volume,) = [v for v in pod_spec(workload("gateway"))["volumes"] if v["name"] == mount["name"]]
     assert volume["configMap"]["name"] == "gateway-caddyfile"
+    data = of_kind("ConfigMap")["gateway-caddyfile"]["data"]
+    items = volume["configMap"].get("items") or [{"key": key, "path": key} for key in data]
+    return {item["path"]: data[item["key"]] for item in items}
+
+
+def test_gateway_serves_deploy_caddyfile():
+    """deploy/Caddyfile and each file it imports, copied into config/ (kustomize reads nothing outside this
+    folder) and mounted where the Caddyfile imports it from."""
+    mounted = gateway_config_volume()
+    files = config_files(CADDYFILE)
+    assert set(mounted) == set(files), f"/etc/caddy holds {sorted(mounted)}, deploy/Caddyfile reads {sorted(files)}"
+    for relative, path in files.items():
+        copy = KUBE / "config" / relative
+        assert mounted[relative] == path.read_text() == copy.read_text(), (
+            f"deploy/kubernetes/config/{relative} must be a copy of deploy/{relative}: "
+            f"cp deploy/{relative} deploy/kubernetes/config/{relative}"
+        )
     assert container_of("gateway")["command"] == [
         "caddy",
         "run",
@@ -518,8 +534,10 @@ def test_gateway_serves_deploy_caddyfile():
 def test_caddy_accepts_the_caddyfile_with_the_gateway_environment(tmp_path):
     gateway_env = resolved_env(workload("gateway"), container_of("gateway"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYPAIR_")} | gateway_env
+    for relative, text in gateway_config_volume().items():  # as the kubelet lays the volume out
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
     caddyfile = tmp_path / "Caddyfile"
-    caddyfile.write_text(config_value("gateway-caddyfile", "Caddyfile"))
     result = subprocess.run(
         [stack.binary("caddy"), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
         capture_output=True,

@@ -28,3 +28,20 @@ def test_probes_are_not_logged(stack):
 
     httpx.get(stack.config.service_url("profiles") + "/healthz", headers={"X-Request-ID": "probe-xyz"})
     assert access_lines(stack, "profiles", "probe-xyz") == []
+
+
+def test_the_gateway_logs_each_request_and_gives_it_an_id_the_service_logs_too(stack, admin):
+    response = admin.get("/api/v1/cities", params={"limit": 2})  # no X-Request-ID: the gateway makes one
+    request_id = response.headers["X-Request-ID"]
+    assert len(request_id) >= 32
+    (line,) = eventually(lambda: access_lines(stack, "profiles", request_id), what="the service's line")
+    assert line["route"] == "/api/v1/cities"
+
+    def gateway_lines() -> list[dict]:
+        lines = (stack.log_dir / "gateway.log").read_text(errors="replace").splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{") and request_id in line]
+        return [r for r in records if r.get("logger", "").startswith("http.log.access")]
+
+    (access,) = eventually(gateway_lines, what="the gateway's access-log line")
+    assert access["status"] == 200 and access["request"]["uri"].startswith("/api/v1/cities")
+    assert access["request"]["headers"]["Authorization"] == ["REDACTED"]  # the token never reaches a log

@@ -18,7 +18,7 @@ from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, R
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid
 
-SOURCE = "citypair/matching"
+SOURCE = "/citypair/matching"
 
 
 def _row(city: CitySnapshot) -> CityRow:

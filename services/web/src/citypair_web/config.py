@@ -1,6 +1,6 @@
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from citypair_shared.settings import ServiceSettings
@@ -14,5 +14,18 @@ class Settings(ServiceSettings):
     # Where the pages call the API as the signed-in user: the gateway.
     api_url: str = "http://127.0.0.1:18080"
     session_hours: float = Field(8, gt=0, le=24 * 7)
-    # Send cookies only over HTTPS (production, behind TLS).
-    secure_cookies: bool = False
+    # Send the session cookie over HTTPS only. Unset: on in production (browsers reach the site through TLS),
+    # off elsewhere (`make run` serves plain HTTP on loopback). Production refuses it off: a session id sent
+    # in clear text is a session anyone on the way can take.
+    secure_cookies: bool | None = None
+
+    @model_validator(mode="after")
+    def _secure_cookies_in_production(self):
+        if self.secure_cookies is None:
+            self.secure_cookies = self.environment == "production"
+        elif not self.secure_cookies and self.environment == "production":
+            prefix = self.model_config.get("env_prefix", "")
+            raise ValueError(
+                f"production sends the session cookie over HTTPS only: set {prefix}SECURE_COOKIES=true or unset"
+            )
+        return self
