@@ -1,4 +1,5 @@
-"""One structured access-log line per request at each service, with the request id the gateway passed on."""
+"""Logs and metrics an operator reads: one access-log line per request at the gateway and at each service,
+with the request id the gateway passed on, and the metrics of sign-ins, matching's index and its ranking."""
 
 import json
 import uuid
@@ -45,3 +46,34 @@ def test_the_gateway_logs_each_request_and_gives_it_an_id_the_service_logs_too(s
     (access,) = eventually(gateway_lines, what="the gateway's access-log line")
     assert access["status"] == 200 and access["request"]["uri"].startswith("/api/v1/cities")
     assert access["request"]["headers"]["Authorization"] == ["REDACTED"]  # the token never reaches a log
+
+
+def metric(stack, service: str, sample: str) -> float:
+    """One sample's value from a service's /metrics (0 if absent)."""
+    import httpx
+
+    for line in httpx.get(stack.config.service_url(service) + "/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_operator_metrics_count_sign_ins_index_and_ranking(stack, admin, anonymous):
+    failed = 'identity_sign_ins_total{outcome="failed"}'
+    before = metric(stack, "identity", failed)
+    wrong = anonymous.post("/api/v1/auth/token", data={"username": "nobody@example.org", "password": "x" * 12})
+    assert wrong.status_code == 401
+    assert metric(stack, "identity", failed) == before + 1
+    city = admin.post(
+        "/api/v1/cities",
+        json={
+            "name": f"Metric {uuid.uuid4().hex[:6]}",
+            "country_code": "CN",
+            "latitude": 30.0,
+            "longitude": 100.0,
+            "population": 10_000,
+        },
+    ).json()
+    eventually(lambda: admin.get(f"/api/v1/cities/{city['id']}/partners").status_code == 200, what="matching")
+    assert metric(stack, "matching", "matching_index_cities") >= 1
+    assert metric(stack, "matching", "matching_ranking_seconds_count") >= 1

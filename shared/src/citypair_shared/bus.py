@@ -215,7 +215,7 @@ class Bus:
         if "Nats-Msg-Id" in (msg.headers or {}):
             headers["Citypair-Msg-Id"] = msg.headers["Nats-Msg-Id"]
         await self.js.publish(f"{DEAD_LETTER_PREFIX}.{subscription.durable}", msg.data, headers=headers)
-        DEAD_LETTERS.labels(subscription.durable).inc()
+        DEAD_LETTERS.labels(subscription.durable, msg.subject).inc()
         log.error("event.dead_lettered", durable=subscription.durable, subject=msg.subject, error=repr(exc))
         await msg.term()
 

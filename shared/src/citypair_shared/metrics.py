@@ -25,7 +25,7 @@ EVENTS_PUBLISHED = Counter("events_published_total", "Events published and ackno
 EVENTS_HANDLED = Counter("events_handled_total", "Events handled", ["consumer", "type", "outcome"])
 CONSUMER_LAG = Gauge("consumer_lag", "Messages pending for a durable consumer", ["consumer"])
 REDELIVERIES = Counter("consumer_redeliveries_total", "Messages delivered more than once", ["consumer"])
-DEAD_LETTERS = Counter("dead_letters_total", "Messages moved to the dead-letter stream", ["consumer"])
+DEAD_LETTERS = Counter("dead_letters_total", "Messages moved to the dead-letter stream", ["consumer", "subject"])
 ROWS_PRUNED = Counter("rows_pruned_total", "Rows deleted by the retention job", ["table"])
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from citypair_identity import throttle
 from citypair_identity.config import Settings
 from citypair_identity.keys import new_signing_key, published
+from citypair_identity.metrics import SIGN_INS
 from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
 from citypair_identity.schemas import TokenOut, UserCreate, UserUpdate
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
@@ -203,6 +204,7 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
     if wait:
         audit(session, "signin.throttled", subject=email, address=address)
         await session.commit()
+        SIGN_INS.labels("throttled").inc()
         raise _throttled(wait.total_seconds())
     user = await session.scalar(select(User).where(User.email == email))
     try:
@@ -215,11 +217,13 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
         await throttle.record_failure(session, account=email, now=datetime.now(UTC), policy=policy)
         audit(session, "signin.failed", subject=email, address=address, disabled=bool(user and user.disabled))
         await session.commit()
+        SIGN_INS.labels("failed").inc()
         raise unauthorized("wrong email or password")
     await throttle.forget(session, account=email, address=address)
     audit(session, "signin.succeeded", actor=user.id, subject=email, address=address)
     tokens = await _issue(session, ctx, user)
     await session.commit()
+    SIGN_INS.labels("succeeded").inc()
     return tokens
 
 

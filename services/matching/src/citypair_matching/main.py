@@ -8,6 +8,7 @@ from citypair_matching import service
 from citypair_matching.config import Settings
 from citypair_matching.core import MatchIndex, Rules, compile_kernel
 from citypair_matching.handlers import event_followers, event_handlers
+from citypair_matching.metrics import INDEX_CITIES
 from citypair_matching.models import IdempotencyRecord, Inbox, Outbox
 from citypair_matching.router import router
 from citypair_shared.app import build_app
@@ -42,4 +43,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app = build_app(title="citypair matching", runtime=runtime, routers=[router])
     app.state.index = index
+    INDEX_CITIES.set_function(lambda: len(index))  # read at each scrape
     return app

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from citypair_matching import service
 from citypair_matching.core import Check, MatchIndex
+from citypair_matching.metrics import RANKING_SECONDS
 from citypair_matching.models import MatchRound
 from citypair_matching.schemas import (
     CheckOut,
@@ -67,7 +68,8 @@ async def partners(
 ):
     """Ranked partner suggestions (both cities must gain), each with its factor contributions and themes."""
     index = _index(request, city_id)
-    found = index.suggest(city_id, k, theme=theme, corridor=corridor, country=country.upper() if country else None)
+    with RANKING_SECONDS.time():
+        found = index.suggest(city_id, k, theme=theme, corridor=corridor, country=country.upper() if country else None)
     # plain dicts: the response model validates and serialises them once
     items = [
         {**vars(s), "themes_to_city": _flows(s.themes_to_city), "themes_to_partner": _flows(s.themes_to_partner)}
