@@ -1,4 +1,5 @@
-"""`citypair`: run the embedded stack, migrate, import and export profiles, load demo data, write the API docs."""
+"""`citypair`: run the embedded stack (alone or as a cluster), migrate, import and export profiles, load demo
+data, write the API docs, back up and restore, look at dead letters."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import httpx
 import typer
 from sqlalchemy.engine import make_url
 
+from citypair_shared.backup import backup_command, restore_command
 from citypair_shared.dead_letters import dead_letters_app
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
@@ -293,3 +295,8 @@ def nats_passwords() -> None:
 
     for user in [ADMIN, *(user.name for user in service_bus_users())]:
         typer.echo(f"{password_variable(user)}={new_password()}")
+
+
+# `citypair backup DIR` and `citypair restore DIR` (citypair_shared.backup; docs/operations.md).
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
