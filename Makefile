@@ -24,7 +24,7 @@ run-cluster: $(STAMP)
 	$(BIN)/citypair run --replicas 2 --nats-cluster 3
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=15
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
