@@ -33,8 +33,8 @@ from tests.support import (
 
 pytestmark = pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="replicas share PostgreSQL databases (CI sets it)")
 
-LOAD_SECONDS = 75
-KILL_NATS_AT, KILL_REPLICAS_AT = 15, 40
+LOAD_SECONDS = 55
+KILL_NATS_AT, KILL_REPLICAS_AT = 12, 30
 WORKERS = 4
 WRITE_ATTEMPTS = 20  # a write retried (same key) this often, 0.5 s apart, before it counts as failed
 

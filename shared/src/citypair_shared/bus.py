@@ -5,12 +5,13 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 import nats
-from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from citypair_shared.events import BUCKETS, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
 from citypair_shared.logging import get_logger
@@ -42,8 +43,23 @@ class Subscription:
         return f"{self.consumer}--{self.stream.lower().replace('_', '-')}"
 
 
+T = TypeVar("T")
 MessageHandler = Callable[[CloudEvent, int], Awaitable[None]]
 BatchHandler = Callable[[list[CloudEvent]], Awaitable[None]]
+
+
+async def patiently(call: Callable[[], Awaitable[T]], *, within: float = 60.0) -> T:
+    """A JetStream API call retried while the server cannot answer it yet (a cluster that has just formed, or
+    is electing a stream's leader, lets requests time out): another error, or the same after `within`, raises."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await call()
+        except (NatsTimeout, ServiceUnavailableError, NoRespondersError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("bus.not_ready", error=repr(exc))
+            await asyncio.sleep(0.5)
 
 
 class Bus:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from citypair_shared.bus import FETCH_BATCH, Bus
+from citypair_shared.bus import FETCH_BATCH, Bus, patiently
 from citypair_shared.events import CloudEvent, stream_of
 from citypair_shared.logging import get_logger
 
@@ -52,7 +52,8 @@ class Follower:
         if self.sub is None:
             await self.open()
         while self.waiting > 0:
-            self.waiting -= self._apply(await self.sub.fetch(min(self.waiting, FETCH_BATCH), timeout=5))
+            batch = await patiently(lambda: self.sub.fetch(min(self.waiting, FETCH_BATCH), timeout=5))
+            self.waiting -= self._apply(batch)
 
     async def follow(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -83,7 +84,7 @@ class Follower:
             mem_storage=True,
             **position,
         )
-        info = await self.bus.js.add_consumer(self.stream, config=config)
+        info = await patiently(lambda: self.bus.js.add_consumer(self.stream, config=config))
         # The stream's position at creation: a consumer lost before its first event resumes from here.
         self.next_sequence = info.delivered.stream_seq + 1
         self.sub = await self.bus.js.pull_subscribe_bind(info.name, stream=self.stream)

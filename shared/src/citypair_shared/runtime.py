@@ -10,7 +10,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from citypair_shared.auth import TokenVerifier
-from citypair_shared.bus import Bus, Subscription
+from citypair_shared.bus import Bus, Subscription, patiently
 from citypair_shared.bus_access import BusUser
 from citypair_shared.db import create_engine, create_session_factory, ping
 from citypair_shared.events import CloudEvent, stream_of
@@ -137,7 +137,7 @@ class Runtime:
         start = {"deliver_policy": DeliverPolicy.NEW}
         if durable is not None:
             try:
-                floor = (await self.bus.js.consumer_info(stream, durable)).ack_floor.stream_seq
+                floor = (await patiently(lambda: self.bus.js.consumer_info(stream, durable))).ack_floor.stream_seq
                 start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": floor + 1}
             except NotFoundError:  # the first start ever: nothing handled yet
                 start = {"deliver_policy": DeliverPolicy.ALL}

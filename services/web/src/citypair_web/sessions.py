@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from citypair_shared.bus import Bus
+from citypair_shared.bus import Bus, patiently
 
 COOKIE = "citypair_session"
 LANG_COOKIE = "citypair_lang"
@@ -68,7 +68,7 @@ class SessionStore:
         self._refreshing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def open(self, bus: Bus) -> None:
-        self.kv = await bus.js.key_value(BUCKET)
+        self.kv = await patiently(lambda: bus.js.key_value(BUCKET))
 
     async def create(self, *, access_token: str, refresh_token: str, user: dict) -> str:
         session = Session(secrets.token_urlsafe(32), access_token, refresh_token, user, time.time() + self.lifetime)
