@@ -93,3 +93,14 @@ async def test_a_redelivery_after_pruning_is_applied_once(session_factory, bus):
     }
     await deliver_all()  # the event delivered again, as after a consumer reset or a replay
     assert applied == [event.id]
+
+
+async def test_an_expired_inbox_row_takes_no_other_consumers_row_of_the_same_event(session_factory):
+    """Rows are named by their whole key (consumer, event id): one consumer's expired row goes alone."""
+    long_ago = datetime.now(UTC) - RETENTION.inbox_kept - timedelta(days=1)
+    async with session_factory() as session:
+        session.add(Inbox(consumer="matching", event_id="e-1", type="t", handled_at=long_ago))
+        session.add(Inbox(consumer="identity", event_id="e-1", type="t"))
+        await session.commit()
+    assert await prune_once(session_factory, RETENTION, inbox_model=Inbox) == {"inbox": 1}
+    assert await count(session_factory, Inbox, Inbox.consumer == "identity") == 1

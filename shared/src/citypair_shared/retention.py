@@ -15,7 +15,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from citypair_shared.idempotency import KEPT_FOR as IDEMPOTENCY_KEPT_FOR
@@ -52,23 +52,25 @@ async def prune_once(
     now = now or datetime.now(UTC)
     expired = {}
     if outbox_model is not None:  # sent rows only: an unsent one is never pruned, however old
-        expired[outbox_model] = (outbox_model.seq, outbox_model.published_at < now - retention.outbox_kept)
+        expired[outbox_model] = outbox_model.published_at < now - retention.outbox_kept
     if inbox_model is not None:
-        expired[inbox_model] = (inbox_model.event_id, inbox_model.handled_at < now - retention.inbox_kept)
+        expired[inbox_model] = inbox_model.handled_at < now - retention.inbox_kept
     if idempotency_model is not None:
-        expired[idempotency_model] = (idempotency_model.key, idempotency_model.created_at < now - IDEMPOTENCY_KEPT_FOR)
+        expired[idempotency_model] = idempotency_model.created_at < now - IDEMPOTENCY_KEPT_FOR
     pruned = {}
-    for model, (key, condition) in expired.items():
-        pruned[model.__tablename__] = await _delete_in_batches(session_factory, model, key, condition)
+    for model, condition in expired.items():
+        pruned[model.__tablename__] = await _delete_in_batches(session_factory, model, condition)
         ROWS_PRUNED.labels(model.__tablename__).inc(pruned[model.__tablename__])
     return pruned
 
 
-async def _delete_in_batches(session_factory, model: type, key, condition) -> int:
+async def _delete_in_batches(session_factory, model: type, condition) -> int:
+    """Rows matching `condition`, a batch at a time, each row named by its whole primary key."""
+    key = tuple_(*inspect(model).primary_key)
     total = 0
     while True:
         async with session_factory() as session:
-            batch = select(key).where(condition).limit(BATCH).scalar_subquery()
+            batch = select(*inspect(model).primary_key).where(condition).limit(BATCH)
             deleted = (await session.execute(delete(model).where(key.in_(batch)))).rowcount
             await session.commit()
         total += deleted

@@ -196,7 +196,7 @@ class StackConfig:
             # web's address: the gateway believes the browser address web forwards when it signs someone in
             "CITYPAIR_GATEWAY_TRUSTED_PROXIES": self.host,
         }
-        if self.replica_ports and any(self.replica_ports.values()):
+        if any(self.replica_ports.values()):
             env["CITYPAIR_GATEWAY_FAIL_DURATION"] = "10s"  # a replica that failed a request is skipped a while
         for spec in SERVICES:  # every replica: Caddy balances over them and skips one that fails its health checks
             upstreams = [f"{self.host}:{port}" for port in self.service_ports(spec.name)]
