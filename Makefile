@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := shared services/identity services/profiles services/matching services/pilot_zones services/web
+PACKAGES := shared services/identity services/profiles services/matching services/pilot_zones services/web deploy/cli
 
 .PHONY: run run-cluster test test-unit test-integration test-e2e install lock lint bench clean
 

@@ -17,11 +17,11 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from citypair_cli.stack import binary, free_port, wait_for_port
 from citypair_shared.bus import inbox_prefix
 from citypair_shared.bus_access import ADMIN, BusUser, nats_config, new_password, password_environment
 from citypair_shared.db import sync_url
 from citypair_shared.events import stream_of
-from citypair_shared.stack import binary, free_port, wait_for_port
 
 # Set by .ci/run (e.g. postgresql://postgres@127.0.0.1:5432/postgres): tests then run on PostgreSQL.
 POSTGRES_ADMIN_URL = os.environ.get("CITYPAIR_TEST_POSTGRES_URL", "")

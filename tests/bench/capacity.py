@@ -41,9 +41,9 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from citypair_cli.stack import REPO_ROOT, SERVICES, Stack, StackConfig
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import new_key
-from citypair_shared.stack import REPO_ROOT, SERVICES, Stack, StackConfig
 from citypair_shared.themes import THEME_IDS
 
 sys.path.insert(0, str(REPO_ROOT))  # run as a script: make `tests.support` importable

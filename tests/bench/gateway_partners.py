@@ -30,7 +30,7 @@ import httpx
 from profiles import ADMIN, PASSWORD, generated_csv, handled_registrations, log
 from slice import summary
 
-from citypair_shared.stack import SERVICES, Stack, StackConfig
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 
 K = 10
 CHUNK = 2500  # rows per import request: each answers well within the gateway's 30 s response timeout

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 from citypair_profiles.tabular import COLUMNS
 from citypair_shared.geography import CORRIDORS, INDICATORS
-from citypair_shared.stack import SERVICES, Stack, StackConfig
 from citypair_shared.themes import THEME_IDS
 
 ADMIN, PASSWORD = "bench@citypair.local", "bench-admin-password"

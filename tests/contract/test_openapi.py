@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from citypair_shared.openapi import OpenAPIMergeError, build_gateway_openapi
+from citypair_cli.openapi import OpenAPIMergeError, build_gateway_openapi
 from citypair_shared.problems import PROBLEM_JSON
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_every_operation_lists_its_error_responses(document, method, path):
 
 
 def test_a_schema_clash_fails_loudly(monkeypatch):
-    from citypair_shared import openapi
+    from citypair_cli import openapi
 
     real = openapi.service_openapi
 

@@ -22,8 +22,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from citypair_shared import stack
-from citypair_shared.bus_access import ADMIN, password_variable, service_bus_users
+from citypair_cli import stack
+from citypair_cli.bus_users import service_bus_users
+from citypair_shared.bus_access import ADMIN, password_variable
 from tests.contract.gateway_files import CADDYFILE, PRODUCTION_CADDYFILE, config_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +116,15 @@ def test_production_caddyfile_is_an_https_site_for_the_domain_with_hsts_on_every
     assert len(headers) >= 4  # the site's routes and each of its error routes
     for handler in headers:
         assert handler["response"]["set"]["Strict-Transport-Security"] == [HSTS]
+
+
+@pytest.mark.parametrize("caddyfile", [CADDYFILE, PRODUCTION_CADDYFILE], ids=["plain", "production"])
+def test_the_gateway_traces_only_when_told(caddyfile, tmp_path):
+    """Off by default (Caddy would export to localhost:4318 and log each failure); on, every request's span."""
+    site = {"CITYPAIR_SITE_ADDRESS": SITE}
+    assert walk(adapted(caddyfile, site, tmp_path), [], "tracing") == []
+    traced = walk(adapted(caddyfile, site | {"CITYPAIR_GATEWAY_TRACING": "on"}, tmp_path), [], "tracing")
+    assert traced and all(handler["span"] == "gateway" for handler in traced)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from citypair_shared.stack import SERVICES, Stack, StackConfig
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD, client_for, create_user, fresh_database_url
 
 

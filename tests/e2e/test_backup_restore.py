@@ -13,10 +13,10 @@ import psycopg
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from citypair_shared.backup import database_urls
-from citypair_shared.cli import app
+from citypair_cli.backup import database_urls
+from citypair_cli.cli import app
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 from citypair_shared.events import STREAMS
-from citypair_shared.stack import SERVICES, Stack, StackConfig
 from tests.e2e.conftest import start_stack
 from tests.support import (
     ADMIN_EMAIL,

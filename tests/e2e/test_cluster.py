@@ -16,9 +16,9 @@ import uuid
 import httpx
 import pytest
 
+from citypair_cli.stack import SERVICES, Stack, StackConfig
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import new_key
-from citypair_shared.stack import SERVICES, Stack, StackConfig
 from tests.support import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from citypair_shared.stack import free_port
+from citypair_cli.stack import free_port
 from tests.support import city_body, eventually
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from citypair_shared.stack import SERVICES, StackConfig
+from citypair_cli.stack import SERVICES, StackConfig
 from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD, city_body, client_for, eventually
 
 # How each part's command line is recognised among `citypair run`'s children.

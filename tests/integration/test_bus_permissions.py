@@ -14,8 +14,9 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, RePublish, StreamConfig, StreamSource
 
+from citypair_cli.bus_users import service_bus_users
 from citypair_shared.bus import Bus, Subscription
-from citypair_shared.bus_access import ADMIN, BusUser, service_bus_users
+from citypair_shared.bus_access import ADMIN, BusUser
 from citypair_shared.declare_streams import declare_streams
 from citypair_shared.events import STREAMS, CityRegistered, CitySnapshot, TokensRevoked, new_event, stream_of
 from citypair_shared.revocations import REVOCATION_STREAM, follow_revocations

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from citypair_shared import dead_letters
+from citypair_cli import dead_letters
+from citypair_cli.cli import app
 from citypair_shared.bus import Bus, Subscription
 from citypair_shared.bus_access import ADMIN
-from citypair_shared.cli import app
 from citypair_shared.events import CityRegistered, CitySnapshot, CloudEvent, new_event
 from citypair_shared.runtime import Runtime
 from citypair_shared.settings import ServiceSettings

@@ -5,9 +5,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from citypair_cli.stack import SERVICES
 from citypair_shared.db import sync_url
 from citypair_shared.migrations import upgrade
-from citypair_shared.stack import SERVICES
 from tests.support import fresh_database_url
 
 WITH_DATABASE = [s for s in SERVICES if s.has_database]

@@ -6,10 +6,10 @@ from alembic import command
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from citypair_cli.stack import SERVICE_BY_NAME
 from citypair_profiles.models import City, CityChange
 from citypair_shared.db import sync_url
 from citypair_shared.migrations import alembic_config, upgrade
-from citypair_shared.stack import SERVICE_BY_NAME
 from tests.support import fresh_database_url
 
 PROFILES = SERVICE_BY_NAME["profiles"].directory

@@ -8,8 +8,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from citypair_cli.stack import SERVICE_BY_NAME
 from citypair_shared.outbox import OutboxRelay
-from citypair_shared.stack import SERVICE_BY_NAME
 from tests.integration.conftest import Outbox
 from tests.integration.test_outbox_inbox_bus import city_event, stream_messages
 from tests.support import POSTGRES_ADMIN_URL, fresh_database_url, query

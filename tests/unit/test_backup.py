@@ -1,4 +1,4 @@
-"""citypair_shared.backup on SQLite files, without a stack (the restore drill is tests/e2e/test_backup_restore.py)."""
+"""citypair_cli.backup on SQLite files, without a stack (the restore drill is tests/e2e/test_backup_restore.py)."""
 
 import socket
 import sqlite3
@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic.script import ScriptDirectory
 
-from citypair_shared import backup
+from citypair_cli import backup
+from citypair_cli.stack import SERVICE_BY_NAME, StackConfig
 from citypair_shared.migrations import alembic_config
-from citypair_shared.stack import SERVICE_BY_NAME, StackConfig
 
 
 def execute(path, *statements: str) -> None:

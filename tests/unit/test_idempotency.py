@@ -4,7 +4,7 @@ clients that send one: the CLI and the web pages."""
 import httpx
 import pytest
 
-from citypair_shared import cli
+from citypair_cli import cli
 from citypair_shared.idempotency import (
     FIELD,
     HEADER,

@@ -1,6 +1,6 @@
 """The supervisor's restart policy: 0.5 s doubling to 30 s per part, forgiven after a minute up."""
 
-from citypair_shared.stack import Backoff
+from citypair_cli.stack import Backoff
 
 
 def test_delays_double_up_to_the_ceiling_while_the_part_keeps_crashing():

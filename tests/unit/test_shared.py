@@ -4,9 +4,9 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from citypair_cli.stack import PortTaken, StackConfig, answered_by, free_ports
 from citypair_profiles.config import Settings as ProfilesSettings
 from citypair_shared.problems import _field
-from citypair_shared.stack import PortTaken, StackConfig, answered_by, free_ports
 from citypair_shared.themes import THEMES
 from citypair_web.config import Settings as WebSettings
 

@@ -16,6 +16,7 @@ from citypair_shared.metrics import metrics_middleware, metrics_response
 from citypair_shared.problems import install_problem_handlers, problem_response, problem_responses, problem_schemas
 from citypair_shared.runtime import Runtime
 from citypair_shared.strict_json import reject_bad_json
+from citypair_shared.tracing import configure_tracing, instrument_app
 
 log = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -36,6 +37,7 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
     """A service app: the routers given, plus /healthz, /readyz and /metrics."""
     settings = runtime.settings
     configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
+    traced = configure_tracing(service=settings.service_name, endpoint=settings.otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -102,4 +104,6 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
         return app.openapi_schema
 
     app.openapi = openapi
+    if traced:
+        instrument_app(app)
     return app

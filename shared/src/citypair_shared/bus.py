@@ -12,10 +12,12 @@ from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from opentelemetry.trace import SpanKind
 
 from citypair_shared.events import BUCKETS, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
 from citypair_shared.logging import get_logger
 from citypair_shared.metrics import CONSUMER_LAG, DEAD_LETTERS, REDELIVERIES
+from citypair_shared.tracing import event_span
 
 log = get_logger(__name__)
 
@@ -133,12 +135,13 @@ class Bus:
 
     async def publish(self, event: CloudEvent) -> None:
         """Publish and wait for JetStream's ack; the event id makes re-publishes no-ops."""
-        await self.js.publish(
-            event.type,
-            event.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": event.id},
-            timeout=5,
-        )
+        with event_span(event, "publish", SpanKind.PRODUCER):
+            await self.js.publish(
+                event.type,
+                event.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": event.id},
+                timeout=5,
+            )
 
     async def consume(
         self,

@@ -6,16 +6,12 @@ or update a stream: a stream's configuration can copy any other stream (`sources
 subject, so whoever may shape a stream may read and forge every event. The streams are declared by the
 admin user, which only the tooling has (`citypair run`, the tests, compose's `streams` job).
 
-The nats-server configuration for all of them is rendered here, so it cannot drift from the code.
+The nats-server configuration for all of them is rendered here, so it cannot drift from the code; the users
+themselves are read from the services' apps by the tooling (citypair_cli.bus_users).
 """
 
-import dataclasses
-import functools
-import importlib
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,31 +141,6 @@ def _cluster_lines(node: ClusterNode, host: str | None) -> list[str]:
     ]
 
 
-# docker-compose.yml's NATS: a cluster of three nodes (compose services of these names) sharing one configuration
-# file, deploy/nats.conf; each node's name is the SERVER_NAME in its environment (as in deploy/kubernetes).
-COMPOSE_NATS_NODES = ("nats-1", "nats-2", "nats-3")
-COMPOSE_NATS_PORT = 4222
-COMPOSE_NATS_ROUTE_PORT = 6222
-SERVER_NAME_VARIABLE = "SERVER_NAME"
-
-
-def compose_nats_url() -> str:
-    """What compose's services connect to: every node, comma-separated (the client moves on if one dies)."""
-    return ",".join(f"nats://{node}:{COMPOSE_NATS_PORT}" for node in COMPOSE_NATS_NODES)
-
-
-def compose_nats_config() -> str:
-    """deploy/nats.conf: each nats-server of docker-compose.yml, JetStream on its volume at /data, routed to
-    all three (a node skips the route to itself)."""
-    cluster = ClusterNode(
-        name=f"${SERVER_NAME_VARIABLE}",
-        port=COMPOSE_NATS_ROUTE_PORT,
-        routes=tuple(f"nats://{node}:{COMPOSE_NATS_ROUTE_PORT}" for node in COMPOSE_NATS_NODES),
-        advertise=False,  # the services are given every node; the nodes' frontend addresses are not theirs to use
-    )
-    return nats_config(service_bus_users(), port=COMPOSE_NATS_PORT, http_port=8222, store_dir="/data", cluster=cluster)
-
-
 def _permission_lines(granted: dict[str, dict[str, list[str]]]) -> list[str]:
     lines = []
     for direction, rules in granted.items():
@@ -200,40 +171,3 @@ def new_password() -> str:
 def password_environment(passwords: dict[str, str]) -> dict[str, str]:
     """The passwords as nats-server (all of them) and each service (its own) read them."""
     return {password_variable(user): password for user, password in passwords.items()}
-
-
-@functools.cache
-def service_bus_users() -> tuple[BusUser, ...]:
-    """Every service that uses the bus, as its `create_app` wires it: a new outbox or handler is covered at once.
-
-    Read in a child process: building an app configures logging, which this process keeps as it is.
-    """
-    found = subprocess.run([sys.executable, "-m", __name__], capture_output=True, text=True)
-    if found.returncode != 0:
-        raise RuntimeError(f"reading the services' use of the bus failed:\n{found.stderr}")
-    return tuple(
-        BusUser(
-            user["name"],
-            user["publishes"],
-            tuple(Subscription(**sub) for sub in user["subscriptions"]),
-            tuple(user["follows"]),
-            tuple(user["buckets"]),
-        )
-        for user in json.loads(found.stdout)
-    )
-
-
-def _bus_users_of_the_apps() -> list[BusUser]:
-    from citypair_shared.stack import SERVICES  # the stack renders this module's config: import it late
-
-    users = []
-    for spec in SERVICES:
-        settings = importlib.import_module(f"{spec.package}.config").Settings(environment="development")
-        runtime = importlib.import_module(f"{spec.package}.main").create_app(settings).state.runtime
-        if runtime.bus_user is not None:
-            users.append(runtime.bus_user)
-    return users
-
-
-if __name__ == "__main__":
-    print(json.dumps([dataclasses.asdict(user) for user in _bus_users_of_the_apps()]))

@@ -3,12 +3,14 @@
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from opentelemetry.trace import SpanKind
 from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime
 from citypair_shared.events import CloudEvent
+from citypair_shared.tracing import event_span
 
 EventHandler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
 
@@ -63,6 +65,7 @@ async def handle_all_once(
                 continue
             done.add(event.id)
             session.add(inbox_model(consumer=consumer, event_id=event.id, type=event.type))
-            await handler(event, session)
+            with event_span(event, "process", SpanKind.CONSUMER, **{"messaging.consumer.group.name": consumer}):
+                await handler(event, session)
             ran.append(True)
     return ran

@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from citypair_shared.migrations import upgrade
-from citypair_shared.stack import SERVICE_BY_NAME
+from citypair_shared.services import SERVICE_BY_NAME
 
 
 def migrate_service(name: str) -> str:

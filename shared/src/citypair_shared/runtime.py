@@ -9,6 +9,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from citypair_shared import tracing
 from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription, patiently
 from citypair_shared.bus_access import BusUser
@@ -41,8 +42,6 @@ class Runtime:
     # Key-value buckets (citypair_shared.events.BUCKETS) this service reads and writes, e.g. web's sessions.
     buckets: tuple[str, ...] = ()
     on_start: list[Callable[["Runtime"], Awaitable[None]]] = field(default_factory=list)
-    # True for a service with tables but no events (identity, for now).
-    database_models: bool = False
 
     def __post_init__(self):
         self.engine: AsyncEngine | None = None
@@ -64,7 +63,7 @@ class Runtime:
     @property
     def uses_database(self) -> bool:
         models = (self.outbox_model, self.inbox_model, self.idempotency_model)
-        return any(model is not None for model in models) or self.database_models
+        return any(model is not None for model in models)
 
     @property
     def uses_bus(self) -> bool:
@@ -93,6 +92,7 @@ class Runtime:
         if self.uses_database:
             self.engine = create_engine(self.settings.database_url)
             self.session_factory = create_session_factory(self.engine)
+            tracing.instrument_engine(self.engine)
         if self.uses_bus:
             if self.settings.environment == "production" and self.settings.nats_password is None:
                 variable = self.settings.model_config.get("env_prefix", "") + "NATS_PASSWORD"
@@ -152,6 +152,7 @@ class Runtime:
         await self.bus.close()
         if self.engine is not None:
             await self.engine.dispose()
+        tracing.flush()
 
     async def dispatch(self, event: CloudEvent, delivered: int) -> None:
         """Hand one event to its handler exactly once; types this service does not handle are skipped."""

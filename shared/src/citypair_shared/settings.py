@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:18081/.well-known/jwks.json"
     token_issuer: str = "citypair-identity"
     token_audience: str = "citypair"
+    # Tracing (citypair_shared.tracing): spans go to this OTLP gRPC endpoint, the variable every OpenTelemetry
+    # SDK reads (the gateway's too); unset, nothing is traced.
+    otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
 
     @model_validator(mode="after")
     def _default_database(self):

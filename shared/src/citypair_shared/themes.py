@@ -5,8 +5,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TAXONOMY_VERSION = "2017.1"
-
 THEMES: dict[str, str] = {
     "broadband": "Broadband and information infrastructure",
     "smart_city": "Smart cities",

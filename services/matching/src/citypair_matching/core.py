@@ -24,7 +24,6 @@ import json
 import math
 import os
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -1071,9 +1070,6 @@ class MatchIndex:
             + (f", theme {rules.required_theme}" if rules.required_theme else ""),
             "both_gain": "both cities must gain",
         }[name]
-
-    def degree_counts(self) -> Counter:
-        return Counter(dict(self.graph.degree()))
 
 
 def compile_kernel() -> None:

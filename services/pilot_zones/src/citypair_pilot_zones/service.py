@@ -210,11 +210,13 @@ def _record(
     *,
     private: bool = False,
     at: datetime | None = None,
+    activity: bool = True,
 ) -> None:
-    """Append to the proposal's timeline; every recorded change is activity (it resets the stale clock)."""
+    """Append to the proposal's timeline; a change by someone is activity (it resets the stale clock)."""
     at = at or now()
-    # Set here, not by the column's onupdate: a server-side value would be expired (and lazily loaded) after commit.
-    proposal.last_activity_at = proposal.updated_at = at
+    if activity:
+        # Set here, not by the column's onupdate: a server-side value would be expired (and lazily loaded) after commit.
+        proposal.last_activity_at = proposal.updated_at = at
     session.add(
         TimelineEntry(
             proposal_id=proposal.id,
@@ -258,9 +260,12 @@ async def _open_duplicate(session: AsyncSession, key: str, *, other_than: str | 
 
 def _duplicate(existing_id: str) -> Problem:
     return Problem(
-        409, "Duplicate proposal", "an open proposal for these cities exists", type_="/problems/duplicate",
+        409,
+        "Duplicate proposal",
+        "an open proposal for these cities exists",
+        type_="/problems/duplicate",
         existing_id=existing_id,
-    )  # fmt: skip
+    )
 
 
 async def _commit_unless_duplicate(session: AsyncSession, key: str, *, other_than: str | None = None) -> None:
@@ -275,6 +280,10 @@ async def _commit_unless_duplicate(session: AsyncSession, key: str, *, other_tha
         raise
 
 
+# Fields stored as JSON lists: null in a request means an empty list.
+LIST_FIELDS = ("objectives", "activities", "funding_sources", "milestones", "kpis", "documents", "themes")
+
+
 def _content(data: ProposalCreate | ProposalUpdate, *, partial: bool) -> dict:
     """The stored column values for the fields given."""
     given = data.model_fields_set if partial else set(type(data).model_fields)
@@ -286,8 +295,7 @@ def _content(data: ProposalCreate | ProposalUpdate, *, partial: bool) -> dict:
             values["budget_currency"] = value.currency if value else None
         elif name == "budget_public":
             values["budget_public"] = bool(value)
-        elif value is None and name in ("objectives", "activities", "funding_sources", "milestones", "kpis",
-                                        "documents", "themes"):  # fmt: skip
+        elif value is None and name in LIST_FIELDS:
             values[name] = []
         elif value is not None or name in ("start_date", "end_date", "lead_city_id"):
             values[name] = value if name in ("start_date", "end_date") else _json(value)
@@ -420,16 +428,22 @@ async def update(
             raise forbidden("only officials of the member cities and coordinators track delivery")
         if fields - TRACKING_FIELDS:
             raise Problem(
-                409, "Not editable now", f"a {state} proposal's {', '.join(sorted(fields - TRACKING_FIELDS))} "
-                "cannot change", type_="/problems/not-editable", editable=sorted(TRACKING_FIELDS),
-            )  # fmt: skip
+                409,
+                "Not editable now",
+                f"a {state} proposal's {', '.join(sorted(fields - TRACKING_FIELDS))} cannot change",
+                type_="/problems/not-editable",
+                editable=sorted(TRACKING_FIELDS),
+            )
     else:
         if not (member or user.has_role("coordinator")):
             raise forbidden("only officials of the member cities edit a proposal")
         raise Problem(
-            409, "Not editable now", f"a {state} proposal cannot be edited", type_="/problems/not-editable",
+            409,
+            "Not editable now",
+            f"a {state} proposal cannot be edited",
+            type_="/problems/not-editable",
             editable=[],
-        )  # fmt: skip
+        )
     _check_if_match(proposal, if_match)
     values = _content(data, partial=True)
     city_ids = values.get("city_ids", proposal.city_ids)
@@ -480,9 +494,12 @@ async def confirm_membership(*, session: AsyncSession, user: Principal, proposal
         raise forbidden("only an official of that city may confirm its membership")
     if Status(proposal.status) not in CONFIRM_STATES:
         raise Problem(
-            409, "Confirmation not open", f"a {proposal.status} proposal takes no confirmations",
-            type_="/problems/transition", allowed=allowed_from(Status(proposal.status)),
-        )  # fmt: skip
+            409,
+            "Confirmation not open",
+            f"a {proposal.status} proposal takes no confirmations",
+            type_="/problems/transition",
+            allowed=allowed_from(Status(proposal.status)),
+        )
     if city_id not in proposal.confirmations:
         at = now()
         proposal.confirmations = {**proposal.confirmations, city_id: {"by": user.user_id, "at": at.isoformat()}}
@@ -512,9 +529,12 @@ async def assign(
         await _check_coordinator(session, target)
     if not ALLOWED[Status(proposal.status)]:
         raise Problem(
-            409, "Assignment closed", f"a {proposal.status} proposal is closed", type_="/problems/transition",
+            409,
+            "Assignment closed",
+            f"a {proposal.status} proposal is closed",
+            type_="/problems/transition",
             allowed=[],
-        )  # fmt: skip
+        )
     if proposal.coordinator_id != target:
         details = {"from": proposal.coordinator_id, "to": target, "comment": comment}
         proposal.coordinator_id = target
@@ -526,9 +546,15 @@ async def assign(
 
 @retry_on_conflict
 async def transition(
-    *, session: AsyncSession, relay: OutboxRelay, user: Principal, proposal_id: str, to: Status, comment: str,
+    *,
+    session: AsyncSession,
+    relay: OutboxRelay,
+    user: Principal,
+    proposal_id: str,
+    to: Status,
+    comment: str,
     if_match: str | None = None,
-) -> Proposal:  # fmt: skip
+) -> Proposal:
     """Move a proposal one step, record who and why, and stage the step's event in the same transaction."""
     proposal = await get(session=session, proposal_id=proposal_id)
     current = Status(proposal.status)
@@ -555,9 +581,13 @@ async def transition(
         unconfirmed = [c for c in proposal.city_ids if c not in proposal.confirmations]
         if unconfirmed:
             raise Problem(
-                409, "Membership not confirmed", "every member city must confirm its membership before submission",
-                type_="/problems/unconfirmed", unconfirmed=unconfirmed, allowed=allowed_from(current),
-            )  # fmt: skip
+                409,
+                "Membership not confirmed",
+                "every member city must confirm its membership before submission",
+                type_="/problems/unconfirmed",
+                unconfirmed=unconfirmed,
+                allowed=allowed_from(current),
+            )
     at = now()
     proposal.status = to.value
     proposal.version += 1
@@ -568,9 +598,13 @@ async def transition(
         Transition(from_status=current.value, to_status=to.value, actor_id=user.user_id, comment=comment, at=at)
     )
     _record(
-        session, proposal, "transition", user.user_id, {"from": current.value, "to": to.value, "comment": comment},
+        session,
+        proposal,
+        "transition",
+        user.user_id,
+        {"from": current.value, "to": to.value, "comment": comment},
         at=at,
-    )  # fmt: skip
+    )
     event_type = EVENT_FOR_STATUS.get(to.value)
     if event_type is not None:
         data = event_type(
@@ -702,9 +736,13 @@ async def add_comment(*, session: AsyncSession, user: Principal, proposal_id: st
     )
     session.add(comment)
     _record(
-        session, proposal, "commented", user.user_id, {"comment_id": comment.id, "parent_id": data.parent_id},
+        session,
+        proposal,
+        "commented",
+        user.user_id,
+        {"comment_id": comment.id, "parent_id": data.parent_id},
         private=private,
-    )  # fmt: skip
+    )
     await session.commit()
     return comment
 
@@ -753,12 +791,8 @@ async def sweep_stale(*, session: AsyncSession, relay: OutboxRelay, stale_after:
                 overdue_milestones=overdue_milestones(proposal.milestones, at.date()),
             )
             relay.add(session, new_event(data, source=SOURCE, subject=proposal.id))
-            session.add(
-                TimelineEntry(
-                    proposal_id=proposal.id, version=proposal.version, action="stale_flagged", actor_id=None,
-                    details={"reasons": reasons}, private=False, at=at,
-                )
-            )  # fmt: skip
+            # Not activity: being flagged must not reset the clock that flagged it.
+            _record(session, proposal, "stale_flagged", None, {"reasons": reasons}, at=at, activity=False)
             flagged.append(proposal.id)
         elif not reasons and proposal.stale_flagged_at is not None:
             await session.execute(

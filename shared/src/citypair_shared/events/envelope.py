@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from citypair_shared.logging import current_request_id
+from citypair_shared.tracing import current_trace_context
 
 
 class EventData(BaseModel):
@@ -37,11 +38,13 @@ class CloudEvent(BaseModel):
 
 
 def new_event(data: EventData, *, source: str, subject: str | None = None) -> CloudEvent:
-    """Wrap event data in an envelope whose correlation id is the current request's."""
+    """Wrap event data in an envelope whose correlation id is the current request's, and its trace context
+    (the CloudEvents distributed-tracing extension) when the request is traced."""
     return CloudEvent(
         source=source,
         type=data.event_type,
         subject=subject,
         correlationid=current_request_id(),
         data=data.model_dump(mode="json"),
+        **current_trace_context(),
     )

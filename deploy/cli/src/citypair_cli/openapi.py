@@ -10,9 +10,9 @@ import copy
 import importlib
 from typing import Any
 
-from citypair_shared.links import add_links
+from citypair_cli.links import add_links
 from citypair_shared.problems import PROBLEM_JSON
-from citypair_shared.stack import SERVICES
+from citypair_shared.services import SERVICES
 
 TITLE = "citypair API (gateway)"
 VERSION = "0.1.0"

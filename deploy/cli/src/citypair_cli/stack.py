@@ -22,44 +22,11 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from citypair_shared.bus_access import (
-    ADMIN,
-    ClusterNode,
-    bus_passwords,
-    nats_config,
-    password_environment,
-    service_bus_users,
-)
+from citypair_cli.bus_users import service_bus_users
+from citypair_shared.bus_access import ADMIN, ClusterNode, bus_passwords, nats_config, password_environment
 from citypair_shared.declare_streams import declare_streams
 from citypair_shared.migrations import upgrade
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    package: str
-    default_port: int
-    has_database: bool = True
-
-    @property
-    def env_prefix(self) -> str:
-        return f"CITYPAIR_{self.name.upper()}_"
-
-    @property
-    def directory(self) -> Path:
-        return REPO_ROOT / "services" / self.name
-
-
-SERVICES = (
-    ServiceSpec("identity", "citypair_identity", 18081),
-    ServiceSpec("profiles", "citypair_profiles", 18082),
-    ServiceSpec("matching", "citypair_matching", 18083),
-    ServiceSpec("pilot_zones", "citypair_pilot_zones", 18084),
-    ServiceSpec("web", "citypair_web", 18085, has_database=False),
-)
-SERVICE_BY_NAME = {s.name: s for s in SERVICES}
+from citypair_shared.services import REPO_ROOT, SERVICE_BY_NAME, SERVICES, ServiceSpec
 
 
 class PortTaken(RuntimeError):
@@ -196,6 +163,13 @@ class StackConfig:
             # web's address: the gateway believes the browser address web forwards when it signs someone in
             "CITYPAIR_GATEWAY_TRUSTED_PROXIES": self.host,
         }
+        if {**os.environ, **self.extra_env}.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # the services trace: so does Caddy
+            # Caddy speaks OTLP over HTTP unless told gRPC, the protocol the services' exporters speak
+            env |= {
+                "CITYPAIR_GATEWAY_TRACING": "on",
+                "OTEL_SERVICE_NAME": "gateway",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            }
         if any(self.replica_ports.values()):
             env["CITYPAIR_GATEWAY_FAIL_DURATION"] = "10s"  # a replica that failed a request is skipped a while
         for spec in SERVICES:  # every replica: Caddy balances over them and skips one that fails its health checks

@@ -84,6 +84,17 @@ def _data_schema(model: type[EventData], schemas: dict[str, Any]) -> dict[str, A
     return schema
 
 
+# The CloudEvents distributed-tracing extension (citypair_shared.tracing): present only when tracing is on.
+TRACE_CONTEXT_SCHEMA = {
+    "traceparent": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        "description": "W3C trace context of the request the event was made in (only when tracing is on).",
+    },
+    "tracestate": {"type": "string", "description": "W3C vendor trace state, with `traceparent`."},
+}
+
+
 def _envelope_schema(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -111,6 +122,7 @@ def _envelope_schema(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
                 "type": "string",
                 "description": "The id of the request (or event) that caused this event.",
             },
+            **TRACE_CONTEXT_SCHEMA,
             "data": data,
         },
     }
@@ -155,7 +167,9 @@ def _description() -> str:
         "the event. `type` is the NATS subject, `<service>.<aggregate>.<event>.v<N>`, past tense. `id` is a UUID sent "
         f"as the `Nats-Msg-Id` header, so JetStream drops a re-publish inside its {DUPLICATE_WINDOW_SECONDS} s "
         "duplicate window. Producers publish through a transactional outbox: the event row commits with the change "
-        "and is marked sent only after JetStream's ack.",
+        "and is marked sent only after JetStream's ack. When tracing is on, `traceparent` and `tracestate` (the "
+        "CloudEvents distributed-tracing extension) carry the trace context the event was made in, so the spans of "
+        "its publication and of each consumer's handler join the trace of the request that caused it.",
         "## Streams",
         "One stream per producing service, file storage, declared by the bus admin before the services start (each "
         "keeps an event 30 days by default, `CITYPAIR_STREAM_MAX_AGE_DAYS`; dead letters 90):",

@@ -224,7 +224,7 @@ async def _delete(js, id: int) -> None:
         raise DeadLetterNotFound(id) from exc
 
 
-# The `citypair dead-letters` commands (registered in citypair_shared.cli).
+# The `citypair dead-letters` commands (registered in citypair_cli.cli).
 
 dead_letters_app = typer.Typer(
     help="Look into, replay or discard what consumers gave up on (the DEADLETTER stream), as the bus admin. "
@@ -239,7 +239,7 @@ ConsumerOption = typer.Option(
 
 def admin_connection() -> tuple[str, str | None]:
     """The NATS URL and the admin's password, as the other tooling finds them."""
-    from citypair_shared.stack import StackConfig
+    from citypair_cli.stack import StackConfig
 
     config = StackConfig.from_env()
     url = os.environ.get("CITYPAIR_NATS_URL") or config.nats_url

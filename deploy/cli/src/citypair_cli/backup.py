@@ -38,12 +38,13 @@ from psycopg import sql
 from sqlalchemy import bindparam, column, create_engine, inspect, select, table
 from sqlalchemy.engine import make_url
 
+from citypair_cli.stack import Stack, StackConfig, port_is_free
 from citypair_shared.bus import inbox_prefix
 from citypair_shared.bus_access import ADMIN, password_variable
 from citypair_shared.db import UtcDateTime, sync_url
 from citypair_shared.events import STREAMS, stream_of
 from citypair_shared.migrations import alembic_config
-from citypair_shared.stack import SERVICE_BY_NAME, SERVICES, Stack, StackConfig, port_is_free
+from citypair_shared.services import SERVICE_BY_NAME, SERVICES
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -436,7 +437,7 @@ def restore(config: StackConfig, directory: Path, *, with_nats: bool = False) ->
     }
 
 
-# The commands (registered in citypair_shared.cli).
+# The commands (registered in citypair_cli.cli).
 
 WithNatsOption = typer.Option(
     False, "--with-nats", help="Also the JetStream store (<var>/nats), copied while nats-server is stopped"

@@ -14,11 +14,12 @@ import httpx
 import typer
 from sqlalchemy.engine import make_url
 
-from citypair_shared.backup import backup_command, restore_command
-from citypair_shared.dead_letters import dead_letters_app
+from citypair_cli.backup import backup_command, restore_command
+from citypair_cli.dead_letters import dead_letters_app
+from citypair_cli.stack import PortTaken, Stack, StackConfig, postgres_databases
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
-from citypair_shared.stack import SERVICES, PortTaken, Stack, StackConfig, postgres_databases
+from citypair_shared.services import SERVICES
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
@@ -244,7 +245,7 @@ def asyncapi(
     """Print (or write) the AsyncAPI 3.0 description of every event subject."""
     import yaml
 
-    from citypair_shared.asyncapi import build_document
+    from citypair_cli.asyncapi import build_document
 
     text = yaml.safe_dump(build_document(), sort_keys=False, allow_unicode=True)
     if output is None:
@@ -262,7 +263,7 @@ def openapi(
     """Print (or write) the gateway's OpenAPI 3.1 document: every service's public API in one."""
     import json
 
-    from citypair_shared.openapi import build_gateway_openapi
+    from citypair_cli.openapi import build_gateway_openapi
 
     text = json.dumps(build_gateway_openapi(), indent=2, sort_keys=True) + "\n"
     if output is None:
@@ -278,7 +279,7 @@ def nats_config(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write it here instead of printing it"),
 ) -> None:
     """Print (or write) compose's nats-server config, deploy/nats.conf: a user per service, from the code."""
-    from citypair_shared.bus_access import compose_nats_config
+    from citypair_cli.bus_users import compose_nats_config
 
     text = compose_nats_config()
     if output is None:
@@ -291,12 +292,13 @@ def nats_config(
 @app.command("nats-passwords")
 def nats_passwords() -> None:
     """Print a new password for the bus admin and each service's NATS user, as lines for compose's .env."""
-    from citypair_shared.bus_access import ADMIN, new_password, password_variable, service_bus_users
+    from citypair_cli.bus_users import service_bus_users
+    from citypair_shared.bus_access import ADMIN, new_password, password_variable
 
     for user in [ADMIN, *(user.name for user in service_bus_users())]:
         typer.echo(f"{password_variable(user)}={new_password()}")
 
 
-# `citypair backup DIR` and `citypair restore DIR` (citypair_shared.backup; docs/operations.md).
+# `citypair backup DIR` and `citypair restore DIR` (citypair_cli.backup; docs/operations.md).
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
