@@ -152,6 +152,31 @@ def test_twenty_identical_requests_at_once_register_one_city(stack, admin):
     assert_replay_of(register(admin, city_body(name), key), originals[0])
 
 
+async def _many_at_once(base_url: str, authorization: str, bodies: list[dict]) -> list[httpx.Response]:
+    """`bodies` registered at once, each with a key of its own, on connections opened beforehand."""
+    count = len(bodies)
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": authorization}, timeout=60, limits=limits
+    ) as client:
+        await asyncio.gather(*(client.get("/api/v1/me") for _ in range(count)))
+        return await asyncio.gather(*(client.post("/api/v1/cities", json=b, headers=keyed(new_key())) for b in bodies))
+
+
+def test_more_keyed_creates_at_once_than_the_pool_has_connections_each_register_promptly(stack, admin):
+    """Each request used to hold its session's connection while its key's record waited for a second one: with
+    more requests than connections (SQLite's pool holds 15, PostgreSQL's 20) all waited on each other until the
+    pool's 30 s timeout, and the gateway answered 503 to every one."""
+    names = [unique(f"Pooled {i}") for i in range(32)]
+    responses = run_async(
+        _many_at_once(stack.config.gateway_url, admin.headers["Authorization"], [city_body(n) for n in names])
+    )
+    assert [r.status_code for r in responses] == [201] * len(names), [
+        r.text[:200] for r in responses if r.status_code != 201
+    ]
+    assert all(r.elapsed.total_seconds() < 20 for r in responses), max(r.elapsed.total_seconds() for r in responses)
+
+
 def test_a_csv_import_retried_gets_its_first_report(stack, admin):
     # The route streams the body itself: it must still get it whole after the key's fingerprint read it.
     tag, key = uuid.uuid4().hex[:8], new_key()

@@ -279,12 +279,12 @@ def test_real_twin_city_pairs_become_partnerships_and_unmatched_rows_are_reporte
         ),
         what="matching to know they are partners",
     )
-    assert query(
-        stack.config.database_url("matching"),
-        "SELECT source FROM partnership WHERE city_a IN (:a, :b)",
-        a=a["id"],
-        b=b["id"],
-    ) == [("profile",)]
+    # Matching's memory (its followers) may know before its database does (its durable consumer commits).
+    sql = "SELECT source FROM partnership WHERE city_a IN (:a, :b)"
+    eventually(
+        lambda: query(stack.config.database_url("matching"), sql, a=a["id"], b=b["id"]) == [("profile",)],
+        what="matching's database to record the partnership",
+    )
 
 
 @pytest.mark.parametrize(

@@ -99,17 +99,27 @@ def forbid_nul_in_inputs(schema: dict[str, Any]) -> None:
     """Give every string a request may carry (parameters, bodies) a pattern without U+0000, unless it has one.
 
     A string that has a pattern already must exclude U+0000 itself (a contract test checks every one); untyped
-    items and values (`{}`) become a `JsonValue`, which holds no U+0000 at any depth.
+    items and values (`{}`) become a `JsonValue`, which holds no U+0000 at any depth; a form's other fields are
+    texts without it.
     """
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     seen: set[str] = set()
     for operation in _operations(schema):
         for parameter in operation.get("parameters", []):
             _forbid_nul(parameter.get("schema", {}), components, seen)
-        for media in operation.get("requestBody", {}).get("content", {}).values():
+        for content_type, media in operation.get("requestBody", {}).get("content", {}).items():
+            if content_type in FORM_TYPES:
+                _forbid_nul_in_other_fields(media.get("schema", {}), components)
             _forbid_nul(media.get("schema", {}), components, seen)
     if JSON_VALUE in seen:
         components[JSON_VALUE] = JSON_VALUE_SCHEMA
+
+
+def _forbid_nul_in_other_fields(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """A form takes fields beyond its properties (OAuth2's `scope`, …): texts, without U+0000 like the rest."""
+    form = components.get(schema.get("$ref", "").removeprefix(SCHEMA_REF), schema)
+    if form.get("additionalProperties", True) is True:
+        form["additionalProperties"] = {"type": "string", "pattern": NO_NUL_PATTERN}
 
 
 def _forbid_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
@@ -157,13 +167,20 @@ def _rewrite_refs(node: Any, refs: dict[str, str]) -> None:
 
 
 async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
-    """405 with an `Allow` naming every method of the path (Starlette's names the first route's alone)."""
-    methods = set()
-    # Each route of the included routers (the app's own routes hold a router each, which has no methods).
-    for route in iter_route_contexts(request.app.router.routes):
-        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method does not
-        if match is not Match.NONE:
-            methods |= route.methods or set()
+    """405 with an `Allow` naming every method of the path (Starlette's names the first route's alone).
+
+    The path is the most literal one matching, as OpenAPI reads a URL: `/cities/export` is that path, not
+    `/cities/{city_id}` with the id `export`, so it takes GET alone.
+    """
+    # Each route of the included routers (the app's own routes hold a router each, which has no methods) whose
+    # path matches; PARTIAL: the path matches, the method does not.
+    matching = [
+        route
+        for route in iter_route_contexts(request.app.router.routes)
+        if route.matches(request.scope)[0] != Match.NONE
+    ]
+    fewest = min((route.path_format.count("{") for route in matching), default=0)
+    methods = {method for route in matching if route.path_format.count("{") == fewest for method in route.methods or ()}
     allow = ", ".join(sorted(methods))
     response = problem_response(405, "Method Not Allowed", f"this path takes {allow}", instance=request.url.path)
     response.headers["Allow"] = allow

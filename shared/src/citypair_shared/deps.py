@@ -66,7 +66,12 @@ def page_params(
 
 IdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN, description="An id (a UUID)")]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# The request's session closes (its connection back to the pool) when the route returns, before the answer
+# is sent: the Idempotency-Key's record of the answer needs a connection of its own then, and requests that
+# each held one while waiting for a second would exhaust the pool and wait on each other until it timed out.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# For a streamed answer (an export), which reads through the session while it is sent.
+StreamingSessionDep = Annotated[AsyncSession, Depends(get_session)]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 

@@ -24,7 +24,7 @@ from citypair_pilot_zones.schemas import (
 from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
-from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
+from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
@@ -101,7 +101,7 @@ async def board(session: SessionDep, runtime: RuntimeDep, _: CurrentUser):
     },
 )
 async def export_proposals(
-    session: SessionDep,
+    session: StreamingSessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
     filters: Filters,

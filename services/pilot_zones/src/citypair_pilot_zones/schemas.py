@@ -18,12 +18,13 @@ from pydantic import (
 
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.contract import URL_PATTERN, VISIBLE_TEXT_PATTERN, CalendarDate
-from citypair_shared.deps import Timestamp
+from citypair_shared.deps import ID_PATTERN, Timestamp
 from citypair_shared.themes import ThemeId
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
 Url = Annotated[str, Field(max_length=500, pattern=URL_PATTERN, examples=["https://example.org/plan.pdf"])]
-CityId = Annotated[str, Field(min_length=1, max_length=36)]
+# An id as the paths take it: the models that strip whitespace would find `\t` empty, and no id holds one.
+CityId = Annotated[str, Field(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
 
 def _currency(value: str) -> str:
@@ -164,7 +165,11 @@ class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     coordinator_id: str | None = Field(
-        None, min_length=1, max_length=36, description="The coordinator to assign (default: yourself)"
+        None,
+        min_length=1,
+        max_length=36,
+        pattern=ID_PATTERN,
+        description="The coordinator to assign (default: yourself)",
     )
     comment: str = Field(default="", max_length=2000)
 
@@ -173,7 +178,9 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=5000)
-    parent_id: str | None = Field(None, min_length=1, max_length=36, description="The comment this answers")
+    parent_id: str | None = Field(
+        None, min_length=1, max_length=36, pattern=ID_PATTERN, description="The comment this answers"
+    )
     private: StrictBool = Field(False, description="A reviewer note: only coordinators may write and see them")
 
 

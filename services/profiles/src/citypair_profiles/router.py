@@ -22,7 +22,7 @@ from citypair_profiles.schemas import (
 )
 from citypair_profiles.service import DirectoryFilter
 from citypair_shared.auth import CurrentUser, Principal, require_roles
-from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
+from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.problems import Problem, invalid, problem_responses
 from citypair_shared.strict_json import BadJson
 from citypair_shared.themes import THEME_IDS
@@ -133,7 +133,7 @@ async def directory(
     },
 )
 async def export_cities(
-    session: SessionDep,
+    session: StreamingSessionDep,
     user: CurrentUser,
     filters: Filters,
     format: Literal["csv", "json"] = "csv",
