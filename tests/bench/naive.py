@@ -11,7 +11,9 @@ from collections import Counter, defaultdict
 
 import networkx as nx
 
-from citypair_matching.core import NEAR_CITIES, CityRow, MatchIndex, utc_offset_hours
+from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.graph import NEAR_CITIES
+from citypair_matching.rows import utc_offset_hours
 from citypair_matching.scoring import (
     AFFINITY_SATURATION,
     DISTANCE_SCALE_KM,

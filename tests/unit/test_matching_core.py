@@ -1,14 +1,17 @@
 """The matching core: factors, constraints, faithful explanations, ordering — checked against plain Python."""
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from citypair_matching.core import CHECKS, FACTORS, CityRow, MatchIndex, Rules, utc_offset_hours
+from citypair_matching.core import CHECKS, FACTORS, CityRow, MatchIndex, Rules, Weights
 from citypair_matching.realism import RealismModel
+from citypair_matching.rows import utc_offset_hours
 from citypair_shared.themes import THEME_IDS
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -46,7 +49,7 @@ def test_perfect_complements_rank_first_with_full_complementarity():
     idx.upsert(row("half", {"ai": {"offer": 0, "need": 5}, "iot": {"offer": 1, "need": 0}}))
     best, second = idx.suggest("a", 10)
     assert (best.city_id, best.gain_to_city, best.gain_to_partner) == ("b", 1.0, 1.0)
-    assert best.contributions["complementarity"] == pytest.approx(idx.weights.complementarity)
+    assert best.contributions["complementarity"] == pytest.approx(idx.weights.factors()["complementarity"])
     assert best.score > second.score
 
 
@@ -72,6 +75,23 @@ def test_contributions_add_up_to_the_score_and_name_the_themes():
     assert s.score == e.score and s.contributions == e.contributions
     assert e.themes_to_b[0].text == "Xi'an offers ai at 5, Almaty needs it at 5"
     assert e.values["corridor"] == 1.0 and e.values["language"] == 1.0
+
+
+def test_each_factor_is_named_once_and_weighed_in_that_order(tmp_path):
+    """`FACTORS` is the one list: the reference computes exactly those values, the weights are read in that order
+    whatever the file's order, and a weights file that names other factors is refused."""
+    idx = MatchIndex()
+    idx.upsert(row("a", XIAN))
+    idx.upsert(row("b", ALMATY))
+    values = idx.factor_values(np.array([0]), np.array([1]))
+    assert [name for name in values if not name.startswith("_")] == list(FACTORS)
+    shuffled = {"version": "t", **{name: float(i) for i, name in reversed(list(enumerate(FACTORS)))}}
+    (tmp_path / "weights.json").write_text(json.dumps(shuffled))
+    weights = Weights.load(tmp_path / "weights.json")
+    assert list(weights.factors()) == list(FACTORS) and weights.values == tuple(map(float, range(len(FACTORS))))
+    (tmp_path / "weights.json").write_text(json.dumps({**shuffled, "novelty": 0.1}))
+    with pytest.raises(ValueError, match="novelty"):
+        Weights.load(tmp_path / "weights.json")
 
 
 def test_score_is_symmetric():
@@ -211,7 +231,7 @@ def test_complementarity_matches_a_plain_python_computation(cities, k):
         other = cities[int(suggestion.city_id[1:])]
         assert suggestion.gain_to_city == pytest.approx(gain(other, cities[0]), abs=1e-5)
         assert suggestion.gain_to_partner == pytest.approx(gain(cities[0], other), abs=1e-5)
-        weight = idx.weights.complementarity
+        weight = idx.weights.factors()["complementarity"]
         assert suggestion.contributions["complementarity"] == pytest.approx(
             weight * two_sided(cities[0], other), abs=1e-5
         )

@@ -9,7 +9,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from citypair_matching.core import NEAR_IN_PLACE, CityRow, MatchIndex
+from citypair_matching.core import CityRow, MatchIndex
+from citypair_matching.graph import NEAR_IN_PLACE
+from citypair_matching.reference import network_block
 from citypair_shared.themes import THEME_IDS
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -96,9 +98,9 @@ def test_kept_top_k_equals_a_fresh_ranking_after_each_change(what, change):
     idx, rows, rng = random_index(60, 80, seed=1)
     before = idx.ranked_all(idx.positions(), 10, now=NOW)
     assert close(before, fresh(idx, 10))
-    assert idx._topk_cache  # kept
+    assert idx._topk[1]  # kept
     change(idx, rows, rng)
-    assert not idx._topk_cache  # dropped by the change
+    assert idx._topk[0] != idx.links.generation  # dropped by the change
     after = idx.ranked_all(idx.positions(), 10, now=NOW)
     assert close(after, fresh(idx, 10)), what
     # a smaller k / higher min_score served from the kept lists equals a fresh ranking too
@@ -110,14 +112,14 @@ def test_an_older_snapshot_keeps_the_kept_lists():
     idx.upsert(replace(rows[0], version=3))
     idx.ranked_all(idx.positions(), 5, now=NOW)
     idx.upsert(replace(rows[0], version=2, themes={}))  # ignored: older
-    assert idx._topk_cache
+    assert idx._topk[1] and idx._topk[0] == idx.links.generation
 
 
 @pytest.mark.parametrize(("n", "edges", "seed"), [(12, 20, 0), (40, 90, 1), (80, 60, 2), (25, 150, 3)])
 def test_block_adamic_adar_equals_networkx(n, edges, seed):
     idx, rows, _ = random_index(n, edges, seed)
     everyone = idx.positions()
-    aa, common = idx._network_block(everyone, None, (n, n))
+    aa, common = network_block(idx.links, everyone, None, (n, n))
     ids = [r.id for r in rows]
     pairs = [(a, b) for a in ids for b in ids if a != b]
     for a, b, want in nx.adamic_adar_index(idx.graph, pairs):
@@ -127,7 +129,7 @@ def test_block_adamic_adar_equals_networkx(n, edges, seed):
     cols = everyone[::3]
     column = np.full(n, -1, dtype=np.int64)
     column[cols] = np.arange(len(cols))
-    sub, _ = idx._network_block(everyone[:7], column, (7, len(cols)))
+    sub, _ = network_block(idx.links, everyone[:7], column, (7, len(cols)))
     assert np.allclose(sub, aa[:7][:, cols])
 
 
@@ -135,7 +137,7 @@ def test_block_adamic_adar_equals_networkx(n, edges, seed):
 def test_incremental_country_counts_equal_a_full_recount(seed):
     idx, rows, rng = random_index(40, 70, seed)
     versions = {r.id: 1 for r in rows}
-    idx._hops()  # kept, and moved by each change of country below
+    idx.links.hops()  # kept, and moved by each change of country below
     for step in range(30):
         r = rng.choice(rows)
         versions[r.id] += 1
@@ -143,10 +145,10 @@ def test_incremental_country_counts_equal_a_full_recount(seed):
         if step % 3 == 0:
             a, b = rng.sample(rows, 2)
             idx.add_partnership(a.id, b.id)
-            idx._hops()
-    kept = [array.copy() for array in idx._hops()]
-    idx._hops_cache = None
-    assert all(np.array_equal(x, y) for x, y in zip(kept, idx._hops(), strict=True))
+            idx.links.hops()
+    kept = [array.copy() for array in idx.links.hops()]
+    idx.links._hops = None
+    assert all(np.array_equal(x, y) for x, y in zip(kept, idx.links.hops(), strict=True))
     again = MatchIndex(capacity=8)  # the same cities and partnerships, counted from scratch
     for r in rows:
         again.upsert(idx.city(r.id))
@@ -154,8 +156,8 @@ def test_incremental_country_counts_equal_a_full_recount(seed):
         again.add_partnership(a, b)
 
     def by_code(index):  # country indices follow the order countries first appear in: compare nonzero counts by code
-        codes, c = index._countries.index, index._cols
-        pairs = {(x, y): index.pair_counts[i, j] for x, i in codes.items() for y, j in codes.items()}
+        codes, c = index.table.countries.index, index.table.cols
+        pairs = {(x, y): index.links.pair_counts[i, j] for x, i in codes.items() for y, j in codes.items()}
         partners_in = {(r.id, x): c["partners_in"][index.position(r.id), i] for r in rows for x, i in codes.items()}
         nonzero = {key: int(v) for key, v in (pairs | partners_in).items() if v}
         return nonzero, c["degree"][: len(index)].tolist()
@@ -165,8 +167,8 @@ def test_incremental_country_counts_equal_a_full_recount(seed):
 
 def near_of(index: MatchIndex) -> np.ndarray:
     """Each city's near cities, (cities, NEAR_CITIES), as the index keeps them."""
-    index._near()
-    return index._near_lists[1]
+    index.links.near()
+    return index.links._near_lists[1]
 
 
 def from_scratch(index: MatchIndex, city_ids: list[str]) -> MatchIndex:
@@ -199,7 +201,7 @@ def test_near_cities_follow_every_change_while_an_index_grows_from_one_city():
     idx, rows = MatchIndex(capacity=4), random_rows(26, rng)
     for i, r in enumerate(rows):
         idx.upsert(r)
-        idx._near()  # kept: the next change is applied to the kept lists
+        idx.links.near()  # kept: the next change is applied to the kept lists
         moved = replace(idx.city(rows[rng.randrange(i + 1)].id), latitude=rng.uniform(0, 55))
         idx.upsert(replace(moved, version=idx.city(moved.id).version + 1))
         assert np.array_equal(near_of(idx), near_of(from_scratch(idx, [x.id for x in rows[: i + 1]]))), i

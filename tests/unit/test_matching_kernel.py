@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from citypair_matching.core import MatchIndex, Rules, Weights
+from citypair_matching.core import FACTORS, MatchIndex, Rules, Weights
 from citypair_matching.realism import FEATURES, RealismModel
 from tests.bench import naive
 from tests.unit.test_matching_fastpaths import CHANGES, NOW, random_index, random_rows
@@ -84,8 +84,10 @@ def test_the_realism_bound_never_drops_a_pair(seed):
     rng = np.random.default_rng(seed)
     n = len(FEATURES)
     idx.realism = RealismModel("random", rng.normal(size=n), rng.uniform(0.5, 2, size=n), rng.normal(size=n), -2.0)
-    idx.weights = Weights("test", 0.2, 0.05, 0.1, 0.02, 0.02, 0.02, 0.02, 0.02, 0.8, -0.02)
-    idx._kernel_cache = None
+    weights = {**dict.fromkeys(FACTORS, 0.02), "complementarity": 0.2, "shared_priorities": 0.05, "distance": 0.1}
+    weights |= {"realism": 0.8, "hub_damping": -0.02}  # the prior weighs most
+    idx.weights = Weights("test", tuple(weights[name] for name in FACTORS))
+    idx._kernel = None
     everyone = idx.positions()
     want = reference(idx, everyone, everyone)
     for candidates in (everyone, everyone[::2]):
@@ -129,7 +131,7 @@ def test_kernel_follows_each_change_of_a_ranked_index(what, change):
     change(idx, rows, rng)
     everyone = idx.positions()
     got = idx.allowed_scores(everyone, everyone, now=NOW)
-    idx._csr_cache, idx._transposed, idx._kernel_cache = None, None, None  # the reference from scratch
+    idx.links._csr, idx.table.transposed, idx._kernel = None, None, None  # the reference from scratch
     want = reference(idx, everyone, everyone)
     assert np.array_equal(np.isinf(got), np.isinf(want)), what
     finite = np.isfinite(want)

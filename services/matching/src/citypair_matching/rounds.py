@@ -236,7 +236,7 @@ def pair_round(
     positions = np.asarray(positions, dtype=np.int64)
     k = CANDIDATES_PER_CITY if len(positions) <= LARGE_ROUND else CANDIDATES_IN_LARGE_ROUND
     edges = candidate_edges(index, positions, k=k, min_score=min_score, now=now)
-    cols = index._cols
+    cols = index.table.cols
     room = {int(p): int(min(capacity, max(0, cols["capacity"][p] - cols["degree"][p]))) for p in positions}
     if capacity == 1 and len(edges) <= EXACT_EDGE_LIMIT:
         chosen = {e for e in exact_pairing(edges) if room[e[0]] and room[e[1]]}

