@@ -6,6 +6,7 @@ from citypair_identity import notifications, service
 from citypair_identity.schemas import (
     AuditOut,
     NotificationOut,
+    PasswordChange,
     RefreshIn,
     Role,
     TokenOut,
@@ -90,6 +91,19 @@ async def rotate(session: SessionDep, ctx: Ctx, admin: Admin) -> dict:
 @router.get("/api/v1/me", response_model=UserOut, responses=problem_responses(401))
 async def me(user: CurrentUser, session: SessionDep):
     return await service.get_user(session=session, user_id=user.user_id)
+
+
+@router.post(
+    "/api/v1/me/password",
+    response_model=TokenOut,
+    responses=problem_responses(401, 429, described={422: "A field is wrong: `current_password`, or `new_password`"}),
+    summary="Change my password (sessions elsewhere end; this one goes on with the tokens returned)",
+    openapi_extra=WITHOUT_IDEMPOTENCY_KEY,  # the answer is a pair of tokens: never stored
+)
+async def change_my_password(request: Request, body: PasswordChange, user: CurrentUser, session: SessionDep, ctx: Ctx):
+    return await service.change_password(
+        session=session, ctx=ctx, user_id=user.user_id, data=body, address=_address(request)
+    )
 
 
 @router.get("/api/v1/me/notifications", response_model=Page[NotificationOut], responses=problem_responses(401, 422))

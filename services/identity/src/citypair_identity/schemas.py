@@ -1,8 +1,18 @@
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
+from citypair_identity.passwords import MAX_LENGTH, MIN_LENGTH, email_words, weakness
 from citypair_shared.contract import EMAIL_PATTERN
 from citypair_shared.deps import Timestamp
 
@@ -15,6 +25,23 @@ class Role(StrEnum):
 
 
 Email = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["official@xian.gov.cn"])
+
+
+def _not_weak(password: str) -> str:
+    if why := weakness(password):
+        raise ValueError(f"the password {why}")
+    return password
+
+
+# Kept as typed (not stripped): signing in compares it as typed. The policy: citypair_identity.passwords.
+NewPassword = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=MIN_LENGTH, max_length=MAX_LENGTH),
+    AfterValidator(_not_weak),
+    Field(description=f"{MIN_LENGTH}–{MAX_LENGTH} characters, not a common, repetitive or guessable one"),
+]
+
+
 CityIds = Field(default_factory=list, max_length=50, description="Cities an official acts for")
 
 
@@ -34,10 +61,25 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: str = Email
-    # Kept as typed (not stripped): signing in compares it as typed.
-    password: Annotated[str, StringConstraints(strip_whitespace=False, min_length=12, max_length=200)]
+    password: NewPassword
     roles: list[Role] = Field(min_length=1, max_length=4)
     city_ids: list[str] = CityIds
+
+    @field_validator("password")
+    @classmethod
+    def _password_not_about_the_user(cls, password: str, info: ValidationInfo) -> str:
+        if "email" in info.data and weakness(password, context=email_words(info.data["email"])):
+            raise ValueError("the password must not contain the e-mail address or name")
+        return password
+
+
+class PasswordChange(BaseModel):
+    """A user's new password, with the current one (a stolen session alone cannot take the account)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=MAX_LENGTH)
+    new_password: NewPassword
 
 
 class UserUpdate(BaseModel):

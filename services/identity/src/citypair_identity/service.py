@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,8 @@ from citypair_identity.config import Settings
 from citypair_identity.keys import new_signing_key, published
 from citypair_identity.metrics import SIGN_INS
 from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
-from citypair_identity.schemas import TokenOut, UserCreate, UserUpdate
+from citypair_identity.passwords import email_words, weakness
+from citypair_identity.schemas import PasswordChange, TokenOut, UserCreate, UserUpdate
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
 from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot, new_event
@@ -273,6 +275,39 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+def _wrong_field(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message}])
+
+
+@retry_on_conflict
+async def change_password(
+    *, session: AsyncSession, ctx: IdentityContext, user_id: str, data: PasswordChange, address: str
+) -> TokenOut:
+    """Set a new password, the current one given; every other session ends (its tokens are voided), and this
+    one goes on with the new pair of tokens returned. Wrong guesses of the current password count as failed
+    sign-ins of the account (the same throttle): a stolen session cannot try every password."""
+    user = await get_user(session=session, user_id=user_id)
+    policy, now = ctx.signin_policy, datetime.now(UTC)
+    if wait := await throttle.admit(session, account=user.email, address=address, now=now, policy=policy):
+        raise _throttled(wait.total_seconds())
+    try:
+        await asyncio.to_thread(hasher.verify, user.password_hash, data.current_password)
+    except VerificationError:
+        await throttle.record_failure(session, account=user.email, now=now, policy=policy)
+        audit(session, "password.change_refused", actor=user.id, subject=user.id, address=address)
+        await session.commit()
+        raise _wrong_field("current_password", "is not your current password") from None
+    if weakness(data.new_password, context=[*email_words(user.email), data.current_password]):
+        raise _wrong_field("new_password", "must not contain your e-mail address, name or current password")
+    user.password_hash = await asyncio.to_thread(hasher.hash, data.new_password)
+    user.updated_at = now
+    await _void_tokens(session, ctx, user, reason="password_changed")
+    audit(session, "password.changed", actor=user.id, subject=user.id, address=address)
+    tokens = await _issue(session, ctx, user)
+    await session.commit()
+    return tokens
 
 
 def _email_taken(email: str) -> Problem:
