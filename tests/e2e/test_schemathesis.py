@@ -9,15 +9,15 @@ response goes through all of schemathesis's checks: no 5xx, status, content type
 invalid data refused, valid data accepted, `Allow` on 405s, 405 for undeclared methods, credentials enforced,
 deleted things gone, created things there.
 
-The fuzzer is a coordinator who is also the official of one real city, signed in through the schema's bearer
-scheme (so a case that leaves credentials out goes without them); half the valid path ids are real ones. What a
-valid request must be beyond what a schema can say is made so before it is sent, and for valid requests only:
-a new Idempotency-Key each time, bodies naming real cities and coordinators, an end date after the start
-(`satisfy_what_no_schema_says`). Check settings: 412 is an accepted answer to a valid request (an If-Match of
-another version, like 409) and 413 to an invalid one (a body past the gateway's limit). Nothing else is
-excluded, but `STATEFUL_EXCLUSIONS` (why there); sign-in is fuzzed on a stack whose throttles never trip; the
-fuzzer cannot rotate keys, disable anyone or change roles (403), only rebind officials' cities, and fuzzed tokens
-revoke nothing of ours.
+The fuzzer is a coordinator who is also the official of one real city and of those valid bodies list, signed in
+through the schema's bearer scheme (so a case that leaves credentials out goes without them); half the valid path
+ids are real ones. What a valid request must be beyond what a schema can say is made so before it is sent, and for
+valid requests only: a new Idempotency-Key each time, bodies naming real cities and coordinators, an end date
+after the start (`satisfy_what_no_schema_says`). Check settings: 412 is an accepted answer to a valid request (an
+If-Match of another version, like 409) and 413 to an invalid one (a body past the gateway's limit). Nothing else is
+excluded, but `EXCLUSIONS` and `STATEFUL_EXCLUSIONS` (why there); sign-in is fuzzed on a stack whose throttles
+never trip; the fuzzer cannot rotate keys, disable anyone or change roles (403), only rebind officials' cities, and
+fuzzed tokens revoke nothing of ours.
 
 One pytest test per operation, each built by schemathesis's `create_test` (the pytest plugin's builder): the
 schema is loaded once the stack runs, and `schemathesis.pytest.from_fixture(...).parametrize()` fails under
@@ -28,6 +28,7 @@ import json
 import os
 import re
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -59,6 +60,21 @@ MODES = [HypothesisTestMode.EXAMPLES, HypothesisTestMode.COVERAGE, HypothesisTes
 STATEFUL_EXCLUSIONS = {
     ("POST /api/v1/pilot-zones", "positive_data_acceptance"),
     ("PATCH /api/v1/pilot-zones/{proposal_id}", "positive_data_acceptance"),
+}
+# What a password must be beyond any pattern (citypair_identity.passwords: not one of the common passwords, not
+# repetitive, not the account's own words) and the current password a change must name are refused 422 with the
+# field: a valid-looking request no schema can tell from an acceptable one. Every other check still runs on these.
+EXCLUSIONS = {
+    ("POST /api/v1/me/password", "positive_data_acceptance"),
+    ("POST /api/v1/users", "positive_data_acceptance"),
+}
+# The operations the stateful phase must reach with real objects (their links in `citypair_cli.links`), and the
+# answers that prove it did: done, or refused for the state of a proposal or pair that was found (409: the move or
+# confirmation is not open, the pair is excluded or already decided; 412: an ETag of another version).
+REACHED_WHEN = {
+    "POST /api/v1/pilot-zones/{proposal_id}/transitions": {200, 409, 412},
+    "POST /api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm": {200, 409},
+    "POST /api/v1/matches/{city_a}/{city_b}/decision": {201, 409},
 }
 # What the API takes as an Idempotency-Key (its schema's pattern), which it wants new for each request.
 IDEMPOTENCY_KEY = re.compile(r"[!-~]|[!#-~][ -~]*[!-~]|\"[ -~]*[!#-~]|\"[ -~]+\"")
@@ -121,8 +137,10 @@ def real_ids(stack, admin) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def fuzzer(stack, admin, real_ids) -> dict:
     """The fuzzer's identity (its `id`), signed in once (`headers`; tokens last 15 minutes here): a coordinator,
-    and the official of the first city, so that scenarios can draft proposals and confirm and decide for it."""
-    user = create_user(admin, ["coordinator", "official"], real_ids["city_id"][:1])
+    and the official of the first city and of the cities valid bodies list. Only an official of a member drafts
+    a proposal, and drafting confirms the drafter's cities: so a scenario's draft is accepted, and its links go on
+    to a proposal the fuzzer may confirm, submit, review and decide the pairing of (real objects, not 403s)."""
+    user = create_user(admin, ["coordinator", "official"], real_ids["city_id"][:1] + real_ids["listed_city_id"])
     with client_for(stack.config.gateway_url, user["email"]) as client:
         return {"id": user["id"], "headers": {"Authorization": client.headers["Authorization"]}}
 
@@ -225,14 +243,24 @@ def test_operation_conforms_to_the_gateway_schema(gateway_schema, stack, fuzzer,
         SENT.append(operation.label)
         use_a_new_idempotency_key(case)
         satisfy_what_no_schema_says(case, fuzzer["id"], real_ids["listed_city_id"])
-        case.call_and_validate(base_url=stack.config.gateway_url, checks=ALL_CHECKS, timeout=30)
+        case.call_and_validate(base_url=stack.config.gateway_url, checks=checks, timeout=30)
 
+    checks = [c for c in ALL_CHECKS if (operation.label, c.__name__) not in EXCLUSIONS]
     config = HypothesisTestConfig(project=gateway_schema.config, modes=MODES, settings=fuzz_settings(MAX_EXAMPLES))
     create_test(operation=operation, test_func=call, config=config)()
 
 
 def test_linked_operations_conform_to_the_gateway_schema(gateway_schema, stack, fuzzer, real_ids):
     """The stateful phase: SCENARIOS scenarios along the schema's links (`citypair_cli.links`), with real ids.
+
+    It should reach real objects where the workflow is, not only conform: `pytest -s` prints the answers per
+    operation and which of REACHED_WHEN were not reached with a real object. That is reported, not asserted:
+    measured (CI=true, 2026-11), transitions reached real proposals 9 times in one full run and 0 in another;
+    confirmations and decisions reached them in the stateful test alone (confirm 200 ×2, decide 201 ×1) but not
+    always after the other phases (decide 0 of 87, confirm 1 of 43): those phases retire and draft with the
+    listed cities, so most of this phase's drafts are refused (422 retired, 409 duplicate) and the links from a
+    new proposal rarely fire, while a decision also needs a pair the fuzzer represents one side of, which partner
+    lists of the real cities seldom give.
 
     A scenario against a live stack cannot be replayed (the ids, lists and versions it saw have moved on), so
     Hypothesis finds its data generation "flaky" now and then; as schemathesis's own runner does, the run goes
@@ -272,4 +300,15 @@ def test_linked_operations_conform_to_the_gateway_schema(gateway_schema, stack, 
             if len(scenarios) >= SCENARIOS:
                 break
     print(f"stateful: {len(scenarios)} scenarios, {len(answered)} calls")
+    reach: dict[str, Counter] = {label: Counter() for label in REACHED_WHEN}
+    for label, status in answered:
+        if status < 500:
+            reach.setdefault(label, Counter())[status] += 1
+    for label, statuses in sorted(reach.items()):
+        print(f"  {label}: {dict(sorted(statuses.items()))}")
     assert not failures, "\n\n".join(failures.values())
+    # Reported, not asserted: whether a run's scenarios reach a real proposal depends on what the earlier phases
+    # left (retired cities, duplicate drafts), and the same code reached transitions 9 times in one run, 0 in
+    # another. A failing CI on that would test the fuzzer's luck, not the API.
+    unreached = {label: dict(reach[label]) for label in REACHED_WHEN if not REACHED_WHEN[label] & set(reach[label])}
+    print(f"stateful: not reached with a real object this run: {unreached or 'none'}")

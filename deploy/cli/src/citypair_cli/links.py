@@ -5,8 +5,9 @@ or round: register a city, then edit, publish or confirm it; read its partners, 
 draft a proposal with the best one (or with two cities of the directory); draft a proposal, then have its second
 member confirm, decide on the lead city's pairing with it, transition or assign the proposal, or read the lead
 city's partners. An edit (PATCH, PUT) answers with the resource and its new ETag, so the next edit can follow
-it. Links may cross services (profiles' `registerCity` to matching's `partners`), so they are added to the
-merged document, keyed by operationId.
+it; so do a transition, a confirmation and an assignment, so a proposal can be taken along its workflow
+(confirm, submit, review, approve) one answer after another. Links may cross services (profiles' `registerCity`
+to matching's `partners`), so they are added to the merged document, keyed by operationId.
 """
 
 from typing import Any
@@ -45,6 +46,20 @@ FROM_A_PROPOSAL = {
     "decide": {"city_a": "$response.body#/lead_city_id", "city_b": "$response.body#/members/1/city_id"},
     "partners": {"city_id": "$response.body#/lead_city_id"},
 }
+
+
+def _of_first_item(links: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """`links` of one resource read from the first item of a list instead (a list answer carries no ETag)."""
+    return {
+        target: {
+            name: value.replace("$response.body#/", "$response.body#/items/0/")
+            for name, value in given.items()
+            if value.startswith("$response.body#/")
+        }
+        for target, given in links.items()
+    }
+
+
 FROM_A_USER = {"getUser": {"user_id": "$response.body#/id"}, "updateUser": {"user_id": "$response.body#/id"}}
 
 # (operationId, status) -> {operationId of the next request: its parameters (and, under REQUEST_BODY, fields
@@ -67,7 +82,10 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("createProposal", "201"): FROM_A_PROPOSAL,
     ("getProposal", "200"): FROM_A_PROPOSAL,
     ("updateProposal", "200"): FROM_A_PROPOSAL,
-    ("listProposals", "200"): {"getProposal": {"proposal_id": "$response.body#/items/0/id"}},
+    ("transition", "200"): FROM_A_PROPOSAL,
+    ("confirmMembership", "200"): FROM_A_PROPOSAL,
+    ("assign", "200"): FROM_A_PROPOSAL,
+    ("listProposals", "200"): _of_first_item(FROM_A_PROPOSAL),
     ("createUser", "201"): FROM_A_USER,
     ("listUsers", "200"): {"getUser": {"user_id": "$response.body#/items/0/id"}},
     ("myNotifications", "200"): {"readNotification": {"notification_id": "$response.body#/items/0/id"}},

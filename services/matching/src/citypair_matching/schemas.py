@@ -1,11 +1,11 @@
-from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from citypair_shared.contract import json_integer
 from citypair_shared.deps import Timestamp
 from citypair_shared.geography import Corridor
+from citypair_shared.vocabulary import AcceptReason, Decision, DeclineReason, MatchStatus
 
 
 class ThemeFlowOut(BaseModel):
@@ -53,7 +53,7 @@ class CheckOut(BaseModel):
 
 class DecisionState(BaseModel):
     city_id: str
-    decision: Literal["accept", "decline"] | None
+    decision: Decision | None
     reason: str | None = None
     decided_at: Timestamp | None = None
 
@@ -76,32 +76,13 @@ class MatchOut(BaseModel):
     checks: list[CheckOut]
     rules: RulesOut
     decisions: list[DecisionState] = []
-    status: Literal["open", "accepted", "declined"] = "open"
-
-
-class DeclineReason(StrEnum):
-    not_a_priority = "not_a_priority"
-    themes_do_not_fit = "themes_do_not_fit"
-    too_far = "too_far"
-    language = "language"
-    no_capacity = "no_capacity"
-    existing_cooperation_elsewhere = "existing_cooperation_elsewhere"
-    policy = "policy"
-    other = "other"
-
-
-class AcceptReason(StrEnum):
-    complementary_themes = "complementary_themes"
-    shared_priorities = "shared_priorities"
-    existing_ties = "existing_ties"
-    corridor = "corridor"
-    other = "other"
+    status: MatchStatus = "open"
 
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decision: Literal["accept", "decline"]
+    decision: Decision
     reason: DeclineReason | AcceptReason = Field(
         description="Why: for a decline one of DeclineReason, for an accept one of AcceptReason"
     )
@@ -116,7 +97,7 @@ class DecisionOut(BaseModel):
     reason: str
     text: str
     decided_at: Timestamp
-    status: Literal["open", "accepted", "declined"]
+    status: MatchStatus
     score: float
     weights_version: str
 

@@ -3,7 +3,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,16 +28,12 @@ from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, 
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
+from citypair_shared.versions import IfMatch, set_etag
 
 router = APIRouter(prefix="/api/v1/pilot-zones", tags=["pilot zones"])
 open_data_router = APIRouter(prefix="/api/v1/open-data/pilot-zones", tags=["open data"])
 NO_PROPOSAL = {404: "No such pilot zone"}
-IfMatch = Annotated[str | None, Header(max_length=100, description="The ETag you read; 412 if it is stale")]
 Reviewer = Annotated[Principal, require_roles("admin", "coordinator")]
-
-
-def _etag(response: Response, proposal) -> None:
-    response.headers["ETag"] = f'"{proposal.version}"'
 
 
 async def _out(session, proposal, user: Principal, runtime) -> ProposalOut:
@@ -75,7 +71,7 @@ async def create_proposal(
     """Draft a pilot-zone proposal for two or more known cities, one of them the caller's."""
     proposal = await service.create(session=session, user=user, data=body)
     response.headers["Location"] = f"/api/v1/pilot-zones/{proposal.id}"
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 
@@ -167,7 +163,7 @@ async def get_proposal(
     proposal_id: IdPath, response: Response, session: SessionDep, runtime: RuntimeDep, user: CurrentUser
 ):
     proposal = await service.get(session=session, proposal_id=proposal_id)
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 
@@ -190,7 +186,7 @@ async def update_proposal(
     """Edit a draft (member officials), or track delivery (milestones, KPIs, documents) once approved;
     send the `ETag` you read as `If-Match` to refuse overwriting someone else's change."""
     proposal = await service.update(session=session, user=user, proposal_id=proposal_id, data=body, if_match=if_match)
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 
@@ -222,7 +218,7 @@ async def transition(
         comment=body.comment,
         if_match=if_match,
     )
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 
@@ -243,7 +239,7 @@ async def confirm_membership(
 ):
     """An official of `city_id` confirms the city's membership (every member must, before submission)."""
     proposal = await service.confirm_membership(session=session, user=user, proposal_id=proposal_id, city_id=city_id)
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 
@@ -259,7 +255,7 @@ async def assign(
     proposal = await service.assign(
         session=session, user=user, proposal_id=proposal_id, coordinator_id=body.coordinator_id, comment=body.comment
     )
-    _etag(response, proposal)
+    set_etag(response, proposal.version)
     return await _out(session, proposal, user, runtime)
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.contract import URL_PATTERN, VISIBLE_TEXT_PATTERN, CalendarDate
 from citypair_shared.deps import ID_PATTERN, Timestamp
-from citypair_shared.themes import ThemeId
+from citypair_shared.themes import THEME_IDS, ThemeId
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
 Url = Annotated[str, Field(max_length=500, pattern=URL_PATTERN, examples=["https://example.org/plan.pdf"])]
@@ -136,7 +136,7 @@ class ProposalCreate(_ProposalFields):
         min_length=2, max_length=8, description="Member cities, the lead first", json_schema_extra=DISTINCT
     )
     lead_city_id: CityId | None = Field(None, description="One of `city_ids` (default: the first)")
-    themes: list[ThemeId] = Field(default_factory=list, max_length=17, json_schema_extra=DISTINCT)
+    themes: list[ThemeId] = Field(default_factory=list, max_length=len(THEME_IDS), json_schema_extra=DISTINCT)
 
     _distinct_cities = field_validator("city_ids")(_distinct)
     _distinct_themes = field_validator("themes")(_distinct)
@@ -148,7 +148,7 @@ class ProposalUpdate(_ProposalFields):
     title: Text200 | None = None
     city_ids: list[CityId] | None = Field(None, min_length=2, max_length=8, json_schema_extra=DISTINCT)
     lead_city_id: CityId | None = None
-    themes: list[ThemeId] | None = Field(None, max_length=17, json_schema_extra=DISTINCT)
+    themes: list[ThemeId] | None = Field(None, max_length=len(THEME_IDS), json_schema_extra=DISTINCT)
 
     _distinct_cities = field_validator("city_ids")(_distinct)
     _distinct_themes = field_validator("themes")(_distinct)

@@ -35,6 +35,7 @@ from citypair_shared.logging import get_logger
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid, not_found
 from citypair_shared.themes import THEME_IDS
+from citypair_shared.versions import check_if_match
 
 log = get_logger(__name__)
 SOURCE = "/citypair/pilot_zones"
@@ -392,17 +393,6 @@ async def create_from_match(*, session: AsyncSession, match: MatchAccepted, even
     return proposal
 
 
-def _check_if_match(proposal: Proposal, if_match: str | None) -> None:
-    if if_match is not None and if_match.strip() not in (f'"{proposal.version}"', "*"):
-        raise Problem(
-            412,
-            "Precondition failed",
-            f"the proposal changed since you read it (now version {proposal.version}); reload and try again",
-            type_="/problems/stale",
-            current_version=proposal.version,
-        )
-
-
 async def get(*, session: AsyncSession, proposal_id: str) -> Proposal:
     proposal = await session.get(Proposal, proposal_id)
     if proposal is None:
@@ -444,7 +434,7 @@ async def update(
             type_="/problems/not-editable",
             editable=[],
         )
-    _check_if_match(proposal, if_match)
+    check_if_match(version=proposal.version, if_match=if_match, what="proposal")
     values = _content(data, partial=True)
     city_ids = values.get("city_ids", proposal.city_ids)
     if "city_ids" in values or "lead_city_id" in values:
@@ -576,7 +566,7 @@ async def transition(
             type_="/problems/transition",
             allowed=allowed_from(current),
         )
-    _check_if_match(proposal, if_match)
+    check_if_match(version=proposal.version, if_match=if_match, what="proposal")
     if to == Status.submitted:
         unconfirmed = [c for c in proposal.city_ids if c not in proposal.confirmations]
         if unconfirmed:

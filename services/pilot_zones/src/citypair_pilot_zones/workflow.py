@@ -1,19 +1,9 @@
-"""The proposal workflow as data: which state may follow which. Pure, no I/O."""
+"""The proposal workflow as data: which state may follow which. Pure, no I/O.
 
-from enum import StrEnum
+The states themselves are shared vocabulary (web labels them); the moves between them are this service's.
+"""
 
-
-class Status(StrEnum):
-    draft = "draft"
-    submitted = "submitted"
-    under_review = "under_review"
-    changes_requested = "changes_requested"
-    approved = "approved"
-    rejected = "rejected"
-    active = "active"
-    completed = "completed"
-    withdrawn = "withdrawn"
-
+from citypair_shared.vocabulary import Status
 
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.draft: frozenset({Status.submitted, Status.withdrawn}),

@@ -2,7 +2,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
@@ -26,11 +26,12 @@ from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, 
 from citypair_shared.problems import Problem, invalid, problem_responses
 from citypair_shared.strict_json import BadJson
 from citypair_shared.themes import THEME_IDS
+from citypair_shared.versions import IfMatch, set_etag
+from citypair_shared.vocabulary import CityStatus
 
 router = APIRouter(prefix="/api/v1/cities", tags=["cities"])
 NO_CITY = {404: "No such city"}
 Registrar = Annotated[Principal, require_roles("admin", "coordinator")]
-IfMatch = Annotated[str | None, Header(max_length=100, description="The ETag you read; 412 if it is stale")]
 THEME_LEVEL = rf"^({'|'.join(THEME_IDS)}):[0-5]$"
 ThemeLevel = Annotated[str, StringConstraints(pattern=THEME_LEVEL)]
 # What an import's file must start with at least (the export's columns are all read); U+0000 is refused anywhere.
@@ -49,10 +50,6 @@ STATUS_ACTIONS = {
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
 IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json"}
 MAX_POPULATION = 100_000_000  # as CityCreate (and within the database's integer range)
-
-
-def _etag(response: Response, city) -> None:
-    response.headers["ETag"] = f'"{city.version}"'
 
 
 async def _out(session, city, user: Principal) -> CityOut:
@@ -78,7 +75,7 @@ def directory_filter(
     ] = [],  # noqa: B006
     population_min: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
     population_max: Annotated[int | None, Query(ge=0, le=MAX_POPULATION)] = None,
-    status: Literal["draft", "published", "retired"] | None = None,
+    status: CityStatus | None = None,
     verified: bool | None = None,
     stale: bool | None = None,
 ) -> DirectoryFilter:
@@ -108,7 +105,7 @@ async def register_city(
     """Register a city (published, or a draft); `profiles.city.registered.v1` goes out after commit."""
     city = await service.create(session=session, relay=runtime.relay, user=user, data=body)
     response.headers["Location"] = f"/api/v1/cities/{city.id}"
-    _etag(response, city)
+    set_etag(response, city.version)
     return await _out(session, city, user)
 
 
@@ -283,7 +280,7 @@ def _too_many_rows(exc: tabular.TooManyRows) -> Problem:
 async def get_city(city_id: IdPath, response: Response, session: SessionDep, user: CurrentUser):
     """A profile; contacts only for the city's officials, coordinators and admins."""
     city = await service.get(session=session, city_id=city_id)
-    _etag(response, city)
+    set_etag(response, city.version)
     return await _out(session, city, user)
 
 
@@ -291,7 +288,7 @@ async def _update(session, runtime, response: Response, user: Principal, city_id
     city = await service.update(
         session=session, relay=runtime.relay, user=user, city_id=city_id, data=body, if_match=if_match
     )
-    _etag(response, city)
+    set_etag(response, city.version)
     return await _out(session, city, user)
 
 
@@ -339,7 +336,7 @@ def _status_change(action: str):
         city = await service.change_status(
             session=session, relay=runtime.relay, user=user, city_id=city_id, action=action, if_match=if_match
         )
-        _etag(response, city)
+        set_etag(response, city.version)
         return await _out(session, city, user)
 
     return change_status

@@ -25,6 +25,7 @@ from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, Ci
 from citypair_shared.geography import INDICATORS
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
+from citypair_shared.versions import check_if_match
 
 SOURCE = "/citypair/profiles"
 STALE_AFTER = timedelta(days=365)
@@ -264,17 +265,6 @@ async def get(*, session: AsyncSession, city_id: str) -> City:
     return city
 
 
-def _check_if_match(city: City, if_match: str | None) -> None:
-    if if_match is not None and if_match.strip() not in (f'"{city.version}"', "*"):
-        raise Problem(
-            412,
-            "Precondition failed",
-            f"the profile changed since you read it (now version {city.version}); reload and try again",
-            type_="/problems/stale",
-            current_version=city.version,
-        )
-
-
 @retry_on_conflict
 async def update(
     *,
@@ -291,7 +281,7 @@ async def update(
         raise forbidden("officials edit only the profiles of their own cities")
     if city.status == "retired":
         raise Problem(409, "Retired", "a retired profile cannot be edited", type_="/problems/state")
-    _check_if_match(city, if_match)
+    check_if_match(version=city.version, if_match=if_match, what="profile")
     partial = isinstance(data, CityUpdate)
     values = data.model_dump(mode="json", exclude_unset=partial)
     values = {k: v for k, v in values.items() if v is not None or k in NULLABLE}
@@ -311,7 +301,7 @@ async def change_status(
 ) -> City:
     """publish (draft → published), retire (→ retired), verify, confirm (still accurate as of now)."""
     city = await get(session=session, city_id=city_id)
-    _check_if_match(city, if_match)
+    check_if_match(version=city.version, if_match=if_match, what="profile")
     now = datetime.now(UTC)
     event = CityUpdated
     if action == "confirm":

@@ -1,5 +1,9 @@
 """English and Simplified Chinese for every string on the pages, and for the API's keys (themes, corridors,
-indicators, matching factors, constraints, decision reasons); numbers and dates per language."""
+indicators, matching factors, constraints, statuses, decisions and their reasons); numbers and dates per language.
+
+The keys are the APIs' values, defined once in citypair_shared (vocabulary, themes, geography); the pages keep only
+their names, and take the values themselves from shared or the APIs (tests/unit/test_web_vocabulary.py).
+"""
 
 from datetime import datetime
 
@@ -117,9 +121,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "shared_themes": ("Shared themes", "共同主题"),
     "theme": ("Theme", "主题"),
     "version": ("Version", "版本"),
-    "published": ("published", "已发布"),
-    "draft": ("draft", "草稿"),
-    "retired": ("retired", "已停用"),
     "value": ("Value", "数值"),
 }
 
@@ -186,6 +187,31 @@ TERMS: dict[str, dict[str, tuple[str, str]]] = {
         "same_country_allowed": ("Same-country rule", "同国结对规则"),
         "eligible": ("Eligible under the programme's rules", "符合项目资格规则"),
         "both_gain": ("Both cities gain", "双方均受益"),
+    },
+    "city_status": {
+        "draft": ("Draft", "草稿"),
+        "published": ("Published", "已发布"),
+        "retired": ("Retired", "已停用"),
+    },
+    "status": {
+        "draft": ("Draft", "草稿"),
+        "submitted": ("Submitted", "已提交"),
+        "under_review": ("Under review", "审核中"),
+        "changes_requested": ("Changes requested", "需修改"),
+        "approved": ("Approved", "已批准"),
+        "rejected": ("Rejected", "已驳回"),
+        "active": ("Active", "实施中"),
+        "completed": ("Completed", "已完成"),
+        "withdrawn": ("Withdrawn", "已撤回"),
+    },
+    "decision": {
+        "accept": ("Accepted", "已接受"),
+        "decline": ("Declined", "已拒绝"),
+    },
+    "match_status": {
+        "open": ("Open", "待定"),
+        "accepted": ("Accepted by both", "双方已接受"),
+        "declined": ("Declined", "已拒绝"),
     },
     "reason": {
         "not_a_priority": ("Not a priority", "非优先事项"),

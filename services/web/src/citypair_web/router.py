@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from citypair_shared.themes import THEME_IDS
+from citypair_shared.vocabulary import AcceptReason, DeclineReason, Status
 from citypair_web import forms, i18n
 from citypair_web.graphics import HEIGHT, WIDTH, land_path, network_layout, project
 from citypair_web.pages import Page, csrf_ok, page_for, redirect
@@ -41,16 +42,6 @@ async def form_page(request: Request) -> Page:
 
 UserPage = Annotated[Page, Depends(user_page)]
 FormPage = Annotated[Page, Depends(form_page)]
-DECLINE_REASONS = (
-    "not_a_priority",
-    "themes_do_not_fit",
-    "too_far",
-    "language",
-    "no_capacity",
-    "existing_cooperation_elsewhere",
-    "policy",
-    "other",
-)
 
 
 async def api(page: Page, method: str, path: str, **kwargs):
@@ -245,7 +236,7 @@ async def partners(page: UserPage, city_id: str):
         city=city_response.json(),
         items=items,
         may_decide=may_decide,
-        reasons=DECLINE_REASONS,
+        reasons=tuple(DeclineReason),
         top=max([i.get("score", 0) for i in items] or [1]),
     )
 
@@ -259,7 +250,8 @@ async def decide(
     reason: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
 ):
-    reason = reason if decision == "decline" else "complementary_themes"
+    # The page asks a reason only of a decline; an accept from it says what the suggestion was built on.
+    reason = reason if decision == "decline" else AcceptReason.complementary_themes
     body = {"decision": decision, "reason": reason, "text": text}
     return await act(
         page,
@@ -357,7 +349,7 @@ async def board(page: UserPage):
     columns: dict[str, list] = {}
     for proposal in response.json()["items"]:
         columns.setdefault(proposal["status"], []).append(proposal)
-    return page.render("board.html", columns=columns, total=response.json()["total"])
+    return page.render("board.html", statuses=tuple(Status), columns=columns, total=response.json()["total"])
 
 
 @router.get("/pilot-zones/{proposal_id}", response_class=HTMLResponse)
