@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -23,6 +24,17 @@ log = get_logger(__name__)
 CONSUMER_IDLE_SECONDS = 120
 
 Apply = Callable[[CloudEvent], None]
+
+
+@dataclass(frozen=True)
+class BatchApply:
+    """What a follower applies a fetched batch with in one call (e.g. one index update for all its cities); it
+    must leave what applying them one at a time, in order, would. Called with one event it is an `Apply`."""
+
+    apply_many: Callable[[list[CloudEvent]], None]
+
+    def __call__(self, event: CloudEvent) -> None:
+        self.apply_many([event])
 
 
 class Follower:
@@ -97,10 +109,25 @@ class Follower:
                 await sub.unsubscribe()
 
     def _apply(self, msgs: list) -> int:
+        """Apply a fetched batch: in one call with a `BatchApply`, else (or if that finds a bad event) one by one."""
+        if not msgs:
+            return 0
+        self.next_sequence = msgs[-1].metadata.sequence.stream + 1
+        events = []
         for msg in msgs:
-            self.next_sequence = msg.metadata.sequence.stream + 1
             try:
-                self.apply(CloudEvent.model_validate_json(msg.data))
+                events.append(CloudEvent.model_validate_json(msg.data))
             except ValueError as exc:  # a bad event is the producer's bug; one must not stop the rest
+                log.warning("follower.bad_event", event_type=self.event_type, error=repr(exc))
+        if isinstance(self.apply, BatchApply):
+            try:
+                self.apply.apply_many(events)
+                return len(msgs)
+            except ValueError:  # one bad event in the batch: find it one at a time
+                pass
+        for event in events:
+            try:
+                self.apply(event)
+            except ValueError as exc:
                 log.warning("follower.bad_event", event_type=self.event_type, error=repr(exc))
         return len(msgs)

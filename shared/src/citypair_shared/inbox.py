@@ -1,7 +1,9 @@
 """Idempotent consumer: a handler's effects and its `(consumer, event id)` row commit together."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from opentelemetry.trace import SpanKind
 from sqlalchemy import String, func, select
@@ -13,6 +15,19 @@ from citypair_shared.events import CloudEvent
 from citypair_shared.tracing import event_span
 
 EventHandler = Callable[[CloudEvent, AsyncSession], Awaitable[None]]
+ManyHandler = Callable[[list[CloudEvent], AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that takes a run of consecutive events of a fetched batch in one call (one query for all their
+    rows, not one each); it must leave what handling them one at a time, in order, would. Called with one event
+    it is an ordinary `EventHandler`."""
+
+    handle_many: ManyHandler
+
+    async def __call__(self, event: CloudEvent, session: AsyncSession) -> None:
+        await self.handle_many([event], session)
 
 
 class InboxMixin:
@@ -50,9 +65,11 @@ async def handle_all_once(
     consumer: str,
     items: list[tuple[CloudEvent, EventHandler]],
 ) -> list[bool]:
-    """`handle_once` for a batch in one transaction (far fewer commits): all or nothing."""
+    """`handle_once` for a batch in one transaction (far fewer commits): all or nothing, in order; consecutive
+    events of one `BatchHandler` go to it in one call."""
     ids = [event.id for event, _ in items]
     ran = []
+    runs: list[tuple[EventHandler, list[CloudEvent]]] = []
     async with session_factory() as session, session.begin():
         done = set(
             await session.scalars(
@@ -65,7 +82,37 @@ async def handle_all_once(
                 continue
             done.add(event.id)
             session.add(inbox_model(consumer=consumer, event_id=event.id, type=event.type))
-            with event_span(event, "process", SpanKind.CONSUMER, **{"messaging.consumer.group.name": consumer}):
-                await handler(event, session)
+            if runs and isinstance(handler, BatchHandler) and runs[-1][0] is handler:
+                runs[-1][1].append(event)
+            else:
+                runs.append((handler, [event]))
             ran.append(True)
+        for handler, events in runs:
+            group = {"messaging.consumer.group.name": consumer, "messaging.batch.message_count": str(len(events))}
+            with event_span(events[0], "process", SpanKind.CONSUMER, **group):
+                if isinstance(handler, BatchHandler):
+                    await handler.handle_many(events, session)
+                else:
+                    await handler(events[0], session)
     return ran
+
+
+async def keep_newest(session: AsyncSession, model: type, snapshots: list[dict[str, Any]]) -> list[bool]:
+    """`citypair_shared.db.keep_newer` for a run of snapshots (each a row's values with `id` and `version`) in
+    order, with one SELECT for the rows held: whether each was applied, as one at a time would say. A row held
+    is written `WHERE version = :read` (the model's `version_id_col`) once, with the newest of the run."""
+    ids = sorted({snapshot["id"] for snapshot in snapshots})
+    held = {row.id: row for row in await session.scalars(select(model).where(model.id.in_(ids)))}
+    applied = []
+    for snapshot in snapshots:
+        row = held.get(snapshot["id"])
+        if row is not None and row.version >= snapshot["version"]:
+            applied.append(False)
+            continue
+        if row is None:
+            session.add(held.setdefault(snapshot["id"], model(**snapshot)))
+        else:
+            for key, value in snapshot.items():
+                setattr(row, key, value)
+        applied.append(True)
+    return applied

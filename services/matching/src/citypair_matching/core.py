@@ -14,6 +14,7 @@ mean of both gains, so a pair where one side gains nothing is not suggested.
 """
 
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -88,17 +89,39 @@ class MatchIndex:
 
     def upsert(self, row: CityRow) -> None:
         """Add or replace a city; ignored if the index already holds a newer version."""
-        table = self.table
-        pos = table.position.get(row.id)
-        if pos is None:
-            pos = table.append(row)
-        elif table.rows[pos].version >= row.version:
+        self.upsert_many([row])
+
+    def upsert_many(self, rows: Iterable[CityRow]) -> None:
+        """`upsert` each row, in order, leaving the index as one at a time would: a row not newer than the city's
+        version held (or met earlier in `rows`) is skipped, and each city is written once, with the last version
+        applied, new cities taking positions in the order they came. The per-change work is done once: rows that
+        a later version replaces are not written, the graph's arrays grow once."""
+        table, links = self.table, self.links
+        latest: dict[str, CityRow] = {}  # in the order each city was first applied
+        moved: set[str] = set()
+        for row in rows:
+            held = latest.get(row.id)
+            if held is None and (pos := table.position.get(row.id)) is not None:
+                held = table.rows[pos]
+            if held is not None and held.version >= row.version:
+                continue
+            if held is not None and (held.latitude, held.longitude) != (row.latitude, row.longitude):
+                moved.add(row.id)  # its neighbourhood is redone, even if a later version moves it back
+            table.learn(row)  # vocabularies take their values in the order one at a time would meet them
+            latest[row.id] = row
+        if not latest:
             return
-        else:
-            self.links.leaving(pos, row)
-        before = table.rows[pos]
-        table.write(pos, row, eligible=not self.rules.failures(row))
-        self.links.city_written(pos, before, row, new=before is row)
+        new = [row for row in latest.values() if row.id not in table.position]
+        first_new = len(table)
+        table.append_many(new)
+        for row in latest.values():
+            pos = table.position[row.id]
+            fresh = pos >= first_new
+            before = row if fresh else table.rows[pos]
+            if not fresh:
+                links.leaving(pos, row)
+            table.write(pos, row, eligible=not self.rules.failures(row))
+            links.city_written(pos, before, row, new=fresh, moved=row.id in moved)
 
     def add_partnership(self, a: str, b: str) -> None:
         self.links.add_partnership(a, b)

@@ -99,18 +99,17 @@ class PartnershipGraph:
                 if other in table.position:
                     self._count_edge(pos, table.position[other], -1)
 
-    def city_written(self, pos: int, before: CityRow, row: CityRow, *, new: bool) -> None:
-        """After the table wrote `row` at `pos` (in place of `before`; the same row when `new`)."""
+    def city_written(self, pos: int, before: CityRow, row: CityRow, *, new: bool, moved: bool = False) -> None:
+        """After the table wrote `row` at `pos` (in place of `before`; the same row when `new`); `moved`: a version
+        in between was elsewhere (`MatchIndex.upsert_many` writes only the last)."""
         table, graph = self.table, self.graph
         if self._hops is not None and len(self._hops[1]) != table.capacity:
             self._hops = None  # as wide as the columns were
-        if new or (before.latitude, before.longitude) != (row.latitude, row.longitude):
+        if new or moved or (before.latitude, before.longitude) != (row.latitude, row.longitude):
             self._near_moved.add(pos)  # neighbourhoods change with a new or moved city (applied when next needed)
             self._near_matrices = None
+        # A new city without partnerships: the graph arrays gain an empty row when next read (`csr`).
         self._changed(structure=new and row.id in graph and graph.degree(row.id) > 0)
-        if new and self._csr is not None:  # no partnerships yet: the graph arrays gain an empty row
-            indptr, neighbours, inverse_log = self._csr
-            self._csr = (np.append(indptr, indptr[-1]), neighbours, np.append(inverse_log, np.float32(0)))
         if row.id in graph and (new or before.country_code != row.country_code):
             # partnerships recorded before the city arrived, or into its new country's counts
             for other in graph.adj[row.id]:
@@ -173,8 +172,14 @@ class PartnershipGraph:
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The partnership graph over index positions as CSR arrays (indptr, neighbours, 1/log degree)."""
         with self._lock:
+            n = len(self.table)
+            if self._csr is not None and len(self._csr[0]) <= n:  # new cities since, none with partnerships
+                indptr, neighbours, inverse_log = self._csr
+                grown = n + 1 - len(indptr)
+                indptr = np.concatenate([indptr, np.full(grown, indptr[-1])])
+                self._csr = (indptr, neighbours, np.concatenate([inverse_log, np.zeros(grown, dtype=np.float32)]))
             if self._csr is None:
-                n, position = len(self.table), self.table.position
+                position = self.table.position
                 ends = np.array(
                     [(position[a], position[b]) for a, b in self.graph.edges() if a in position and b in position],
                     dtype=np.int64,

@@ -12,13 +12,15 @@ from citypair_shared.events import (
     MatchDeclined,
     ProposalApproved,
 )
+from citypair_shared.follow import BatchApply
+from citypair_shared.inbox import BatchHandler
 
 CITY_SNAPSHOTS = (CityRegistered.event_type, CityUpdated.event_type, CityRetired.event_type)
 
 
 def event_handlers(index: MatchIndex) -> dict:
-    async def on_city_snapshot(event: CloudEvent, session) -> None:
-        await service.apply_snapshot(session=session, index=index, city=event.parsed().city)
+    async def on_city_snapshots(events: list[CloudEvent], session) -> None:
+        await service.apply_snapshots(session=session, index=index, cities=[e.parsed().city for e in events])
 
     async def on_proposal_approved(event: CloudEvent, session) -> None:
         approved = event.parsed()
@@ -31,7 +33,7 @@ def event_handlers(index: MatchIndex) -> dict:
         )
 
     return {
-        **dict.fromkeys(CITY_SNAPSHOTS, on_city_snapshot),
+        **dict.fromkeys(CITY_SNAPSHOTS, BatchHandler(on_city_snapshots)),
         ProposalApproved.event_type: on_proposal_approved,
     }
 
@@ -39,8 +41,8 @@ def event_handlers(index: MatchIndex) -> dict:
 def event_followers(index: MatchIndex) -> dict:
     """What each replica applies to its own index, whichever replica wrote the database (all idempotent)."""
 
-    def city_snapshot(event: CloudEvent) -> None:
-        service.remember_snapshot(index, event.parsed().city)
+    def city_snapshots(events: list[CloudEvent]) -> None:
+        service.remember_snapshots(index, [e.parsed().city for e in events])
 
     def partners(event: CloudEvent) -> None:
         for a, b in service.all_pairs(sorted(event.parsed().city_ids)):
@@ -51,7 +53,7 @@ def event_followers(index: MatchIndex) -> dict:
         index.add_decline(*sorted(data.city_ids), data.declined_at or event.time)
 
     return {
-        **dict.fromkeys(CITY_SNAPSHOTS, city_snapshot),
+        **dict.fromkeys(CITY_SNAPSHOTS, BatchApply(city_snapshots)),
         ProposalApproved.event_type: partners,
         MatchAccepted.event_type: partners,
         MatchDeclined.event_type: declined,

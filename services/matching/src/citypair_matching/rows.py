@@ -183,17 +183,32 @@ class Table:
 
     def append(self, row: CityRow) -> int:
         """A new city's position (its columns are written by `write`)."""
-        pos = len(self.rows)
-        if pos + 1 > self.capacity:
-            capacity = max(pos + 1, 2 * self.capacity)
+        self.append_many([row])
+        return self.position[row.id]
+
+    def append_many(self, rows: list[CityRow]) -> None:
+        """New cities at the next positions, in order (the columns grown once)."""
+        needed = len(self.rows) + len(rows)
+        if needed > self.capacity:
+            capacity = self.capacity
+            while capacity < needed:  # doubled as often as one city at a time would
+                capacity = max(capacity + 1, 2 * capacity)
             self.transposed = None  # as wide as the old capacity
             for name, array in self.cols.items():
                 grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
                 grown[: len(array)] = array
                 self.cols[name] = grown
-        self.rows.append(row)
-        self.position[row.id] = pos
-        return pos
+        for row in rows:
+            self.position[row.id] = len(self.rows)
+            self.rows.append(row)
+
+    def learn(self, row: CityRow) -> None:
+        """The row's country, corridors and languages in the vocabularies, in the order `write` takes them."""
+        self.countries(row.country_code)
+        for corridor in set(row.corridors):
+            self.corridors(corridor)
+        for language in set(row.languages):
+            self.languages(language)
 
     def write(self, pos: int, row: CityRow, *, eligible: bool) -> None:
         """The city's row and its own columns (not those the partnership graph writes)."""

@@ -13,8 +13,9 @@ from citypair_matching.core import CityRow, Explanation, MatchIndex
 from citypair_matching.models import CityProjection, MatchDecision, MatchPair, MatchRound, Partnership
 from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
 from citypair_shared.auth import Principal
-from citypair_shared.db import after_commit, insert_if_absent, keep_newer
+from citypair_shared.db import after_commit, insert_if_absent
 from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, RoundCompleted, new_event
+from citypair_shared.inbox import keep_newest
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid
 
@@ -41,29 +42,36 @@ def _row(city: CitySnapshot) -> CityRow:
     )
 
 
-async def apply_snapshot(*, session: AsyncSession, index: MatchIndex, city: CitySnapshot) -> bool:
-    """Store the snapshot if it is newer than what the projection holds; True if applied."""
-    values = {"status": city.status, "snapshot": city.model_dump(mode="json")}
-    if not await keep_newer(session, CityProjection, id=city.id, version=city.version, **values):
-        return False
-    after_commit(session, lambda: remember_snapshot(index, city))
-    if city.partner_ids:
-        await record_partnerships(
-            session=session,
-            index=index,
-            pairs=[(city.id, p) for p in city.partner_ids],
-            source="profile",
-            reference=city.id,
-        )
-    return True
+async def apply_snapshots(*, session: AsyncSession, index: MatchIndex, cities: list[CitySnapshot]) -> list[bool]:
+    """Store each snapshot, in order, if it is newer than what the projection holds (one query for the rows held);
+    whether each was applied."""
+    snapshots = [
+        {"id": c.id, "version": c.version, "status": c.status, "snapshot": c.model_dump(mode="json")} for c in cities
+    ]
+    applied = await keep_newest(session, CityProjection, snapshots)
+    kept = [city for city, done in zip(cities, applied, strict=True) if done]
+    if kept:
+        after_commit(session, lambda: remember_snapshots(index, kept))
+    for city in kept:
+        if city.partner_ids:
+            pairs = [(city.id, p) for p in city.partner_ids]
+            await record_partnerships(session=session, index=index, pairs=pairs, source="profile", reference=city.id)
+    return applied
 
 
-def remember_snapshot(index: MatchIndex, city: CitySnapshot) -> None:
-    """The snapshot in memory: the city (if newer than the one held) and the partners it names."""
-    index.upsert(_row(city))
-    for partner in city.partner_ids:
-        if partner != city.id:
-            index.add_partnership(city.id, partner)
+def remember_snapshots(index: MatchIndex, cities: list[CitySnapshot]) -> None:
+    """The snapshots in memory, as one at a time in order would leave it: each city (if newer than the one held)
+    and the partners it names; the cities between two that name partners in one index update."""
+    rows = []
+    for city in cities:
+        rows.append(_row(city))
+        partners = [p for p in city.partner_ids if p != city.id]
+        if partners:
+            index.upsert_many(rows)
+            rows = []
+            for partner in partners:
+                index.add_partnership(city.id, partner)
+    index.upsert_many(rows)
 
 
 def all_pairs(city_ids: list[str]) -> list[tuple[str, str]]:
@@ -83,8 +91,8 @@ async def record_partnerships(
 
 async def load_index(*, session: AsyncSession, index: MatchIndex) -> None:
     """Rebuild the in-memory index from this service's own tables (not by replaying events)."""
-    for city in await session.scalars(select(CityProjection)):
-        index.upsert(_row(CitySnapshot.model_validate(city.snapshot)))
+    cities = await session.scalars(select(CityProjection))
+    index.upsert_many(_row(CitySnapshot.model_validate(city.snapshot)) for city in cities)
     for edge in await session.scalars(select(Partnership)):
         index.add_partnership(edge.city_a, edge.city_b)
     for decision in await session.scalars(select(MatchDecision).where(MatchDecision.decision == "decline")):

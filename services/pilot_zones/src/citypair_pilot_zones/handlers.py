@@ -10,10 +10,11 @@ from citypair_shared.events import (
     UserRegistered,
     UserRolesChanged,
 )
+from citypair_shared.inbox import BatchHandler
 
 
-async def on_city_snapshot(event: CloudEvent, session) -> None:
-    await service.apply_city(session=session, city=event.parsed().city)
+async def on_city_snapshots(events: list[CloudEvent], session) -> None:
+    await service.apply_cities(session=session, cities=[event.parsed().city for event in events])
 
 
 async def on_user_snapshot(event: CloudEvent, session) -> None:
@@ -25,6 +26,8 @@ async def on_match_accepted(event: CloudEvent, session) -> None:
     """An accepted match becomes a draft proposal for the pair (once: the inbox and the match key see to it)."""
     await service.create_from_match(session=session, match=event.parsed(), event_id=event.id)
 
+
+on_city_snapshot = BatchHandler(on_city_snapshots)
 
 EVENT_HANDLERS = {
     CityRegistered.event_type: on_city_snapshot,

@@ -31,6 +31,7 @@ from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import keep_newer, retry_on_conflict
 from citypair_shared.events import CitySnapshot, MatchAccepted, UserSnapshot, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS, ProposalStaleFlagged
+from citypair_shared.inbox import keep_newest
 from citypair_shared.logging import get_logger
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid, not_found
@@ -115,10 +116,10 @@ def sees_budget(user: Principal, proposal: Proposal) -> bool:
 # --------------------------------------------------------------------------- read model
 
 
-async def apply_city(*, session: AsyncSession, city: CitySnapshot) -> None:
-    """Keep the newest snapshot of a city (older or repeated ones are ignored)."""
-    values = {"name": city.name, "country_code": city.country_code, "status": city.status}
-    await keep_newer(session, KnownCity, id=city.id, version=city.version, **values)
+async def apply_cities(*, session: AsyncSession, cities: list[CitySnapshot]) -> None:
+    """Keep the newest snapshot of each city (older or repeated ones are ignored), with one query for them all."""
+    fields = ("id", "version", "name", "country_code", "status")
+    await keep_newest(session, KnownCity, [{name: getattr(city, name) for name in fields} for city in cities])
 
 
 async def apply_user(*, session: AsyncSession, user: UserSnapshot) -> None:
