@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -106,12 +107,24 @@ def fresh_database_url(name: str, tmp_dir: Path) -> str:
     return admin.set(drivername="postgresql+asyncpg", database=database).render_as_string(False)
 
 
+DROP_DATABASES = """
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    for name in sys.argv[2:]:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+"""
+
+
 def drop_created_databases() -> None:
-    if not _created_databases:
-        return
-    with _admin_connection() as conn:
-        while _created_databases:
-            conn.execute(f'DROP DATABASE IF EXISTS "{_created_databases.pop()}" WITH (FORCE)')
+    """Drop this run's databases in a process of their own that outlives the run: each DROP DATABASE waits for
+    a checkpoint, and the suite's hundreds took 204 s at its end, which nothing needs to wait for."""
+    if _created_databases:
+        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql").render_as_string(False)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.Popen(
+            [sys.executable, "-c", DROP_DATABASES, url, *_created_databases], start_new_session=True, **quiet
+        )
+        _created_databases.clear()
 
 
 def _admin_connection() -> psycopg.Connection:
