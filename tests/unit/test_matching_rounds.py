@@ -94,6 +94,8 @@ def test_clusters_are_groups_of_allowed_strong_pairs():
         scores = index.allowed_scores(np.array(cluster.members), np.array(cluster.members), now=NOW)
         upper = scores[np.triu_indices(len(cluster.members), 1)]
         assert np.isfinite(upper).all() and abs(upper.mean() - cluster.cohesion) < 1e-5
+    cohesion = [cluster.cohesion for cluster in clusters]
+    assert cohesion == sorted(cohesion, reverse=True)  # the closest group first
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -90,3 +90,11 @@ def test_pages_fit_a_phone(stack, browser, path, shoot):
     assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
     shoot(page, "phone" + path.replace("/", "-"))
     context.close()
+
+
+def test_the_clusters_page_shows_the_size_matching_used(stack, admin_page):
+    """It said "Size 4" (a default of web's own) above clusters of matching's default, 5."""
+    admin_page.goto(stack.config.gateway_url + "/clusters")
+    assert admin_page.locator("#size").input_value() == "5"
+    admin_page.goto(stack.config.gateway_url + "/clusters?size=3")
+    assert admin_page.locator("#size").input_value() == "3"

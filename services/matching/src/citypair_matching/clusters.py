@@ -87,4 +87,5 @@ def find_clusters(
             )
         )
         used.update(members)
-    return clusters
+    # Grown greedily from the strongest pairs, so a later seed may grow a closer group: shown most cohesive first.
+    return sorted(clusters, key=lambda c: (-c.cohesion, c.members))

@@ -338,7 +338,9 @@ async def clusters(page: UserPage, request: Request):
     response = await api(page, "GET", "/api/v1/clusters", params=params)
     if response.status_code >= 400:
         return failure(page, response)
-    return page.render("clusters.html", clusters=response.json().get("items", []), query=params, theme_ids=THEME_IDS)
+    found = response.json()
+    # The size shown is the one matching used (its default when none was asked), never a default of web's own.
+    return page.render("clusters.html", clusters=found["items"], size=found["size"], query=params, theme_ids=THEME_IDS)
 
 
 @router.get("/pilot-zones", response_class=HTMLResponse)
