@@ -137,6 +137,10 @@ def test_official_to_approved_pilot_zone(stack, admin, browser, shoot, lang):
     shoot(reviewer, f"{lang}-map")
     reviewer.goto(f"{base}/cities/{a}/network")
     assert reviewer.locator("svg.network circle").count() >= 2
+    frame = reviewer.locator("svg.network").bounding_box()
+    for label in reviewer.locator("svg.network text").all():  # every label inside the frame (they were clipped)
+        box = label.bounding_box()
+        assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], label.text_content()
     shoot(reviewer, f"{lang}-network")
     if lang == "zh":
         assert "城市名录" in reviewer.content()
