@@ -12,7 +12,6 @@ from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from citypair_shared.events import BUCKETS, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, CloudEvent
@@ -136,10 +135,7 @@ class Bus:
 
     async def publish(self, event: CloudEvent) -> None:
         """Publish and wait for JetStream's ack; the event id makes re-publishes no-ops."""
-        # Without a tracer provider the span records nothing, yet building it took a fifth of the outbox
-        # relay's time publishing an import's events.
-        traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-        with event_span(event, "publish", SpanKind.PRODUCER) if traced else contextlib.nullcontext():
+        with event_span(event, "publish", SpanKind.PRODUCER):
             await self.js.publish(
                 event.type,
                 event.model_dump_json().encode(),

@@ -71,7 +71,11 @@ def current_trace_context() -> dict[str, str]:
 
 @contextmanager
 def event_span(event, name: str, kind: SpanKind, **attributes: str) -> Iterator[None]:
-    """A span about `event` (a CloudEvent), in the trace the event was created in."""
+    """A span about `event` (a CloudEvent), in the trace the event was created in; nothing when nothing traces
+    (a span that records nothing still took a fifth of the outbox relay's time publishing an import's events)."""
+    if _provider is None:
+        yield
+        return
     extensions = event.model_extra or {}
     parent = propagate.extract({k: extensions[k] for k in TRACE_CONTEXT_ATTRIBUTES if k in extensions})
     span_attributes = {"messaging.system": "nats", "messaging.destination.name": event.type}
