@@ -429,7 +429,8 @@ def test_every_address_in_compose_names_a_compose_service_on_a_network_it_shares
     checked = 0
     for name, svc in services.items():
         for key, value in (svc.get("environment") or {}).items():
-            if not key.endswith(("_URL", "_UPSTREAM")):
+            # A public URL is where browsers reach the site (links in mails), no container's address.
+            if not key.endswith(("_URL", "_UPSTREAM")) or key.endswith("_PUBLIC_URL"):
                 continue
             for host, port in addresses_in(interpolate(str(value), NATS_PASSWORDS)):
                 assert host in services, f"{name}: {key} names {host}, which is no compose service"

@@ -147,14 +147,16 @@ def test_asyncapi_references_resolve():
 
 
 def test_documented_consumers_are_the_services_handlers():
-    from citypair_identity.handlers import EVENT_HANDLERS as identity_handlers
+    from citypair_identity.config import Settings as IdentitySettings
+    from citypair_identity.handlers import event_handlers as identity_handlers
+    from citypair_identity.service import IdentityContext
     from citypair_matching.core import MatchIndex
     from citypair_matching.handlers import event_handlers as matching_handlers
     from citypair_pilot_zones.handlers import EVENT_HANDLERS as pilot_zones_handlers
     from citypair_profiles.handlers import EVENT_HANDLERS as profiles_handlers
 
     handled = {
-        "identity": set(identity_handlers),
+        "identity": set(identity_handlers(IdentityContext(settings=IdentitySettings()))),
         "matching": set(matching_handlers(MatchIndex())),
         "pilot_zones": set(pilot_zones_handlers),
         "profiles": set(profiles_handlers),

@@ -15,12 +15,17 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 REGENERATE = ".venv/bin/citypair openapi --output docs/openapi.json"
 METHODS = ("get", "put", "post", "delete", "patch")
-# Public by design: they are how one gets (or gives up) a token, or what verifies one.
+# Public by design: they are how one gets (or gives up) a token, or what verifies one; or what a link in a mail
+# does for someone who cannot sign in (yet): accept an invitation, reset a password, unsubscribe.
 PUBLIC = {
     ("post", "/api/v1/auth/token"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/.well-known/jwks.json"),
+    ("post", "/api/v1/invitations/accept"),
+    ("post", "/api/v1/password-resets"),
+    ("post", "/api/v1/password-resets/complete"),
+    ("post", "/api/v1/unsubscribe"),
 }
 
 

@@ -131,9 +131,7 @@ def test_round_pairs_cities_and_is_stored(gateway, admin):
     result = response.json()
     assert len(result["pairs"]) == 3
     assert result["total_score"] == pytest.approx(sum(p["score"] for p in result["pairs"]), abs=1e-5)
-    assert result["unmatched"] == [
-        {"city_id": lonely, "name": f"Lonely {tag}", "reason": "no allowed partner in the round with score ≥ 0.0"}
-    ]
+    assert result["unmatched"] == [{"city_id": lonely, "name": f"Lonely {tag}", "reason": "no_allowed_partner"}]
     assert admin.get(f"/api/v1/rounds/{result['id']}").json() == result
     assert gateway.get("/api/v1/rounds/no-such-round").status_code == 404
     bad = gateway.post("/api/v1/rounds", json={"capacity": 0})

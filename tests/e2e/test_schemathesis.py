@@ -64,9 +64,13 @@ STATEFUL_EXCLUSIONS = {
 # What a password must be beyond any pattern (citypair_identity.passwords: not one of the common passwords, not
 # repetitive, not the account's own words) and the current password a change must name are refused 422 with the
 # field: a valid-looking request no schema can tell from an acceptable one. Every other check still runs on these.
+# So is a link's token a mail brought (an invitation's, a reset's: 410 if it is none; an unsubscribe link's: 422).
 EXCLUSIONS = {
     ("POST /api/v1/me/password", "positive_data_acceptance"),
     ("POST /api/v1/users", "positive_data_acceptance"),
+    ("POST /api/v1/invitations/accept", "positive_data_acceptance"),
+    ("POST /api/v1/password-resets/complete", "positive_data_acceptance"),
+    ("POST /api/v1/unsubscribe", "positive_data_acceptance"),
 }
 # The operations the stateful phase must reach with real objects (their links in `citypair_cli.links`), and the
 # answers that prove it did: done, or refused for the state of a proposal or pair that was found (409: the move or

@@ -50,9 +50,11 @@ class World:
         """A city the own official acts for that no other case touches."""
         return self.own_spares.pop()
 
-    def round_id(self) -> str:
+    def round_id(self, published: bool = False) -> str:
         response = self.admin.post("/api/v1/rounds", json=_round(self))
         assert response.status_code == 201, response.text
+        if published:
+            assert self.admin.post(f"/api/v1/rounds/{response.json()['id']}/publish").status_code == 200
         return response.json()["id"]
 
     def fresh_partner(self) -> str:
@@ -179,6 +181,7 @@ class Case:
 
 
 SIGNED_IN = frozenset(ROLES) - {"anonymous"}
+PROGRAMME = frozenset({"admin", "coordinator"})
 
 
 def _transition(to: str) -> Callable[[httpx.Client, World], httpx.Response]:
@@ -234,7 +237,10 @@ CASES = [
     Case("matches.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/matches/{w.home}/{w.away}")),
     Case("matches.decide", frozenset({"own_official"}), lambda c, w: _decide(c, w)),
     Case("rounds.create", frozenset({"admin", "coordinator"}), lambda c, w: c.post("/api/v1/rounds", json=_round(w))),
-    Case("rounds.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/rounds/{w.round_id()}")),
+    Case("rounds.get", SIGNED_IN, lambda c, w: c.get(f"/api/v1/rounds/{w.round_id(published=True)}")),
+    Case("rounds.get_draft", PROGRAMME, lambda c, w: c.get(f"/api/v1/rounds/{w.round_id()}")),
+    Case("rounds.list", SIGNED_IN, lambda c, w: c.get("/api/v1/rounds")),
+    Case("rounds.publish", PROGRAMME, lambda c, w: c.post(f"/api/v1/rounds/{w.round_id()}/publish")),
     Case("clusters.get", SIGNED_IN, lambda c, w: c.get("/api/v1/clusters", params={"size": 3})),
     # pilot_zones
     Case(

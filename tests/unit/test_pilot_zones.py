@@ -119,6 +119,24 @@ def test_once_assigned_the_decisions_are_the_assigned_coordinators():
     assert service.user_moves(user("coordinator", user_id="u-2"), p) == set()
 
 
+def test_the_fields_a_user_may_edit_follow_the_state_and_the_role():
+    official, coordinator = user("official", cities=["city-a"]), user("coordinator")
+    assert service.editable_fields(official, proposal(status="draft")) >= {"title", "city_ids", "milestones"}
+    assert service.editable_fields(coordinator, proposal(status="draft")) == set()
+    for status in ("approved", "active"):
+        for who in (official, coordinator):
+            assert service.editable_fields(who, proposal(status=status)) == {"milestones", "kpis", "documents"}
+    assert service.editable_fields(user("official", cities=["elsewhere"]), proposal(status="active")) == set()
+    assert service.editable_fields(official, proposal(status="submitted")) == set()
+
+
+def test_a_user_may_confirm_their_unconfirmed_member_cities_while_open():
+    official = user("official", cities=["city-a", "city-b"])
+    assert service.confirmable(official, proposal(status="draft", confirmations={"city-a": {}})) == ["city-b"]
+    assert service.confirmable(official, proposal(status="submitted", confirmations={})) == []
+    assert service.confirmable(user("coordinator"), proposal(status="draft", confirmations={})) == []
+
+
 def test_private_notes_are_for_coordinators_only():
     assert service.sees_private(user("coordinator"))
     for roles in (("official",), ("observer",), ("admin",)):

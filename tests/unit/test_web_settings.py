@@ -33,3 +33,11 @@ def test_secure_cookies_set_true_are_kept(environment, monkeypatch):
 def test_development_may_turn_them_off_explicitly(monkeypatch):
     monkeypatch.setenv("CITYPAIR_WEB_SECURE_COOKIES", "false")
     assert Settings().secure_cookies is False
+
+
+def test_production_refuses_the_development_mail_page(monkeypatch):
+    """/dev/mail shows every kept mail, reset links too, to anyone: never where real people get mail."""
+    monkeypatch.setenv("CITYPAIR_WEB_DEV_MAIL_DIR", "var/mail")
+    assert Settings(environment="development").dev_mail_dir is not None
+    with pytest.raises(ValidationError, match="CITYPAIR_WEB_DEV_MAIL_DIR"):
+        Settings(environment="production", secure_cookies=True)

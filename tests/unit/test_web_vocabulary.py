@@ -11,7 +11,15 @@ from typing import get_args
 
 import pytest
 
-from citypair_shared.vocabulary import AcceptReason, CityStatus, Decision, DeclineReason, MatchStatus, Status
+from citypair_shared.vocabulary import (
+    AcceptReason,
+    CityStatus,
+    Decision,
+    DeclineReason,
+    MatchStatus,
+    Status,
+    UnmatchedReason,
+)
 from citypair_web import i18n
 
 WEB = Path(i18n.__file__).parent
@@ -22,6 +30,7 @@ VOCABULARIES = {
     "decision": get_args(Decision),
     "match_status": get_args(MatchStatus),
     "reason": (*DeclineReason, *AcceptReason),
+    "unmatched_reason": tuple(UnmatchedReason),
 }
 # A string literal inside a Jinja expression or statement (`{{ ... }}`, `{% ... %}`), but for a page string's key
 # (`t('accept')` names the button, it is not the decision).

@@ -48,3 +48,10 @@ class AcceptReason(StrEnum):
     existing_ties = "existing_ties"
     corridor = "corridor"
     other = "other"
+
+
+# Why a programme round left a city without a new partner.
+class UnmatchedReason(StrEnum):
+    at_capacity = "at_capacity"
+    no_allowed_partner = "no_allowed_partner"
+    paired_elsewhere = "paired_elsewhere"

@@ -16,13 +16,17 @@ from sqlalchemy.engine import make_url
 
 from citypair_cli.backup import backup_command, restore_command
 from citypair_cli.dead_letters import dead_letters_app
+from citypair_cli.open_data import open_data_app
 from citypair_cli.stack import PortTaken, Stack, StackConfig, postgres_databases
+from citypair_cli.users import users_app
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
 from citypair_shared.services import SERVICES
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(users_app, name="users")
+app.add_typer(open_data_app, name="open-data")
 
 
 # Cluster mode's further replicas and nats-server nodes take their ports from here.

@@ -1,4 +1,4 @@
-"""The embedded stack: nats-server, every service and Caddy as local processes.
+"""The embedded stack: nats-server, every service, Caddy and a local SMTP server as local processes.
 
 `citypair run` serves it, restarting any part that crashes; the end-to-end tests start the same
 stack on free ports and can stop and start any one part of it.
@@ -75,6 +75,8 @@ class StackConfig:
     host: str = "127.0.0.1"
     gateway_port: int = 18080
     nats_port: int = 14222
+    # The local SMTP server (citypair_cli.mailbox): identity mails through it, it keeps the mails in <var>/mail.
+    smtp_port: int = 18025
     ports: dict[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -93,6 +95,7 @@ class StackConfig:
             var_dir=Path(env.get("CITYPAIR_VAR_DIR", "var")).resolve(),
             gateway_port=int(env.get("CITYPAIR_GATEWAY_PORT", 18080)),
             nats_port=int(env.get("CITYPAIR_NATS_PORT", 14222)),
+            smtp_port=int(env.get("CITYPAIR_SMTP_PORT", 18025)),
         )
         for spec in SERVICES:
             config.ports[spec.name] = int(env.get(spec.env_prefix + "PORT", spec.default_port))
@@ -102,9 +105,11 @@ class StackConfig:
 
     @classmethod
     def on_free_ports(cls, var_dir: Path, *, replicas: int = 1, nats_nodes: int = 1, **kwargs) -> "StackConfig":
-        gateway_port, nats_port, *service_ports = free_ports(len(SERVICES) + 2)
+        gateway_port, nats_port, smtp_port, *service_ports = free_ports(len(SERVICES) + 3)
         ports = {s.name: port for s, port in zip(SERVICES, service_ports, strict=True)}
-        config = cls(var_dir=var_dir, gateway_port=gateway_port, nats_port=nats_port, ports=ports, **kwargs)
+        config = cls(
+            var_dir=var_dir, gateway_port=gateway_port, nats_port=nats_port, smtp_port=smtp_port, ports=ports, **kwargs
+        )
         config.cluster(replicas=replicas, nats_nodes=nats_nodes, ports=iter(free_ports(100)))
         return config
 
@@ -136,6 +141,10 @@ class StackConfig:
     def service_url(self, name: str) -> str:
         return f"http://{self.host}:{self.ports[name]}"
 
+    @property
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
     def database_url(self, name: str) -> str:
         return self.database_urls.get(name) or f"sqlite+aiosqlite:///{self.var_dir / (name + '.db')}"
 
@@ -153,6 +162,10 @@ class StackConfig:
             env[p + "NATS_PASSWORD"] = self.nats_passwords[spec.name]
         if spec.name == "web":
             env[p + "API_URL"] = self.gateway_url  # pages call the API as the signed-in user, through the gateway
+            env[p + "DEV_MAIL_DIR"] = str(self.mail_dir)  # its /dev/mail page lists the mails kept there
+        if spec.name == "identity":  # it mails through the local SMTP server, with links to the gateway
+            env |= {p + "SMTP_HOST": self.host, p + "SMTP_PORT": str(self.smtp_port), p + "SMTP_SECURITY": "none"}
+            env[p + "PUBLIC_URL"] = self.gateway_url
         return env
 
     def gateway_env(self) -> dict[str, str]:
@@ -179,7 +192,7 @@ class StackConfig:
 
     def check_ports(self) -> None:
         """Fail plainly if any port this stack needs is taken."""
-        wanted = {"gateway": self.gateway_port, **dict(self.nats_nodes), **self.ports}
+        wanted = {"gateway": self.gateway_port, "mailbox": self.smtp_port, **dict(self.nats_nodes), **self.ports}
         wanted |= {f"{name} replica {p}": p for name, ports in self.replica_ports.items() for p in ports}
         wanted |= {f"nats route {p}": p for p in self.nats_route_ports}
         taken = [f"{name} port {port}" for name, port in wanted.items() if not port_is_free(self.host, port)]
@@ -272,6 +285,11 @@ class Stack:
         for name, port in self.config.nats_nodes:
             wait_for_port(self.config.host, port, "nats-server", self.processes[name])
 
+    def start_mailbox(self) -> None:
+        args = [sys.executable, "-m", "citypair_cli.mailbox", "--host", self.config.host]
+        self._spawn("mailbox", [*args, "--port", str(self.config.smtp_port), "--folder", str(self.config.mail_dir)], {})
+        wait_for_port(self.config.host, self.config.smtp_port, "mailbox", self.processes["mailbox"])
+
     def migrate(self) -> None:
         for spec in SERVICES:
             if spec.has_database:
@@ -322,6 +340,7 @@ class Stack:
         replicas = len(self.config.nats_nodes)
         password = self.config.nats_passwords[ADMIN]
         asyncio.run(declare_streams(self.config.nats_url, admin_password=password, replicas=replicas))
+        self.start_mailbox()
         for spec in SERVICES:
             for port in self.config.service_ports(spec.name):
                 self.start_service(spec.name, port=port)
@@ -395,7 +414,7 @@ class Stack:
 
     def stop(self) -> None:
         services = [part for s in reversed(SERVICES) for part in self.processes if part.split("@")[0] == s.name]
-        for name in ["gateway", *services, *(name for name, _ in self.config.nats_nodes)]:
+        for name in ["gateway", *services, "mailbox", *(name for name, _ in self.config.nats_nodes)]:
             self.stop_part(name)
 
     def __enter__(self) -> "Stack":

@@ -1,12 +1,13 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.idempotency import IdempotencyMixin
 from citypair_shared.inbox import InboxMixin
 from citypair_shared.outbox import OutboxMixin
+from citypair_shared.schedule import JobSlotMixin
 
 
 class Base(DeclarativeBase):
@@ -22,6 +23,9 @@ class User(Base):
     roles: Mapped[list] = mapped_column(JSON, default=list)
     city_ids: Mapped[list] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # Of the mails the user gets (mail_texts.LANGUAGES).
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     # Bumped whenever roles, cities or `disabled` change: older access tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     # …and every UPDATE of the user is a compare-and-set on it: two admins' changes never merge silently.
@@ -98,6 +102,79 @@ class Notification(Base):
     event_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), index=True)
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Which of the user's mail preferences it falls under (preferences.KINDS), and when the mail side was done
+    # with it: mailed at once, put in a digest, or passed over (its kind was off).
+    mail_kind: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    mailed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+
+
+class Invitation(Base):
+    """An invitation to become a user: its link's token is stored as its SHA-256 and works once, until it expires."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    city_ids: Mapped[list] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    invited_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class PasswordReset(Base):
+    """A password reset link: its token stored as its SHA-256, usable once, until it expires."""
+
+    __tablename__ = "password_reset"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    # The admin who forced it, or none (the user asked).
+    forced_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MailPreference(Base):
+    """How a user wants each kind of notification mailed (preferences.KINDS -> immediate, digest or off); no row:
+    the defaults."""
+
+    __tablename__ = "mail_preference"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    notifications: Mapped[dict] = mapped_column(JSON, default=dict)
+    suggestion_min_score: Mapped[float] = mapped_column(Float)
+
+
+class MailOutbox(Base):
+    """A mail to send, written in the transaction of the change it tells of; sent at least once by mail.MailSender.
+
+    `key` names what the mail is for (an invitation, a notification, a user's digest of a day): unique, so one
+    thing never makes two mails. The body is blanked once sent (a reset link must not outlive its mail here)."""
+
+    __tablename__ = "mail_outbox"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+
+
+class JobSlot(JobSlotMixin, Base):
+    __tablename__ = "job_slot"
 
 
 class Inbox(InboxMixin, Base):

@@ -1,4 +1,5 @@
-"""Notifications: made from other services' events for the users concerned; read through `/api/v1/me`."""
+"""Notifications: made from other services' events for the users concerned; read through `/api/v1/me`, and mailed
+as each user chose (mailing.py)."""
 
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +16,19 @@ COORDINATOR_EVENTS = {"pilot_zones.proposal.submitted.v1", "pilot_zones.proposal
 NOTIFIED_TYPES = sorted(t for t in EVENT_TYPES if t.startswith(("pilot_zones.proposal.", "matching.match.")))
 
 
+def mail_kind(event_type: str, *, decides: bool) -> str:
+    """Which of the kinds a user sets mail preferences for (preferences.KINDS) the event is, to this user."""
+    what = event_type.split(".")[2]
+    if event_type.startswith("matching."):
+        return "match_decisions"
+    if what == "stale_flagged":
+        return "stale_flags"
+    # A submitted proposal waits for its coordinator; one sent back with changes requested, for its officials.
+    if (decides and what == "submitted") or what == "changes_requested":
+        return "action_needed"
+    return "proposal_transitions"
+
+
 def describe(event: CloudEvent) -> tuple[str, str]:
     """A title and a link (a page of `web`) for the event."""
     data = event.data
@@ -25,24 +39,28 @@ def describe(event: CloudEvent) -> tuple[str, str]:
     return f"{title}: {kind.replace('_', ' ')}", f"/pilot-zones/{data.get('proposal_id', '')}"
 
 
-async def notify(event: CloudEvent, session: AsyncSession) -> None:
+async def notify(event: CloudEvent, session: AsyncSession) -> list[tuple[User, Notification]]:
+    """Notify each user concerned; returns them with their notifications (not yet committed)."""
     city_ids = set(event.data.get("city_ids", []))
     title, link = describe(event)
+    made = []
     for user in await session.scalars(select(User).where(User.disabled.is_(False))):
         mine = "official" in user.roles and city_ids & set(user.city_ids)
         decides = "coordinator" in user.roles and event.type in COORDINATOR_EVENTS
         if mine or decides:
             own_city = next(iter(sorted(city_ids & set(user.city_ids))), "")
-            session.add(
-                Notification(
-                    id=str(uuid.uuid4()),
-                    user_id=user.id,
-                    kind=event.type,
-                    title=title,
-                    link=link.format(city=own_city),
-                    event_id=event.id,
-                )
+            notification = Notification(
+                id=str(uuid.uuid4()),
+                user_id=user.id,
+                kind=event.type,
+                title=title,
+                link=link.format(city=own_city),
+                event_id=event.id,
+                mail_kind=mail_kind(event.type, decides=bool(decides)),
             )
+            session.add(notification)
+            made.append((user, notification))
+    return made
 
 
 async def list_for(*, session: AsyncSession, user_id: str, unread: bool, limit: int, offset: int):

@@ -1,5 +1,5 @@
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -7,12 +7,14 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
 from citypair_identity.passwords import MAX_LENGTH, MIN_LENGTH, email_words, weakness
+from citypair_identity.preferences import DEFAULT_MIN_SCORE, KINDS, MODES
 from citypair_shared.contract import EMAIL_PATTERN
 from citypair_shared.deps import Timestamp
 
@@ -92,16 +94,103 @@ class UserUpdate(BaseModel):
     disabled: StrictBool | None = None
 
 
+Language = Literal["en", "zh", "ru", "ar"]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# A link's secret, as the mail gave it (the page passes it on).
+LinkToken = Field(min_length=20, max_length=1000)
+
+
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    name: str
+    language: Language
+    roles: list[Role]
+    city_ids: list[str]
+    disabled: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class MeUpdate(BaseModel):
+    """What users change about themselves (their password: `POST /api/v1/me/password`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonName | None = None
+    language: Language | None = None
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Email
+    name: PersonName = ""
+    roles: list[Role] = Field(min_length=1, max_length=4)
+    city_ids: list[str] = CityIds
+    language: Language = "en"
+
+
+class InvitationCreated(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
     email: str
     roles: list[Role]
     city_ids: list[str]
-    disabled: bool
-    created_at: Timestamp
-    updated_at: Timestamp
+    expires_at: Timestamp
+
+
+class InvitationOut(InvitationCreated):
+    name: str
+    accepted_at: Timestamp | None
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = LinkToken
+    password: NewPassword
+    name: PersonName | None = None
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Email
+
+
+class ResetComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = LinkToken
+    password: NewPassword
+
+
+Kind = Literal[KINDS]
+Mode = Literal[MODES]
+
+
+class Preferences(BaseModel):
+    """How each kind of notification is mailed: at once, in the daily digest, or not at all (kinds left out:
+    "digest"); and the lowest score of a partner suggestion worth a mail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notifications: dict[Kind, Mode] = Field(default_factory=dict)
+    suggestion_min_score: StrictFloat = Field(DEFAULT_MIN_SCORE, ge=0, le=1)
+
+
+class UnsubscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = LinkToken
+
+
+class UnsubscribeOut(BaseModel):
+    kind: str = Field(description="The kind turned off, or `digest`: every kind that was mailed in the digest")
 
 
 class AuditOut(BaseModel):

@@ -11,17 +11,18 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_identity import throttle
 from citypair_identity.config import Settings
-from citypair_identity.keys import new_signing_key, published
+from citypair_identity.keys import current_key, new_signing_key, published
+from citypair_identity.mail_sender import MailSender
 from citypair_identity.metrics import SIGN_INS
 from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
 from citypair_identity.passwords import email_words, weakness
-from citypair_identity.schemas import PasswordChange, TokenOut, UserCreate, UserUpdate
+from citypair_identity.schemas import MeUpdate, PasswordChange, TokenOut, UserCreate, UserUpdate
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
 from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot, new_event
@@ -38,10 +39,11 @@ _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 @dataclass
 class IdentityContext:
-    """What identity's use cases share beyond a session: settings, the relay, the sign-in policy."""
+    """What identity's use cases share beyond a session: settings, the relay, the mail sender, the sign-in policy."""
 
     settings: Settings
     relay: OutboxRelay | None = None
+    mail_sender: MailSender | None = None
     signin_policy: throttle.Policy = field(init=False)
 
     def __post_init__(self):
@@ -50,6 +52,14 @@ class IdentityContext:
     @property
     def access_lifetime(self) -> timedelta:
         return timedelta(minutes=self.settings.access_token_minutes)
+
+    def link(self, path: str) -> str:
+        """An address in mails: a page of web at the public URL."""
+        return self.settings.public_url.rstrip("/") + path
+
+    def wake_sender(self) -> None:
+        if self.mail_sender is not None:
+            self.mail_sender.wake()
 
 
 def audit(
@@ -65,18 +75,11 @@ def audit(
     log.info("audit." + action, actor=actor, subject=subject, address=address)
 
 
-def _hash_token(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 BOOTSTRAP_ATTEMPTS = 3
-
-
-def _current_key() -> Select:
-    """The key that signs: the newest one not retired (read at each signing, so a key made or rotated by
-    another replica signs here too)."""
-    active = select(SigningKey).where(SigningKey.retired_at.is_(None))
-    return active.order_by(SigningKey.created_at.desc(), SigningKey.kid.desc()).limit(1)
 
 
 async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
@@ -92,7 +95,7 @@ async def bootstrap(*, session: AsyncSession, ctx: IdentityContext) -> None:
 
 
 async def _bootstrap(session: AsyncSession, ctx: IdentityContext) -> None:
-    if await session.scalar(_current_key()) is None:
+    if await session.scalar(current_key()) is None:
         session.add(new_signing_key())
     await _announce_users_once(session, ctx)
     admins = [u for u in await session.scalars(select(User)) if "admin" in u.roles]
@@ -110,14 +113,14 @@ async def _bootstrap(session: AsyncSession, ctx: IdentityContext) -> None:
                 token_version=1,
             )
             session.add(admin)
-            _announce(session, ctx, admin, UserRegistered)
+            announce(session, ctx, admin, UserRegistered)
             audit(session, "admin.bootstrapped", subject=email)
     elif not admins:
         log.warning("identity.no_admin", hint="set CITYPAIR_ADMIN_EMAIL and CITYPAIR_ADMIN_PASSWORD")
     await session.commit()
 
 
-def _announce(
+def announce(
     session: AsyncSession, ctx: IdentityContext, user: User, event: type[UserRegistered | UserRolesChanged]
 ) -> None:
     """Stage the user's roles for the other services (pilot_zones knows its reviewers from them)."""
@@ -134,7 +137,7 @@ async def _announce_users_once(session: AsyncSession, ctx: IdentityContext) -> N
         return
     users = list(await session.scalars(select(User)))
     for user in users:
-        _announce(session, ctx, user, UserRegistered)
+        announce(session, ctx, user, UserRegistered)
     audit(session, "users.announced", count=len(users))
 
 
@@ -175,24 +178,24 @@ async def _issue(session: AsyncSession, ctx: IdentityContext, user: User, family
     refresh = secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
-            token_hash=_hash_token(refresh),
+            token_hash=hash_token(refresh),
             user_id=user.id,
             family_id=family_id or str(uuid.uuid4()),
             expires_at=datetime.now(UTC) + timedelta(days=ctx.settings.refresh_token_days),
         )
     )
     return TokenOut(
-        access_token=_access_token(ctx, user, await session.scalar(_current_key())),
+        access_token=_access_token(ctx, user, await session.scalar(current_key())),
         expires_in=int(ctx.access_lifetime.total_seconds()),
         refresh_token=refresh,
     )
 
 
-def _throttled(seconds: float) -> Problem:
+def throttled(seconds: float, title: str = "Too many sign-in attempts") -> Problem:
     wait = max(1, int(seconds + 0.999))
     return Problem(
         429,
-        "Too many sign-in attempts",
+        title,
         f"try again in {wait} s",
         type_="/problems/throttled",
         headers={"Retry-After": str(wait)},
@@ -207,7 +210,7 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
         audit(session, "signin.throttled", subject=email, address=address)
         await session.commit()
         SIGN_INS.labels("throttled").inc()
-        raise _throttled(wait.total_seconds())
+        raise throttled(wait.total_seconds())
     user = await session.scalar(select(User).where(User.email == email))
     try:
         # Argon2 takes ~0.1 s of CPU: off the event loop, or a burst of sign-ins stalls every request.
@@ -232,7 +235,7 @@ async def sign_in(*, session: AsyncSession, ctx: IdentityContext, email: str, pa
 @retry_on_conflict  # losers revoking one family at once can deadlock on PostgreSQL (40P01): run again
 async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, address: str) -> TokenOut:
     """Trade a refresh token for a new pair; a token used twice voids its whole family."""
-    stored = await session.get(RefreshToken, _hash_token(token))
+    stored = await session.get(RefreshToken, hash_token(token))
     if stored is None:
         raise unauthorized("unknown refresh token")
     now = datetime.now(UTC)
@@ -262,7 +265,7 @@ async def refresh(*, session: AsyncSession, ctx: IdentityContext, token: str, ad
 
 @retry_on_conflict
 async def logout(*, session: AsyncSession, token: str, address: str) -> None:
-    stored = await session.get(RefreshToken, _hash_token(token))
+    stored = await session.get(RefreshToken, hash_token(token))
     if stored is not None:
         await _revoke_family(session, stored.family_id, datetime.now(UTC))
         audit(session, "token.revoked", actor=stored.user_id, address=address, reason="logout")
@@ -277,7 +280,7 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
     )
 
 
-def _wrong_field(field: str, message: str) -> RequestValidationError:
+def wrong_field(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message}])
 
 
@@ -291,33 +294,33 @@ async def change_password(
     user = await get_user(session=session, user_id=user_id)
     policy, now = ctx.signin_policy, datetime.now(UTC)
     if wait := await throttle.admit(session, account=user.email, address=address, now=now, policy=policy):
-        raise _throttled(wait.total_seconds())
+        raise throttled(wait.total_seconds())
     try:
         await asyncio.to_thread(hasher.verify, user.password_hash, data.current_password)
     except VerificationError:
         await throttle.record_failure(session, account=user.email, now=now, policy=policy)
         audit(session, "password.change_refused", actor=user.id, subject=user.id, address=address)
         await session.commit()
-        raise _wrong_field("current_password", "is not your current password") from None
+        raise wrong_field("current_password", "is not your current password") from None
     if weakness(data.new_password, context=[*email_words(user.email), data.current_password]):
-        raise _wrong_field("new_password", "must not contain your e-mail address, name or current password")
+        raise wrong_field("new_password", "must not contain your e-mail address, name or current password")
     user.password_hash = await asyncio.to_thread(hasher.hash, data.new_password)
     user.updated_at = now
-    await _void_tokens(session, ctx, user, reason="password_changed")
+    await void_tokens(session, ctx, user, reason="password_changed")
     audit(session, "password.changed", actor=user.id, subject=user.id, address=address)
     tokens = await _issue(session, ctx, user)
     await session.commit()
     return tokens
 
 
-def _email_taken(email: str) -> Problem:
+def email_taken(email: str) -> Problem:
     return Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
 
 
 async def create_user(*, session: AsyncSession, ctx: IdentityContext, actor: Principal, data: UserCreate) -> User:
     email = data.email.lower()
     if await session.scalar(select(User.id).where(User.email == email)):
-        raise _email_taken(email)
+        raise email_taken(email)
     user = User(
         id=str(uuid.uuid4()),
         email=email,
@@ -327,7 +330,7 @@ async def create_user(*, session: AsyncSession, ctx: IdentityContext, actor: Pri
         token_version=1,
     )
     session.add(user)
-    _announce(session, ctx, user, UserRegistered)
+    announce(session, ctx, user, UserRegistered)
     audit(session, "user.created", actor=actor.user_id, subject=user.id, roles=user.roles, cities=user.city_ids)
     try:
         await session.commit()
@@ -335,7 +338,7 @@ async def create_user(*, session: AsyncSession, ctx: IdentityContext, actor: Pri
         # The same email registered at the same moment: the unique index decided.
         await session.rollback()
         if await session.scalar(select(User.id).where(User.email == email)):
-            raise _email_taken(email) from None
+            raise email_taken(email) from None
         raise
     return user
 
@@ -347,11 +350,36 @@ async def get_user(*, session: AsyncSession, user_id: str) -> User:
     return user
 
 
-async def list_users(*, session: AsyncSession, limit: int, offset: int, role: str | None):
-    users = list(await session.scalars(select(User).order_by(User.email)))
-    if role:
+async def list_users(
+    *, session: AsyncSession, limit: int, offset: int, role: str | None, q: str | None, disabled: bool | None
+):
+    """Users by e-mail; `q` is found in the name or e-mail (any case)."""
+    query = select(User).order_by(User.email)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            func.lower(User.email).like(pattern, escape="\\") | func.lower(User.name).like(pattern, escape="\\")
+        )
+    if disabled is not None:
+        query = query.where(User.disabled.is_(disabled))
+    users = list(await session.scalars(query))
+    if role:  # roles are a JSON list: filtered here, alike on SQLite and PostgreSQL
         users = [u for u in users if role in u.roles]
     return users[offset : offset + limit], len(users)
+
+
+@retry_on_conflict
+async def update_me(*, session: AsyncSession, user_id: str, data: MeUpdate) -> User:
+    """A user's own name and mail language (a compare-and-set with any change of their roles made meanwhile)."""
+    user = await get_user(session=session, user_id=user_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    if changes:
+        user.updated_at = datetime.now(UTC)
+        audit(session, "user.profile_changed", actor=user.id, subject=user.id, fields=sorted(changes))
+        await session.commit()
+    return user
 
 
 @retry_on_conflict
@@ -391,14 +419,14 @@ async def update_user(
         user.disabled = data.disabled
     if changes:
         user.updated_at = datetime.now(UTC)  # not re-read after commit: the answer is this change's
-        await _void_tokens(session, ctx, user, reason=",".join(sorted(changes)))
+        await void_tokens(session, ctx, user, reason=",".join(sorted(changes)))
     if "roles" in changes or "disabled" in changes:
-        _announce(session, ctx, user, UserRolesChanged)
+        announce(session, ctx, user, UserRolesChanged)
     await session.commit()
     return user
 
 
-async def _void_tokens(session: AsyncSession, ctx: IdentityContext, user: User, *, reason: str) -> None:
+async def void_tokens(session: AsyncSession, ctx: IdentityContext, user: User, *, reason: str) -> None:
     user.token_version += 1
     now = datetime.now(UTC)
     await session.execute(

@@ -179,3 +179,12 @@ async def _claim(
         insert.on_conflict_do_update(index_elements=[SigninCounter.account, SigninCounter.address], set_=values)
     )
     return timedelta(0)
+
+
+async def over_limit(
+    session: AsyncSession, *, account: str, address: str, limit: int, now: datetime, window: timedelta
+) -> timedelta:
+    """Count one request on the counter (`account`, `address`): zero while it is within `limit` requests in its
+    window, else how long until the window ends (uncommitted: the caller commits or rolls back)."""
+    attempts, window_ends = await _count(session, account, address, now=now, window=window)
+    return window_ends - now if attempts > limit else timedelta(0)

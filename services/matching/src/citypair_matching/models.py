@@ -95,3 +95,6 @@ class MatchRound(Base):
     total_score: Mapped[float] = mapped_column(Float)
     method: Mapped[str] = mapped_column(String(80))
     weights_version: Mapped[str] = mapped_column(String(40))
+    # Set once, by the one publish that finds it empty (UPDATE ... WHERE published_at IS NULL).
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    published_by: Mapped[str | None] = mapped_column(String(36))

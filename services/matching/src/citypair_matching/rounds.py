@@ -20,6 +20,7 @@ from scipy.sparse import csc_array, csr_array
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from citypair_matching.core import MatchIndex
+from citypair_shared.vocabulary import UnmatchedReason
 
 CANDIDATES_PER_CITY = 10
 # The linear programme's time grows faster than its size: in rounds of more cities, fewer candidates each
@@ -35,7 +36,7 @@ Edge = tuple[int, int]
 class RoundResult:
     pairs: list[tuple[int, int, float]]
     total: float
-    unmatched: dict[int, str]
+    unmatched: dict[int, UnmatchedReason]
     method: str
     candidate_edges: int = 0
     upper_bound: float = 0.0  # no pairing of the candidate edges has a higher total
@@ -254,11 +255,11 @@ def pair_round(
         if p in matched:
             continue
         if room[p] == 0:
-            unmatched[p] = "at capacity"
+            unmatched[p] = UnmatchedReason.at_capacity
         elif p not in has_edge:
-            unmatched[p] = f"no allowed partner in the round with score ≥ {min_score}"
+            unmatched[p] = UnmatchedReason.no_allowed_partner  # with a score of at least the round's minimum
         else:
-            unmatched[p] = "its candidates were paired with others for a higher total"
+            unmatched[p] = UnmatchedReason.paired_elsewhere  # its candidates paired with others for a higher total
     return RoundResult(
         pairs=pairs,
         total=round(sum(w for _, _, w in pairs), 6),

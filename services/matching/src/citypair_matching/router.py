@@ -19,10 +19,11 @@ from citypair_matching.schemas import (
     PartnersOut,
     RoundIn,
     RoundOut,
+    RoundSummaryOut,
     RulesOut,
 )
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
-from citypair_shared.deps import IdPath, RuntimeDep, SessionDep
+from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep
 from citypair_shared.geography import Corridor
 from citypair_shared.problems import invalid, not_found, problem_responses
 from citypair_shared.themes import ThemeId
@@ -181,6 +182,8 @@ def _round_out(stored: MatchRound) -> RoundOut:
         total_score=stored.total_score,
         pairs=stored.pairs,
         unmatched=stored.unmatched,
+        published_at=stored.published_at,
+        published_by=stored.published_by,
     )
 
 
@@ -198,16 +201,41 @@ async def create_round(body: RoundIn, request: Request, session: SessionDep, run
     return _round_out(stored)
 
 
+@router.get("/rounds", response_model=Page[RoundSummaryOut], responses=problem_responses(401, 422))
+async def list_rounds(
+    session: SessionDep,
+    page: PageDep,
+    user: CurrentUser,
+    published: Annotated[bool | None, Query(description="Only published (true) or only draft (false) rounds")] = None,
+):
+    """Past rounds, newest first, without their pairs; coordinators and admins also see the unpublished ones."""
+    items, total = await service.list_rounds(
+        session=session, user=user, published=published, limit=page.limit, offset=page.offset
+    )
+    return Page[RoundSummaryOut](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
 @router.get(
     "/rounds/{round_id}",
     response_model=RoundOut,
-    responses=problem_responses(401, 422, described={404: "No such round"}),
+    responses=problem_responses(401, 403, 422, described={404: "No such round"}),
 )
-async def get_round(round_id: IdPath, session: SessionDep, _: CurrentUser):
-    """A stored round."""
-    stored = await session.get(MatchRound, round_id)
-    if stored is None:
-        raise not_found("round", round_id)
+async def get_round(round_id: IdPath, session: SessionDep, user: CurrentUser):
+    """A stored round; until it is published, only coordinators and admins see it."""
+    return _round_out(await service.get_round(session=session, user=user, round_id=round_id))
+
+
+@router.post(
+    "/rounds/{round_id}/publish",
+    response_model=RoundOut,
+    responses=problem_responses(401, 403, 422, described={404: "No such round"}),
+)
+async def publish_round(round_id: IdPath, session: SessionDep, runtime: RuntimeDep, user: Programme):
+    """Publish a round (coordinators, admins): once; publishing it again answers it unchanged.
+
+    The first publish records who and when and sends `matching.round.published.v1` naming its pairs and cities.
+    """
+    stored = await service.publish_round(session=session, relay=runtime.relay, user=user, round_id=round_id)
     return _round_out(stored)
 
 

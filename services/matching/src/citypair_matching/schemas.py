@@ -5,7 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 from citypair_shared.contract import json_integer
 from citypair_shared.deps import Timestamp
 from citypair_shared.geography import Corridor
-from citypair_shared.vocabulary import AcceptReason, Decision, DeclineReason, MatchStatus
+from citypair_shared.vocabulary import AcceptReason, Decision, DeclineReason, MatchStatus, UnmatchedReason
 
 
 class ThemeFlowOut(BaseModel):
@@ -129,7 +129,7 @@ class RoundPairOut(BaseModel):
 class UnmatchedOut(BaseModel):
     city_id: str
     name: str
-    reason: str
+    reason: UnmatchedReason
 
 
 class RoundOut(BaseModel):
@@ -142,6 +142,23 @@ class RoundOut(BaseModel):
     total_score: float
     pairs: list[RoundPairOut]
     unmatched: list[UnmatchedOut]
+    published_at: Timestamp | None = Field(None, description="When a coordinator published it; None while a draft")
+    published_by: str | None = None
+
+
+class RoundSummaryOut(BaseModel):
+    """A round in the list of rounds: what was asked and how it came out, without its pairs."""
+
+    id: str
+    created_at: Timestamp
+    created_by: str
+    request: RoundIn
+    weights_version: str
+    total_score: float
+    pair_count: int
+    unmatched_count: int
+    published_at: Timestamp | None = None
+    published_by: str | None = None
 
 
 class ClusterMemberOut(BaseModel):

@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_matching import clusters as clustering
@@ -12,14 +12,22 @@ from citypair_matching import rounds as rounding
 from citypair_matching.core import CityRow, Explanation, MatchIndex
 from citypair_matching.models import CityProjection, MatchDecision, MatchPair, MatchRound, Partnership
 from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
-from citypair_shared.auth import Principal
+from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import after_commit, insert_if_absent
-from citypair_shared.events import CitySnapshot, MatchAccepted, MatchDeclined, RoundCompleted, new_event
+from citypair_shared.events import (
+    CitySnapshot,
+    MatchAccepted,
+    MatchDeclined,
+    RoundCompleted,
+    RoundPublished,
+    new_event,
+)
 from citypair_shared.inbox import keep_newest
 from citypair_shared.outbox import OutboxRelay
-from citypair_shared.problems import Problem, invalid
+from citypair_shared.problems import Problem, invalid, not_found
 
 SOURCE = "/citypair/matching"
+PROGRAMME = ("admin", "coordinator")  # who runs, publishes and sees unpublished rounds
 
 
 def _row(city: CitySnapshot) -> CityRow:
@@ -267,7 +275,7 @@ async def run_round(
             {"city_ids": [row(u).id, row(v).id], "names": [row(u).name, row(v).name], "score": round(s, 6)}
             for u, v, s in result.pairs
         ],
-        unmatched=[{"city_id": row(p).id, "name": row(p).name, "reason": r} for p, r in result.unmatched.items()],
+        unmatched=[{"city_id": row(p).id, "name": row(p).name, "reason": str(r)} for p, r in result.unmatched.items()],
         total_score=result.total,
         method=result.method,
         weights_version=index.weights.version,
@@ -283,6 +291,76 @@ async def run_round(
         weights_version=stored.weights_version,
     )
     relay.add(session, new_event(data, source=SOURCE, subject=stored.id))
+    await session.commit()
+    return stored
+
+
+# The columns of a round in the list of rounds: its pairs and unmatched cities counted by the database, not loaded.
+ROUND_SUMMARY = (
+    MatchRound.id,
+    MatchRound.created_at,
+    MatchRound.created_by,
+    MatchRound.request,
+    MatchRound.weights_version,
+    MatchRound.total_score,
+    func.json_array_length(MatchRound.pairs).label("pair_count"),
+    func.json_array_length(MatchRound.unmatched).label("unmatched_count"),
+    MatchRound.published_at,
+    MatchRound.published_by,
+)
+
+
+def may_see_drafts(user: Principal) -> bool:
+    """Coordinators and admins see every round; others only the published ones."""
+    return user.has_role(*PROGRAMME)
+
+
+async def list_rounds(
+    *, session: AsyncSession, user: Principal, published: bool | None, limit: int, offset: int
+) -> tuple[list, int]:
+    """Rounds newest first, as summaries; drafts only for those who may see them."""
+    query = select(*ROUND_SUMMARY)
+    if published or not may_see_drafts(user):
+        query = query.where(MatchRound.published_at.is_not(None))
+    if published is False:  # drafts only: none for those who may not see them
+        query = query.where(MatchRound.published_at.is_(None))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    newest_first = query.order_by(MatchRound.created_at.desc(), MatchRound.id)
+    rows = await session.execute(newest_first.limit(limit).offset(offset))
+    return [row._asdict() for row in rows], total
+
+
+async def get_round(*, session: AsyncSession, user: Principal, round_id: str) -> MatchRound:
+    stored = await session.get(MatchRound, round_id)
+    if stored is None:
+        raise not_found("round", round_id)
+    if stored.published_at is None and not may_see_drafts(user):
+        raise forbidden("only coordinators and admins see a round before it is published", required_roles=PROGRAMME)
+    return stored
+
+
+async def publish_round(*, session: AsyncSession, relay: OutboxRelay, user: Principal, round_id: str) -> MatchRound:
+    """Publish a round once: the one UPDATE that finds it unpublished sets who and when and emits the event in the
+    same transaction; any other publish, at once or later, changes nothing and answers the round as it is."""
+    now = datetime.now(UTC)
+    claimed = await session.execute(
+        update(MatchRound)
+        .where(MatchRound.id == round_id, MatchRound.published_at.is_(None))
+        .values(published_at=now, published_by=user.user_id)
+    )
+    stored = await session.get(MatchRound, round_id, populate_existing=True)
+    if stored is None:
+        raise not_found("round", round_id)
+    if claimed.rowcount == 1:
+        pairs = [p["city_ids"] for p in stored.pairs]
+        data = RoundPublished(
+            round_id=round_id,
+            pairs=pairs,
+            city_ids=sorted({c for pair in pairs for c in pair}),
+            published_at=now,
+            published_by=user.user_id,
+        )
+        relay.add(session, new_event(data, source=SOURCE, subject=round_id))
     await session.commit()
     return stored
 

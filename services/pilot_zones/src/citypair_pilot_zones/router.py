@@ -23,17 +23,21 @@ from citypair_pilot_zones.schemas import (
 )
 from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
+from citypair_shared import open_data
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
 from citypair_shared.versions import IfMatch, set_etag
+from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
 
 router = APIRouter(prefix="/api/v1/pilot-zones", tags=["pilot zones"])
-open_data_router = APIRouter(prefix="/api/v1/open-data/pilot-zones", tags=["open data"])
+open_data_router = APIRouter(prefix="/api/v1/open-data", tags=["open data"])
+TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 NO_PROPOSAL = {404: "No such pilot zone"}
 Reviewer = Annotated[Principal, require_roles("admin", "coordinator")]
+EXCEL_BOM = "\ufeff"  # before a CSV export with `bom=true`: Excel then reads it as UTF-8 (else as the ANSI code page)
 
 
 async def _out(session, proposal, user: Principal, runtime) -> ProposalOut:
@@ -92,7 +96,10 @@ async def board(session: SessionDep, runtime: RuntimeDep, _: CurrentUser):
 @router.get(
     "/export",
     responses={
-        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The filtered proposals"},
+        200: {
+            "content": {"text/csv": {}, "application/json": {}, XLSX_MEDIA: {}},
+            "description": "The filtered proposals",
+        },
         **problem_responses(401, 403, 422),
     },
 )
@@ -101,11 +108,13 @@ async def export_proposals(
     runtime: RuntimeDep,
     user: CurrentUser,
     filters: Filters,
-    format: Literal["csv", "json"] = "csv",
+    format: Literal["csv", "json", "xlsx"] = "csv",
+    bom: Annotated[bool, Query(description="Start the CSV with a byte-order mark, so Excel reads it as UTF-8")] = False,
 ):
-    """Proposals as CSV or JSON: coordinators and admins export all, officials those of their cities.
+    """Proposals as CSV, XLSX or JSON: coordinators and admins export all, officials those of their cities.
 
-    Streamed as they are read, a batch at a time (a database failure midway cuts the response short).
+    Streamed as they are read, a batch at a time (a database failure midway cuts the response short); an XLSX
+    workbook is written to a temporary file in bounded memory and sent once complete.
     """
     if not user.has_role("admin", "coordinator"):
         if not user.has_role("official"):
@@ -114,8 +123,14 @@ async def export_proposals(
     batches = _exported(session, service.export(session=session, filters=filters), user, sweeper.stale_after(runtime))
     if format == "json":
         return StreamingResponse(_json_export(batches), media_type="application/json")
+    if format == "xlsx":
+        return StreamingResponse(
+            stream_workbook(tabular.SHEET, tabular.COLUMNS, _rows(batches)),
+            media_type=XLSX_MEDIA,
+            headers={"Content-Disposition": 'attachment; filename="pilot-zones.xlsx"'},
+        )
     return StreamingResponse(
-        _csv_export(batches),
+        _csv_export(batches, bom=bom),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="pilot-zones.csv"'},
     )
@@ -129,10 +144,15 @@ async def _exported(
 
 
 # Each batch is written in a worker thread (CPU work): the event loop serves other requests meanwhile.
-async def _csv_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterator[str]:
-    yield tabular.csv_header()
+async def _csv_export(batches: AsyncIterator[list[ProposalOut]], *, bom: bool) -> AsyncIterator[str]:
+    yield (EXCEL_BOM if bom else "") + tabular.csv_header()
     async for batch in batches:
         yield await asyncio.to_thread(tabular.csv_rows, batch)
+
+
+async def _rows(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterator[list[dict]]:
+    async for batch in batches:
+        yield [tabular.row(p) for p in batch]
 
 
 async def _json_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterator[str]:
@@ -144,7 +164,8 @@ async def _json_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterat
 
 
 def _json_items(batch: list[ProposalOut]) -> str:
-    return ",".join(p.model_dump_json(exclude={"allowed_transitions"}) for p in batch)
+    # What the exporting user may do is not the proposal's data.
+    return ",".join(p.model_dump_json(exclude={"allowed_transitions", "editable", "confirmable"}) for p in batch)
 
 
 @router.post(
@@ -296,8 +317,36 @@ async def add_comment(proposal_id: IdPath, body: CommentIn, session: SessionDep,
     return await service.add_comment(session=session, user=user, proposal_id=proposal_id, data=body)
 
 
-@open_data_router.get("", response_model=Page[OpenPilotZone], responses=problem_responses(422))
+@open_data_router.get("/pilot-zones", response_model=Page[OpenPilotZone], responses=problem_responses(422))
 async def open_pilot_zones(session: SessionDep, page: PageDep):
     """Approved, active and completed pilot zones as open data, readable without signing in."""
     items, total = await service.open_data(session=session, limit=page.limit, offset=page.offset)
     return Page[OpenPilotZone](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+async def _open_rows(batches: AsyncIterator[list[dict]]) -> AsyncIterator[list[dict]]:
+    async for batch in batches:
+        yield [tabular.open_row(item) for item in batch]
+
+
+def _open_file(format: str):
+    async def open_pilot_zones_file(session: StreamingSessionDep):
+        rows = _open_rows(service.open_export(session=session))
+        return StreamingResponse(
+            open_data.stream_table(open_data.PILOT_ZONE_COLUMNS, rows, format), media_type=TABLE_FORMATS[format]
+        )
+
+    return open_pilot_zones_file
+
+
+# The Data Package's pilot-zones resource (its descriptor, and the other resources, are profiles').
+for _format, _media in TABLE_FORMATS.items():
+    open_data_router.add_api_route(
+        f"/pilot-zones.{_format}",
+        _open_file(_format),
+        methods=["GET"],
+        name=f"open_pilot_zones_{_format}",
+        summary=f"The Data Package's `{open_data.resource_name('pilot-zones', _format)}` resource",
+        description=open_data.TABLES["pilot-zones"][0] + ".",
+        responses={200: {"content": {_media: {}}, "description": f"pilot-zones.{_format}"}},
+    )

@@ -242,6 +242,8 @@ class ProposalOut(BaseModel):
     updated_at: Timestamp
     transitions: list[TransitionOut]
     allowed_transitions: list[str]
+    editable: list[str] = Field(default_factory=list, description="The fields this user may change now (PATCH)")
+    confirmable: list[str] = Field(default_factory=list, description="Member cities this user may confirm now")
 
 
 class ProposalTimelineEntry(BaseModel):

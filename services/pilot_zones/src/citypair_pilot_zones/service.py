@@ -44,6 +44,7 @@ SOURCE = "/citypair/pilot_zones"
 CONTENT_STATES = frozenset({Status.draft, Status.changes_requested})
 TRACKING_STATES = frozenset({Status.approved, Status.active})
 TRACKING_FIELDS = frozenset({"milestones", "kpis", "documents"})
+EDITABLE_FIELDS = frozenset(ProposalUpdate.model_fields)
 CONFIRM_STATES = CONTENT_STATES
 PUBLIC_STATES = (Status.approved.value, Status.active.value, Status.completed.value)
 DECISIONS = frozenset(Status) - {Status.draft, Status.submitted, Status.withdrawn, Status.under_review}
@@ -100,6 +101,24 @@ def user_moves(user: Principal, proposal: Proposal) -> frozenset[Status]:
     if coordinator and proposal.coordinator_id not in (None, user.user_id):
         moves -= DECISIONS | {Status.under_review}
     return moves
+
+
+def editable_fields(user: Principal, proposal: Proposal) -> frozenset[str]:
+    """The fields this user may change now, as `update` allows them (what the page offers to edit)."""
+    state = Status(proposal.status)
+    member = any(user.official_of(c) for c in proposal.city_ids)
+    if state in CONTENT_STATES and member:
+        return EDITABLE_FIELDS
+    if state in TRACKING_STATES and (member or user.has_role("coordinator")):
+        return TRACKING_FIELDS
+    return frozenset()
+
+
+def confirmable(user: Principal, proposal: Proposal) -> list[str]:
+    """The member cities this user may confirm now (as `confirm_membership` allows)."""
+    if Status(proposal.status) not in CONFIRM_STATES:
+        return []
+    return [c for c in proposal.city_ids if c not in proposal.confirmations and user.official_of(c)]
 
 
 def sees_private(user: Principal) -> bool:
@@ -190,6 +209,8 @@ def to_out(proposal: Proposal, user: Principal, cities: dict[str, KnownCity], *,
         updated_at=proposal.updated_at,
         transitions=proposal.transitions,
         allowed_transitions=sorted(allowed),
+        editable=sorted(editable_fields(user, proposal)),
+        confirmable=confirmable(user, proposal),
     )
 
 
@@ -806,6 +827,18 @@ async def open_data(*, session: AsyncSession, limit: int, offset: int) -> tuple[
     query = select(Proposal).where(Proposal.status.in_(PUBLIC_STATES))
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = list(await session.scalars(query.order_by(Proposal.created_at, Proposal.id).limit(limit).offset(offset)))
+    return await _open_items(session, rows), total
+
+
+async def open_export(*, session: AsyncSession) -> AsyncIterator[list[dict]]:
+    """Every pilot zone open data shows (as `open_data`), EXPORT_BATCH at a time through one server-side cursor."""
+    query = select(Proposal).where(Proposal.status.in_(PUBLIC_STATES)).order_by(Proposal.created_at, Proposal.id)
+    result = await session.stream_scalars(query.execution_options(yield_per=EXPORT_BATCH))
+    async for proposals in result.partitions():
+        yield await _open_items(session, list(proposals))
+
+
+async def _open_items(session: AsyncSession, rows: list[Proposal]) -> list[dict]:
     cities = await known_cities(session, {c for p in rows for c in p.city_ids})
     items = []
     for p in rows:
@@ -830,4 +863,4 @@ async def open_data(*, session: AsyncSession, limit: int, offset: int) -> tuple[
                 "budget": {"amount": p.budget_amount, "currency": p.budget_currency} if public_budget else None,
             }
         )
-    return items, total
+    return items

@@ -1,9 +1,10 @@
-"""Proposals as CSV rows. Pure: no I/O."""
+"""Proposals as CSV and spreadsheet rows. Pure: no I/O."""
 
 from citypair_pilot_zones.schemas import ProposalOut
 from citypair_shared.spreadsheet import csv_text
 
 LIST_SEPARATOR = "|"
+SHEET = "pilot zones"  # the sheet of an XLSX export
 COLUMNS = (
     "id",
     "title",
@@ -62,3 +63,22 @@ def csv_header() -> str:
 def csv_rows(proposals: list[ProposalOut]) -> str:
     """Proposals as CSV lines in COLUMNS, text cells that would start a spreadsheet formula defused."""
     return csv_text(COLUMNS, [row(p) for p in proposals])
+
+
+def open_row(item: dict) -> dict:
+    """A pilot zone as open data (`service.open_data`'s item) as a row of the Data Package's pilot-zones table."""
+    cities, budget = item["cities"], item["budget"]
+    return {
+        "id": item["id"],
+        "title": item["title"],
+        "status": item["status"],
+        "lead_city_id": item["lead_city_id"],
+        "city_ids": LIST_SEPARATOR.join(c["id"] for c in cities),
+        "city_names": LIST_SEPARATOR.join(c["name"] or "" for c in cities),
+        "country_codes": LIST_SEPARATOR.join(c["country_code"] or "" for c in cities),
+        "themes": LIST_SEPARATOR.join(item["themes"]),
+        "start_date": item["start_date"].isoformat() if item["start_date"] else None,
+        "end_date": item["end_date"].isoformat() if item["end_date"] else None,
+        "budget_amount": budget["amount"] if budget else None,
+        "budget_currency": budget["currency"] if budget else None,
+    }

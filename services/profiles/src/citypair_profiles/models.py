@@ -39,6 +39,8 @@ class City(Base):
     preferred_countries: Mapped[list] = mapped_column(JSON, default=list)
     excluded_countries: Mapped[list] = mapped_column(JSON, default=list)
     contacts: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The fields the city's officials chose to publish as open data (besides id, name and country).
+    public_fields: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(20), default="published", index=True)
     verified: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     verified_by: Mapped[str | None] = mapped_column(String(36))

@@ -1,10 +1,11 @@
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import StringConstraints
 
 from citypair_profiles import service, tabular
@@ -14,13 +15,16 @@ from citypair_profiles.schemas import (
     CityCreate,
     CityFields,
     CityOut,
+    CityPoint,
     CityUpdate,
     Corridor,
     ImportReport,
+    OpenCity,
     PartnershipReport,
     SortKey,
 )
 from citypair_profiles.service import DirectoryFilter
+from citypair_shared import open_data
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.problems import Problem, invalid, problem_responses
@@ -28,8 +32,10 @@ from citypair_shared.strict_json import BadJson
 from citypair_shared.themes import THEME_IDS
 from citypair_shared.versions import IfMatch, set_etag
 from citypair_shared.vocabulary import CityStatus
+from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
 
 router = APIRouter(prefix="/api/v1/cities", tags=["cities"])
+open_data_router = APIRouter(prefix="/api/v1/open-data", tags=["open data"])
 NO_CITY = {404: "No such city"}
 Registrar = Annotated[Principal, require_roles("admin", "coordinator")]
 THEME_LEVEL = rf"^({'|'.join(THEME_IDS)}):[0-5]$"
@@ -48,8 +54,11 @@ STATUS_ACTIONS = {
     "confirm": "Confirm the profile is still accurate",
 }
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
-IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json"}
+IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json", XLSX_MEDIA: "xlsx"}
+EXCEL_BOM = "\ufeff"  # before a CSV export with `bom=true`: Excel then reads it as UTF-8 (else as the ANSI code page)
+Bom = Annotated[bool, Query(description="Start the CSV with a byte-order mark, so that Excel reads it as UTF-8")]
 MAX_POPULATION = 100_000_000  # as CityCreate (and within the database's integer range)
+POINTS_MAX_PAGE = 5000  # a map's page: 25,000 cities in five requests
 
 
 async def _out(session, city, user: Principal) -> CityOut:
@@ -123,9 +132,38 @@ async def directory(
 
 
 @router.get(
+    "/points",
+    response_model=Page[CityPoint],
+    responses={304: {"description": "No city changed since the ETag sent"}, **problem_responses(401, 422)},
+)
+async def city_points(
+    session: SessionDep,
+    response: Response,
+    _: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=POINTS_MAX_PAGE)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    if_none_match: Annotated[str | None, Header(max_length=100)] = None,
+):
+    """Published cities as a map draws them (place, themes, corridors, partners), up to 5,000 a page.
+
+    The `ETag` names the state of every city, whichever page: send it as `If-None-Match` for a 304 while no city
+    has changed (a map's cache asks the first page only).
+    """
+    tag = f'W/"points-{await service.points_state(session)}"'
+    if if_none_match and (if_none_match.strip() == "*" or tag in (t.strip() for t in if_none_match.split(","))):
+        return Response(status_code=304, headers={"ETag": tag})
+    items, total = await service.points(session=session, limit=limit, offset=offset)
+    response.headers["ETag"] = tag
+    return Page[CityPoint](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
     "/export",
     responses={
-        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "The filtered directory"},
+        200: {
+            "content": {"text/csv": {}, "application/json": {}, XLSX_MEDIA: {}},
+            "description": "The filtered directory",
+        },
         **problem_responses(401, 422),
     },
 )
@@ -133,29 +171,67 @@ async def export_cities(
     session: StreamingSessionDep,
     user: CurrentUser,
     filters: Filters,
-    format: Literal["csv", "json"] = "csv",
+    format: Literal["csv", "json", "xlsx"] = "csv",
     sort: SortKey = SortKey.name,
+    bom: Bom = False,
 ):
-    """The whole filtered directory as CSV (the import's columns) or JSON; contacts are never exported.
+    """The whole filtered directory as CSV or XLSX (the import's columns) or JSON; contacts are never exported.
 
-    Streamed as it is read, a batch of cities at a time: the first rows leave at once, whatever the size.
-    (Should the database fail midway, the response ends without its last chunk: a client sees it cut short.)
+    Streamed as it is read, a batch of cities at a time: CSV and JSON rows leave at once, whatever the size; an XLSX
+    workbook is written to a temporary file in bounded memory and sent once complete. (Should the database fail
+    midway, the response ends without its last chunk: a client sees it cut short.)
     """
     batches = service.export(session=session, filters=filters, sort=sort)
     if format == "json":
         return StreamingResponse(_json_export(batches, user), media_type="application/json")
+    if format == "xlsx":
+        rows = _export_rows(batches, user)
+        return StreamingResponse(
+            stream_workbook(tabular.SHEET, tabular.EXPORT_COLUMNS, rows),
+            media_type=XLSX_MEDIA,
+            headers={"Content-Disposition": 'attachment; filename="cities.xlsx"'},
+        )
     return StreamingResponse(
-        _csv_export(batches, user),
+        _csv_export(batches, user, bom=bom),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="cities.csv"'},
     )
 
 
+@router.get(
+    "/import/template",
+    responses={
+        200: {"content": {"text/csv": {}, XLSX_MEDIA: {}}, "description": "The import's columns and an example row"},
+        **problem_responses(401, 422),
+    },
+)
+async def import_template(_: CurrentUser, format: Literal["csv", "xlsx"] = "xlsx", bom: Bom = False):
+    """A file to fill in for an import: its header row and one example row; an XLSX template also has a `columns`
+    sheet describing each column (name, type, required, example), drawn from the profile's schema."""
+    if format == "csv":
+        text = (EXCEL_BOM if bom else "") + tabular.template_csv()
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="cities-template.csv"'},
+        )
+    return Response(
+        await asyncio.to_thread(tabular.template_xlsx),
+        media_type=XLSX_MEDIA,
+        headers={"Content-Disposition": 'attachment; filename="cities-template.xlsx"'},
+    )
+
+
 # Each batch is written in a worker thread (CPU work): the event loop serves other requests meanwhile.
-async def _csv_export(batches: AsyncIterator[list], user: Principal) -> AsyncIterator[str]:
-    yield tabular.csv_header()
+async def _csv_export(batches: AsyncIterator[list], user: Principal, *, bom: bool) -> AsyncIterator[str]:
+    yield (EXCEL_BOM if bom else "") + tabular.csv_header()
     async for batch in batches:
         yield await asyncio.to_thread(_csv_lines, batch, user)
+
+
+async def _export_rows(batches: AsyncIterator[list], user: Principal) -> AsyncIterator[list[dict]]:
+    async for batch in batches:
+        yield await asyncio.to_thread(_rows, batch, user)
 
 
 async def _json_export(batches: AsyncIterator[list], user: Principal) -> AsyncIterator[str]:
@@ -168,6 +244,10 @@ async def _json_export(batches: AsyncIterator[list], user: Principal) -> AsyncIt
 
 def _exported(batch: list, user: Principal) -> list[CityOut]:
     return [service.to_out(city, partners, user) for city, partners in batch]
+
+
+def _rows(batch: list, user: Principal) -> list[dict]:
+    return [tabular.export_row(c.model_dump(mode="json", exclude={"contacts"})) for c in _exported(batch, user)]
 
 
 def _csv_lines(batch: list, user: Principal) -> str:
@@ -187,6 +267,7 @@ def _json_items(batch: list, user: Principal) -> str:
             "content": {
                 "text/csv": {"schema": CITIES_CSV},
                 "application/json": {"schema": {"type": "array", "items": {}}},
+                XLSX_MEDIA: {"schema": {"type": "string", "format": "binary"}},
             },
             "required": True,
         }
@@ -199,7 +280,9 @@ async def import_cities(
     user: Registrar,
     all_or_nothing: bool = Query(False, description="Keep nothing if any row is bad"),
 ):
-    """Import profiles from CSV (`text/csv`) or JSON; each row is validated and reported by line.
+    """Import profiles from CSV (`text/csv`: UTF-8, UTF-16 or GB18030; comma, semicolon or tab), XLSX (its `cities`
+    sheet, or its first) or JSON; each row is validated and reported by line (a sheet's row number). A cell holding a
+    formula is refused (the row names its column and cell): an import takes values only.
 
     Rows whose `id` (an export's), GeoNames id or external id is already known update that profile: re-imports do
     not duplicate, and an export imports back (its read-only columns are ignored). At most
@@ -252,7 +335,8 @@ async def _checked_upload(request: Request, *, max_rows: int) -> tabular.Upload:
     content_type = request.headers.get("content-type", "")
     media = next((m for prefix, m in IMPORT_MEDIA.items() if content_type.startswith(prefix)), None)
     if media is None:
-        raise Problem(415, "Unsupported media type", "send text/csv or application/json", type_="/problems/media-type")
+        detail = f"send text/csv, application/json or {XLSX_MEDIA}"
+        raise Problem(415, "Unsupported media type", detail, type_="/problems/media-type")
     upload = tabular.Upload(await _read_body(request), media)
     try:
         await asyncio.to_thread(upload.check, max_rows)
@@ -361,3 +445,75 @@ async def city_history(city_id: IdPath, session: SessionDep, page: PageDep, _: C
     """Every change: who, when, which fields, old → new (newest first)."""
     items, total = await service.history(session=session, city_id=city_id, limit=page.limit, offset=page.offset)
     return Page[ChangeOut](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@open_data_router.get(
+    "/cities", response_model=Page[OpenCity], response_model_exclude_unset=True, responses=problem_responses(422)
+)
+async def open_cities(
+    session: SessionDep,
+    page: PageDep,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="Name or alternate name, any script")
+    ] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")] = None,
+):
+    """Published cities as open data, readable without signing in: id, name and country, and only the fields each
+    city made public (`public_fields`); never contacts."""
+    items, total = await service.open_cities(
+        session=session, country=country, q=q, limit=page.limit, offset=page.offset
+    )
+    return Page[OpenCity](items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+@open_data_router.get(
+    "/datapackage.json",
+    responses={200: {"content": {"application/json": {}}, "description": "The Data Package descriptor"}},
+)
+async def data_package():
+    """The open data as a Frictionless Data Package: every resource (cities, partnerships, pilot zones; CSV and
+    JSON, beside this file) with its Table Schema, licences and sources."""
+    return open_data.descriptor()
+
+
+@open_data_router.get(
+    "/dcat.jsonld",
+    responses={200: {"content": {"application/ld+json": {}}, "description": "A DCAT-AP dcat:Dataset"}},
+)
+async def dcat_entry():
+    """The dataset as a DCAT-AP `dcat:Dataset` (JSON-LD), a distribution per resource file."""
+    return JSONResponse(open_data.dcat_entry(), media_type="application/ld+json")
+
+
+async def _open_rows(batches: AsyncIterator[list[dict]]) -> AsyncIterator[list[dict]]:
+    async for batch in batches:
+        yield [tabular.open_row(city) for city in batch]
+
+
+def _table_file(table: str, format: str):
+    columns = {"cities": open_data.CITY_COLUMNS, "partnerships": open_data.PARTNERSHIP_COLUMNS}[table]
+
+    async def table_file(session: StreamingSessionDep):
+        if table == "cities":
+            batches = _open_rows(service.open_export(session=session))
+        else:
+            batches = service.open_partnerships(session=session)
+        return StreamingResponse(open_data.stream_table(columns, batches, format), media_type=TABLE_FORMATS[format])
+
+    return table_file
+
+
+# The package's resources that are profiles' (pilot_zones serves its own beside them).
+for _table, _format in itertools.product(("cities", "partnerships"), TABLE_FORMATS):
+    open_data_router.add_api_route(
+        f"/{_table}.{_format}",
+        _table_file(_table, _format),
+        methods=["GET"],
+        name=f"open_{_table}_{_format}",
+        summary=f"The Data Package's `{open_data.resource_name(_table, _format)}` resource",
+        description=open_data.TABLES[_table][0] + ".",
+        responses={200: {"content": {TABLE_FORMATS[_format]: {}}, "description": f"{_table}.{_format}"}},
+    )

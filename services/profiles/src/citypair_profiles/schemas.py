@@ -7,7 +7,16 @@ from typing import Annotated
 from zoneinfo import available_timezones
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    model_validator,
+)
 
 from citypair_shared.contract import EMAIL_PATTERN, URL_PATTERN, VISIBLE_TEXT_PATTERN, json_integer
 from citypair_shared.events.profiles import Indicator
@@ -152,6 +161,45 @@ class CityCreate(CityFields):
     draft: StrictBool = Field(False, description="Save as a draft (not yet visible to matching)")
 
 
+# The fields a city may publish as open data (`public_fields`): any of the profile's but its name and country (always
+# public), its contacts and its external id (never: the same two that events leave out).
+PublicField = StrEnum(
+    "PublicField",
+    {
+        f: f
+        for f in (
+            "local_name",
+            "alternate_names",
+            "admin_region",
+            "latitude",
+            "longitude",
+            "population",
+            "timezone",
+            "geonames_id",
+            "themes",
+            "indicators",
+            "languages",
+            "corridors",
+            "capacity",
+            "preferred_countries",
+            "excluded_countries",
+            "demo",
+            "partner_ids",
+        )
+    },
+)
+NEVER_PUBLIC = frozenset({"contacts", "external_id"})
+
+
+def _not_private(value):
+    if isinstance(value, str) and (value in NEVER_PUBLIC or value.startswith("contact")):
+        raise ValueError(f"{value} is never public")
+    return value
+
+
+PublicFieldName = Annotated[PublicField, BeforeValidator(_not_private)]
+
+
 class CityUpdate(BaseModel):
     """A partial update: only the fields given change."""
 
@@ -173,6 +221,11 @@ class CityUpdate(BaseModel):
     preferred_countries: list[CountryCode] | None = Field(None, max_length=50)
     excluded_countries: list[CountryCode] | None = Field(None, max_length=50)
     contacts: Contacts | None = None
+    public_fields: list[PublicFieldName] | None = Field(
+        None,
+        max_length=len(PublicField),
+        description="Fields published as open data besides id, name and country (the city's officials and admins)",
+    )
 
     @model_validator(mode="after")
     def _indicators_in_range(self):
@@ -204,6 +257,7 @@ class CityOut(BaseModel):
     excluded_countries: list[str]
     partner_ids: list[str]
     contacts: Contacts | None = Field(None, description="Only for the city's officials, coordinators and admins")
+    public_fields: list[str] = Field(description="Fields the city publishes as open data besides id, name, country")
     status: str
     verified: bool
     verified_by: str | None
@@ -213,6 +267,45 @@ class CityOut(BaseModel):
     stale: bool = Field(description="Not confirmed for 12 months")
     created_at: datetime
     updated_at: datetime
+
+
+class OpenCity(BaseModel):
+    """A published city as open data: id, name and country, and only the fields the city made public."""
+
+    id: str
+    name: str
+    country_code: str
+    local_name: str | None = None
+    alternate_names: list[str] | None = None
+    admin_region: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    population: int | None = None
+    timezone: str | None = None
+    geonames_id: int | None = None
+    themes: dict[str, ThemeEntry] | None = None
+    indicators: dict[str, Indicator] | None = None
+    languages: list[str] | None = None
+    corridors: list[str] | None = None
+    capacity: int | None = None
+    preferred_countries: list[str] | None = None
+    excluded_countries: list[str] | None = None
+    demo: bool | None = None
+    partner_ids: list[str] | None = Field(None, description="Its partners among the published cities")
+
+
+class CityPoint(BaseModel):
+    """A published city as a map draws it: place, theme levels (those above 0), corridors and partners."""
+
+    id: str
+    name: str
+    country_code: str
+    latitude: float
+    longitude: float
+    offers: dict[str, int] = Field(description="Theme -> what the city offers, 1–5 (themes at 0 left out)")
+    needs: dict[str, int] = Field(description="Theme -> what the city needs, 1–5 (themes at 0 left out)")
+    corridors: list[str]
+    partner_ids: list[str]
 
 
 class ChangeOut(BaseModel):
@@ -231,7 +324,7 @@ class ImportRowError(BaseModel):
 
 
 class ImportRow(BaseModel):
-    line: int = Field(description="CSV line (header is line 1) or JSON array position (from 1)")
+    line: int = Field(description="CSV line or sheet row (the header is 1), or JSON array position (from 1)")
     id: str | None = None
     action: str = Field(description="created, updated, or rejected")
     errors: list[ImportRowError] = []

@@ -10,13 +10,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, exists, func, insert, or_, select
+from sqlalchemy import Select, String, and_, cast, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Partnership
 from citypair_profiles.partnering import Candidate, Gazetteer, match_pairs
-from citypair_profiles.schemas import CityCreate, CityFields, CityOut, CityUpdate, ImportReport, ImportRow, SortKey
+from citypair_profiles.schemas import (
+    CityCreate,
+    CityFields,
+    CityOut,
+    CityPoint,
+    CityUpdate,
+    ImportReport,
+    ImportRow,
+    SortKey,
+)
 from citypair_profiles.tabular import ImportedRow
 from citypair_profiles.text import fold, search_text
 from citypair_shared.auth import Principal, forbidden
@@ -51,6 +61,11 @@ def may_edit(user: Principal, city_id: str) -> bool:
     return user.has_role("admin", "coordinator") or user.official_of(city_id)
 
 
+def may_publish(user: Principal, city_id: str) -> bool:
+    """What a city publishes as open data is its own choice: its officials make it (admins may, for them)."""
+    return user.has_role("admin") or user.official_of(city_id)
+
+
 def fields_of(city: City) -> dict:
     """The editable fields as plain JSON values (for diffs, snapshots and exports)."""
     return {
@@ -77,6 +92,7 @@ def fields_of(city: City) -> dict:
         "excluded_countries": list(city.excluded_countries),
         "contacts": dict(city.contacts),
         "demo": city.demo,
+        "public_fields": list(city.public_fields),
     }
 
 
@@ -137,7 +153,7 @@ async def partners_of(session: AsyncSession, city_ids: list[str]) -> dict[str, l
 
 def snapshot(city: City, partner_ids: list[str]) -> CitySnapshot:
     fields = fields_of(city)
-    for private in ("contacts", "external_id"):
+    for private in ("contacts", "external_id", "public_fields"):
         fields.pop(private)
     fields["themes"] = {t: {"offer": v["offer"], "need": v["need"]} for t, v in fields["themes"].items()}
     return CitySnapshot(
@@ -232,7 +248,16 @@ async def _naming_a_taken_id(session: AsyncSession, city_id: str | None, data: d
 
 def _new_city(status: str) -> City:
     now = datetime.now(UTC)
-    return City(id="", version=1, status=status, verified=False, last_confirmed_at=now, themes=[], corridors=[])
+    return City(
+        id="",
+        version=1,
+        status=status,
+        verified=False,
+        last_confirmed_at=now,
+        themes=[],
+        corridors=[],
+        public_fields=[],
+    )
 
 
 async def create(*, session: AsyncSession, relay: OutboxRelay, user: Principal, data: CityCreate) -> City:
@@ -279,6 +304,9 @@ async def update(
     city = await get(session=session, city_id=city_id)
     if not may_edit(user, city_id):
         raise forbidden("officials edit only the profiles of their own cities")
+    if getattr(data, "public_fields", None) is not None and not may_publish(user, city_id):
+        detail = "only the city's officials (or an admin) choose its public fields"
+        raise forbidden(detail, errors=[{"field": "public_fields", "message": detail}])
     if city.status == "retired":
         raise Problem(409, "Retired", "a retired profile cannot be edited", type_="/problems/state")
     check_if_match(version=city.version, if_match=if_match, what="profile")
@@ -403,6 +431,78 @@ async def directory(
     return list(rows), total
 
 
+async def points_state(session: AsyncSession) -> str:
+    """A tag of every city's state: each change bumps one city's version, so any change changes the sum."""
+    count, versions = (await session.execute(select(func.count(), func.coalesce(func.sum(City.version), 0)))).one()
+    return f"{count}-{versions}"
+
+
+async def points(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[CityPoint], int]:
+    """Published cities by id, as a map draws them: a few column reads per page, no profile objects.
+
+    A page is a range of ids, so its themes, corridors and partnerships are read as ranges of their primary keys,
+    and a city's themes and corridors come as one string each: a row per city, not one per theme (at 25,000
+    cities on SQLite, an `IN` over the page's ids and a row per theme took about a second a page).
+    """
+    published = select(City.id).where(City.status == "published")
+    cities = (
+        await session.execute(
+            select(City.id, City.name, City.country_code, City.latitude, City.longitude)
+            .where(City.status == "published")
+            .order_by(City.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    total = await session.scalar(select(func.count()).select_from(published.subquery()))
+    if not cities:
+        return [], total
+    first, last = cities[0].id, cities[-1].id
+    levels = CityTheme.theme + ":" + cast(CityTheme.offer, String) + ":" + cast(CityTheme.need, String)
+    themes = dict(
+        (
+            await session.execute(
+                select(CityTheme.city_id, func.aggregate_strings(levels, ","))
+                .where(CityTheme.city_id.between(first, last), or_(CityTheme.offer > 0, CityTheme.need > 0))
+                .group_by(CityTheme.city_id)
+            )
+        ).all()
+    )
+    corridors = dict(
+        (
+            await session.execute(
+                select(CityCorridor.city_id, func.aggregate_strings(CityCorridor.corridor, ","))
+                .where(CityCorridor.city_id.between(first, last))
+                .group_by(CityCorridor.city_id)
+            )
+        ).all()
+    )
+    partners: dict[str, set[str]] = {}
+    pairs = select(Partnership.city_a, Partnership.city_b).where(
+        or_(Partnership.city_a.between(first, last), Partnership.city_b.between(first, last))
+    )
+    for a, b in await session.execute(pairs):
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    items = []
+    for city_id, name, country, latitude, longitude in cities:
+        levels_of = [entry.split(":") for entry in themes[city_id].split(",")] if city_id in themes else []
+        items.append(
+            CityPoint(
+                id=city_id,
+                name=name,
+                country_code=country,
+                latitude=latitude,
+                longitude=longitude,
+                offers={theme: int(offer) for theme, offer, _ in levels_of if offer != "0"},
+                needs={theme: int(need) for theme, _, need in levels_of if need != "0"},
+                corridors=sorted(corridors[city_id].split(",")) if city_id in corridors else [],
+                partner_ids=sorted(partners.get(city_id, ())),
+            )
+        )
+    return items, total
+
+
 async def export(
     *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey
 ) -> AsyncIterator[list[tuple[City, list[str]]]]:
@@ -417,6 +517,63 @@ async def export(
         yield [(c, partners[c.id]) for c in cities]
 
 
+def open_query(*, country: str | None = None, q: str | None = None) -> Select:
+    """Published cities (the only ones open data shows), by name, filtered by country and name."""
+    return directory_query(DirectoryFilter(q=q, country=country, status="published")).order_by(City.name, City.id)
+
+
+async def _open_cities(session: AsyncSession, cities: Iterable[City]) -> list[dict]:
+    """Each published city as open data: id, name and country, and exactly the fields it made public (its partners
+    only among the published cities)."""
+    cities = list(cities)
+    sharing = [c.id for c in cities if "partner_ids" in c.public_fields]
+    partners = await partners_of(session, sharing)
+    named = sorted({p for ids in partners.values() for p in ids})
+    published = set()
+    for chunk in (named[i : i + 500] for i in range(0, len(named), 500)):
+        published |= set(await session.scalars(select(City.id).where(City.id.in_(chunk), City.status == "published")))
+    out = []
+    for city in cities:
+        fields = fields_of(city) | {"partner_ids": [p for p in partners.get(city.id, ()) if p in published]}
+        public = {f: fields[f] for f in city.public_fields}
+        out.append({"id": city.id, "name": city.name, "country_code": city.country_code} | public)
+    return out
+
+
+async def open_cities(*, session: AsyncSession, country: str | None, q: str | None, limit: int, offset: int):
+    query = open_query(country=country, q=q)
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return await _open_cities(session, rows), total
+
+
+async def open_export(*, session: AsyncSession) -> AsyncIterator[list[dict]]:
+    """Every published city as open data, EXPORT_BATCH at a time through one server-side cursor."""
+    result = await session.stream_scalars(open_query().execution_options(yield_per=EXPORT_BATCH))
+    async for cities in result.partitions():
+        yield await _open_cities(session, cities)
+
+
+async def open_partnerships(*, session: AsyncSession) -> AsyncIterator[list[dict]]:
+    """Partnerships between two published cities, one of which made its partners public, EXPORT_BATCH at a time."""
+    a, b = aliased(City), aliased(City)
+    query = (
+        select(Partnership.city_a, Partnership.city_b, Partnership.source, a.public_fields, b.public_fields)
+        .join(a, a.id == Partnership.city_a)
+        .join(b, b.id == Partnership.city_b)
+        .where(a.status == "published", b.status == "published")
+        .order_by(Partnership.city_a, Partnership.city_b)
+        .execution_options(yield_per=EXPORT_BATCH)
+    )
+    result = await session.stream(query)
+    async for rows in result.partitions():
+        yield [
+            {"city_a": city_a, "city_b": city_b, "source": source}
+            for city_a, city_b, source, public_a, public_b in rows
+            if "partner_ids" in public_a or "partner_ids" in public_b
+        ]
+
+
 def _errors(exc: ValidationError) -> list[dict]:
     return [
         {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
@@ -428,6 +585,9 @@ def _validated(rows: Iterator[ImportedRow], count: int) -> list[tuple[ImportedRo
     """The next `count` rows, each with its profile or its errors (CPU work: run in a worker thread)."""
     batch = []
     for row in itertools.islice(rows, count):
+        if row.errors:
+            batch.append((row, list(row.errors)))
+            continue
         try:
             # Lax: a CSV cell is text ("5"), where the API's JSON must carry a number.
             batch.append((row, CityCreate.model_validate(row.fields, strict=False)))
@@ -492,7 +652,7 @@ async def _import_batch(
         city_id = named.pop() if named else str(uuid.uuid4())
         if city_id in cities:
             city = cities[city_id]
-            changes = _apply(city, values)
+            changes = _apply(city, _with_theme_texts(city, values))
             if changes:
                 city.version += 1
                 await _record(session, relay, city, action="imported", actor=user.user_id, changes=changes)
@@ -506,6 +666,23 @@ async def _import_batch(
     await _insert_new_cities(session, relay, rows)
     await session.flush()  # this batch's updates and history go out now, and its objects can be let go
     return report
+
+
+def _with_theme_texts(city: City, values: dict) -> dict:
+    """An import row's themes, each keeping the notes and key projects the city has for it where the row gives
+    none (a CSV or XLSX row carries only the levels: an export imported back must not wipe them)."""
+    if not values.get("themes"):
+        return values
+    current = {t.theme: t for t in city.themes}
+    themes = {
+        theme: {
+            **levels,
+            "notes": levels.get("notes", current[theme].notes if theme in current else ""),
+            "key_projects": levels.get("key_projects", list(current[theme].key_projects) if theme in current else []),
+        }
+        for theme, levels in values["themes"].items()
+    }
+    return {**values, "themes": themes}
 
 
 def _new_city_rows(data: CityCreate, user: Principal, city_id: str | None = None) -> dict:

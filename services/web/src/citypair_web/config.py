@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, model_validator
@@ -18,6 +19,10 @@ class Settings(ServiceSettings):
     # off elsewhere (`make run` serves plain HTTP on loopback). Production refuses it off: a session id sent
     # in clear text is a session anyone on the way can take.
     secure_cookies: bool | None = None
+    # The folder where `citypair run`'s local SMTP server keeps every mail: /dev/mail lists them, to anyone (in a
+    # development stack people read their invitation before they have an account). Unset: no such page.
+    # Production refuses it: those mails hold sign-up and password-reset links.
+    dev_mail_dir: Path | None = None
 
     @model_validator(mode="after")
     def _secure_cookies_in_production(self):
@@ -28,4 +33,11 @@ class Settings(ServiceSettings):
             raise ValueError(
                 f"production sends the session cookie over HTTPS only: set {prefix}SECURE_COOKIES=true or unset"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_mail_page_in_production(self):
+        if self.dev_mail_dir is not None and self.environment == "production":
+            prefix = self.model_config.get("env_prefix", "")
+            raise ValueError(f"production shows nobody the mails: unset {prefix}DEV_MAIL_DIR")
         return self

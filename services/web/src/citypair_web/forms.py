@@ -73,11 +73,12 @@ def profile_body(form) -> dict:
 
 
 def round_body(form) -> dict:
-    body = {"capacity": _number(form.get("capacity") or "1"), "min_score": _number(form.get("min_score") or "0")}
-    for key in ("country", "corridor"):
-        if form.get(key):
-            body[key] = form.get(key)
-    return body
+    """The round form as a POST body: the cities by country and corridor (none: every published city)."""
+    return {
+        "cities": {"countries": form.getlist("countries"), "corridors": form.getlist("corridors")},
+        "capacity": _number(form.get("capacity") or "1"),
+        "min_score": _number(form.get("min_score") or "0"),
+    }
 
 
 def field_errors(response) -> dict[str, str]:
@@ -90,8 +91,8 @@ def field_errors(response) -> dict[str, str]:
             field = f"{parts[2]}_{parts[1]}"
         elif parts[0] == "contacts" and len(parts) >= 2:
             field = f"contact_{parts[1]}"
-        elif parts[0] in ("languages", "corridors", "query"):
-            field = parts[1] if parts[0] == "query" and len(parts) > 1 else parts[0]
+        elif parts[0] in ("languages", "corridors", "query", "cities"):
+            field = parts[1] if parts[0] in ("query", "cities") and len(parts) > 1 else parts[0]
         errors.setdefault(field, error["message"])
     return errors
 

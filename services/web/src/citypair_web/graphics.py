@@ -1,4 +1,4 @@
-"""SVG drawn on the server: the world map (Natural Earth land, shipped) and a partnership network."""
+"""Drawn on the server: the land the map's canvas fills (shipped Natural Earth, one SVG path); a partnership network."""
 
 import json
 from functools import cache

@@ -8,9 +8,12 @@ from fastapi.staticfiles import StaticFiles
 
 from citypair_shared.app import build_app
 from citypair_shared.runtime import Runtime
+from citypair_web import accounts, map_page
 from citypair_web.api import Api
+from citypair_web.cities_pages import router as cities_pages
 from citypair_web.config import Settings
 from citypair_web.pages import page_for, redirect
+from citypair_web.proposals import router as proposals
 from citypair_web.router import BadCsrf, NotSignedIn, router
 from citypair_web.sessions import BUCKET, SessionStore
 
@@ -23,7 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await sessions.open(runtime.bus)
 
     runtime = Runtime(settings, buckets=(BUCKET,), on_start=[open_sessions])
-    app = build_app(title="citypair web", runtime=runtime, routers=[router])
+    app = build_app(
+        title="citypair web",
+        runtime=runtime,
+        routers=[cities_pages, router, accounts.router, map_page.router, proposals],
+    )
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.state.sessions = sessions
     app.state.api = Api(settings.api_url, sessions)

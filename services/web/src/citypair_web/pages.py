@@ -83,3 +83,22 @@ def csrf_ok(page: Page, submitted: str | None) -> bool:
 
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def start_session(page: Page, tokens: dict, user: dict, then: str = "/") -> RedirectResponse:
+    """A new session holding these tokens (after signing in, or a password change), its cookie set on the way to
+    `then`: whoever held an older cookie holds nothing of it."""
+    session_id = await page.request.app.state.sessions.create(
+        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"], user=user
+    )
+    settings = page.request.app.state.runtime.settings
+    done = redirect(then)
+    done.set_cookie(
+        COOKIE,
+        session_id,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        max_age=int(settings.session_hours * 3600),
+    )
+    return done

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from citypair_shared.themes import THEME_IDS
-from citypair_shared.vocabulary import AcceptReason, DeclineReason, Status
+from citypair_shared.vocabulary import AcceptReason, DeclineReason
 from citypair_web import forms, i18n
-from citypair_web.graphics import HEIGHT, WIDTH, land_path, network_layout, project
-from citypair_web.pages import Page, csrf_ok, page_for, redirect
+from citypair_web.graphics import network_layout
+from citypair_web.pages import Page, csrf_ok, page_for, redirect, start_session
 from citypair_web.sessions import COOKIE, SignedOut
 
 router = APIRouter(include_in_schema=False)
@@ -86,20 +86,7 @@ async def sign_in(
         return page.render("signin.html", status_code=401, error=page.t("signin_failed"), email=email)
     tokens = response.json()
     user = await page.request.app.state.api.me(tokens["access_token"])
-    session_id = await page.request.app.state.sessions.create(
-        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"], user=user
-    )
-    done = redirect("/")
-    settings = page.request.app.state.runtime.settings
-    done.set_cookie(
-        COOKIE,
-        session_id,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        max_age=int(settings.session_hours * 3600),
-    )
-    return done
+    return await start_session(page, tokens, user)
 
 
 @router.post("/sign-out")
@@ -172,18 +159,6 @@ async def directory(page: UserPage, request: Request):
     return page.render(
         "directory.html", result=response.json(), errors={}, query=dict(request.query_params), theme_ids=THEME_IDS
     )
-
-
-@router.get("/cities/{city_id}", response_class=HTMLResponse)
-async def city(page: UserPage, city_id: str):
-    response = await api(page, "GET", f"/api/v1/cities/{city_id}")
-    if response.status_code != 200:
-        return failure(page, response)
-    profile = response.json()
-    can_edit = bool(page.session.roles & {"admin", "coordinator"}) or (
-        "official" in page.session.roles and city_id in page.session.city_ids
-    )
-    return page.render("city.html", city=profile, can_edit=can_edit)
 
 
 @router.get("/cities/{city_id}/edit", response_class=HTMLResponse)
@@ -267,35 +242,9 @@ async def pair(page: UserPage, a: str, b: str):
     response = await api(page, "GET", f"/api/v1/matches/{a}/{b}")
     if response.status_code != 200:
         return failure(page, response)
-    return page.render("pair.html", pair=response.json(), a=a, b=b)
-
-
-@router.get("/map", response_class=HTMLResponse)
-async def world_map(page: UserPage):
-    cities: list[dict] = []
-    offset = 0
-    while offset < 2000:
-        response = await api(
-            page, "GET", "/api/v1/cities", params={"limit": 100, "offset": offset, "status": "published"}
-        )
-        if response.status_code != 200:
-            return failure(page, response)
-        batch = response.json()
-        cities.extend(batch["items"])
-        offset += 100
-        if offset >= batch["total"]:
-            break
-    points = {c["id"]: project(c["longitude"], c["latitude"]) for c in cities}
-    lines = {tuple(sorted((c["id"], p))) for c in cities for p in c["partner_ids"] if p in points}
-    return page.render(
-        "map.html",
-        land=land_path(),
-        width=WIDTH,
-        height=HEIGHT,
-        cities=cities,
-        points=points,
-        lines=[(points[a], points[b]) for a, b in sorted(lines)],
-    )
+    cities = [await api(page, "GET", f"/api/v1/cities/{city_id}") for city_id in (a, b)]
+    names = {c.json()["id"]: c.json()["name"] for c in cities if c.status_code == 200}
+    return page.render("pair.html", pair=response.json(), a=a, b=b, names=names)
 
 
 @router.get("/cities/{city_id}/network", response_class=HTMLResponse)
@@ -316,22 +265,6 @@ async def network(page: UserPage, city_id: str):
     )
 
 
-@router.get("/rounds", response_class=HTMLResponse)
-async def rounds(page: UserPage):
-    return page.render("rounds.html", result=None, errors={})
-
-
-@router.post("/rounds", response_class=HTMLResponse)
-async def run_round(page: FormPage, request: Request):
-    form = await request.form()
-    response = await api(page, "POST", "/api/v1/rounds", json=forms.round_body(form))
-    if response.status_code == 422:
-        return page.render("rounds.html", status_code=422, result=None, errors=forms.field_errors(response))
-    if response.status_code >= 400:
-        return failure(page, response)
-    return page.render("rounds.html", result=response.json(), errors={})
-
-
 @router.get("/clusters", response_class=HTMLResponse)
 async def clusters(page: UserPage, request: Request):
     params = {k: v for k, v in request.query_params.items() if k in ("theme", "size") and v}
@@ -341,55 +274,6 @@ async def clusters(page: UserPage, request: Request):
     found = response.json()
     # The size shown is the one matching used (its default when none was asked), never a default of web's own.
     return page.render("clusters.html", clusters=found["items"], size=found["size"], query=params, theme_ids=THEME_IDS)
-
-
-@router.get("/pilot-zones", response_class=HTMLResponse)
-async def board(page: UserPage):
-    response = await api(page, "GET", "/api/v1/pilot-zones", params={"limit": 100})
-    if response.status_code != 200:
-        return failure(page, response)
-    columns: dict[str, list] = {}
-    for proposal in response.json()["items"]:
-        columns.setdefault(proposal["status"], []).append(proposal)
-    return page.render("board.html", statuses=tuple(Status), columns=columns, total=response.json()["total"])
-
-
-@router.get("/pilot-zones/{proposal_id}", response_class=HTMLResponse)
-async def proposal(page: UserPage, proposal_id: str):
-    response = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}")
-    if response.status_code != 200:
-        return failure(page, response)
-    comments = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}/comments")
-    timeline = await api(page, "GET", f"/api/v1/pilot-zones/{proposal_id}/timeline")
-    return page.render(
-        "proposal.html",
-        proposal=response.json(),
-        comments=comments.json().get("items", []) if comments.status_code == 200 else [],
-        timeline=timeline.json().get("items", []) if timeline.status_code == 200 else [],
-    )
-
-
-@router.post("/pilot-zones/{proposal_id}/transition", response_class=HTMLResponse)
-async def move(
-    page: FormPage,
-    proposal_id: str,
-    to: Annotated[str, Form()],
-    comment: Annotated[str, Form()] = "",
-):
-    return await act(
-        page,
-        "POST",
-        f"/api/v1/pilot-zones/{proposal_id}/transitions",
-        then=f"/pilot-zones/{proposal_id}",
-        json={"to": to, "comment": comment},
-    )
-
-
-@router.post("/pilot-zones/{proposal_id}/members/{city_id}/confirm", response_class=HTMLResponse)
-async def confirm_membership(page: FormPage, proposal_id: str, city_id: str):
-    return await act(
-        page, "POST", f"/api/v1/pilot-zones/{proposal_id}/members/{city_id}/confirm", then=f"/pilot-zones/{proposal_id}"
-    )
 
 
 @router.get("/import", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from citypair_shared.events.envelope import CloudEvent, new_event
 from citypair_shared.events.identity import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot
-from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted
+from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted, RoundPublished
 from citypair_shared.events.pilot_zones import PROPOSAL_EVENTS, ProposalApproved
 from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
 
@@ -23,6 +23,7 @@ EVENT_TYPES = {
         MatchAccepted,
         MatchDeclined,
         RoundCompleted,
+        RoundPublished,
         *PROPOSAL_EVENTS,
     )
 }
@@ -54,6 +55,7 @@ __all__ = [
     "MatchAccepted",
     "MatchDeclined",
     "RoundCompleted",
+    "RoundPublished",
     "TokensRevoked",
     "UserRegistered",
     "UserRolesChanged",

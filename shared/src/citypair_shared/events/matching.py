@@ -3,6 +3,8 @@
 from datetime import datetime
 from typing import ClassVar
 
+from pydantic import Field
+
 from citypair_shared.events.envelope import EventData
 
 
@@ -41,3 +43,14 @@ class RoundCompleted(EventData):
     min_score: float = 0.0
     unmatched: dict[str, str] = {}
     weights_version: str = ""
+
+
+class RoundPublished(EventData):
+    """A coordinator published a round: its pairs are the programme's, and the officials of its cities hear of it."""
+
+    event_type: ClassVar[str] = "matching.round.published.v1"
+    round_id: str
+    pairs: list[list[str]]
+    city_ids: list[str] = Field(description="Every city of the round's pairs, once each")
+    published_at: datetime
+    published_by: str
