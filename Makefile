@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := shared services/identity services/profiles services/matching services/pilot_zones services/web deploy/cli
 
+# The pages' gettext catalogs, compiled whenever their .po changes (README: Languages).
+CATALOGS := $(wildcard services/web/src/citypair_web/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+
 .PHONY: run run-cluster test test-unit test-integration test-e2e install lock lint bench clean
 
 $(STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
@@ -14,31 +18,34 @@ $(STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e $(p))
 	touch $(STAMP)
 
-install: $(STAMP)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@
 
-run: $(STAMP)
+install: $(STAMP) $(COMPILED)
+
+run: install
 	$(BIN)/citypair run
 
 # Two replicas of each service, three clustered nats-servers, PostgreSQL (README: Scaling).
-run-cluster: $(STAMP)
+run-cluster: install
 	$(BIN)/citypair run --replicas 2 --nats-cluster 3
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest -p no:cacheprovider --durations=15
 
-test-unit: $(STAMP)
+test-unit: install
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: $(STAMP)
+test-integration: install
 	$(BIN)/python -m pytest tests/integration tests/contract
 
-test-e2e: $(STAMP)
+test-e2e: install
 	$(BIN)/python -m pytest tests/e2e
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python tests/bench/slice.py
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

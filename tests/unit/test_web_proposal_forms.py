@@ -96,9 +96,28 @@ def test_the_apis_field_errors_land_on_the_form_fields():
             ]
         },
     )
-    assert pforms.field_errors(problem) == {
+    assert pforms.field_errors(problem, "en") == {
         "budget_currency": "not a currency",
         "city_ids": "unknown city",
         "objectives": "too long",
         "milestones-1-due_date": "not a date",
     }
+
+
+def test_validation_failures_are_said_in_the_page_language():
+    """The API words its messages in English; a page in another language says the failure's type in its own."""
+    problem = httpx.Response(
+        422,
+        json={
+            "errors": [
+                {"field": "title", "message": "Field required", "type": "missing"},
+                {"field": "budget.currency", "message": "not a currency we know", "type": "value_error"},
+            ]
+        },
+    )
+    in_english = pforms.field_errors(problem, "en")
+    assert in_english == {"title": "Field required", "budget_currency": "not a currency we know"}
+    in_russian = pforms.field_errors(problem, "ru")
+    assert in_russian["title"] == "Обязательное поле."
+    # a service's own rule has no generic wording: its words stay
+    assert in_russian["budget_currency"] == "not a currency we know"

@@ -21,9 +21,10 @@ from citypair_shared.vocabulary import (
     UnmatchedReason,
 )
 from citypair_web import i18n
+from citypair_web.terms import LABELS
 
 WEB = Path(i18n.__file__).parent
-# TERMS kind → the vocabulary it names.
+# LABELS kind → the vocabulary it names.
 VOCABULARIES = {
     "city_status": get_args(CityStatus),
     "status": tuple(Status),
@@ -32,17 +33,17 @@ VOCABULARIES = {
     "reason": (*DeclineReason, *AcceptReason),
     "unmatched_reason": tuple(UnmatchedReason),
 }
-# A string literal inside a Jinja expression or statement (`{{ ... }}`, `{% ... %}`), but for a page string's key
-# (`t('accept')` names the button, it is not the decision).
+# A string literal inside a Jinja expression or statement (`{{ ... }}`, `{% ... %}`), but for a message
+# (`_('accept')` would be a text, not the decision).
 JINJA = re.compile(r"{[{%](.*?)[}%]}", re.S)
-QUOTED = re.compile(r"""(?<!\bt\()['"]([a-z_]+)['"]""")
+QUOTED = re.compile(r"""(?<!_\()['"]([a-z_]+)['"]""")
 
 
 @pytest.mark.parametrize("kind", VOCABULARIES)
 @pytest.mark.parametrize("lang", i18n.LANGUAGES)
 def test_every_value_has_a_name_in_every_language(kind, lang):
     values = {str(value) for value in VOCABULARIES[kind]}
-    assert set(i18n.TERMS[kind]) == values, f"{kind}: names missing or for values that are gone"
+    assert set(LABELS[kind]) == values, f"{kind}: names missing or for values that are gone"
     unnamed = [value for value in values if i18n.term(kind, value, lang) == value]
     assert not unnamed, f"{kind} in {lang}: no name for {unnamed}"
 
@@ -55,8 +56,8 @@ def literals(path: Path) -> set[str]:
     return {word for expression in JINJA.findall(text) for word in QUOTED.findall(expression)}
 
 
-# Every file of web but i18n.py, whose names are keyed by the values.
-SOURCES = sorted(path for path in [*WEB.rglob("*.py"), *WEB.rglob("*.html")] if path.name != "i18n.py")
+# Every file of web but terms.py, whose names are keyed by the values.
+SOURCES = sorted(path for path in [*WEB.rglob("*.py"), *WEB.rglob("*.html")] if path.name != "terms.py")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda path: str(path.relative_to(WEB)))

@@ -157,11 +157,11 @@ def test_invite_set_password_sign_in_change_forget_and_reset(stack, admin, brows
     page.goto(link)
     page.fill("#f-password", "yet another silk road phrase")
     page.click("form button[type=submit]")
-    assert page.locator("p.alert[role=alert]").is_visible(), "a reset link works once"
+    assert page.locator(".alert[role=alert]").is_visible(), "a reset link works once"
 
     # The old password no longer works; the new one does.
     sign_in(page, base, email, SECOND_PASSWORD)
-    assert page.locator("p.alert[role=alert]").is_visible()
+    assert page.locator(".alert[role=alert]").is_visible()
     sign_in(page, base, email, THIRD_PASSWORD)
     page.wait_for_url(f"{base}/")
     assert page.locator(".who").inner_text() == email
@@ -178,7 +178,7 @@ def test_an_official_gets_no_user_list_and_a_coordinator_no_admin_buttons(stack,
     page.wait_for_url(f"{base}/")
     assert page.locator("nav a[href='/users']").count() == 0
     response = page.goto(f"{base}/users")
-    assert response.status == 403 and page.locator("p.alert[role=alert]").is_visible()
+    assert response.status == 403 and page.locator(".alert[role=alert]").is_visible()
     forged = page.request.post(f"{base}/users/{official['id']}/disabled", form={"csrf": "forged", "disabled": "true"})
     assert forged.status == 400
     context.close()
@@ -232,7 +232,7 @@ def test_an_unsubscribe_link_changes_nothing_until_its_button_is_pressed(stack, 
         assert client.get("/api/v1/me/preferences").json()["notifications"]["proposal_transitions"] == "off"
         page.goto(f"{base}/unsubscribe/{'x' * 40}")  # a link made up, or mangled on its way
         page.click("form[action^='/unsubscribe/'] button[type=submit]")
-        assert page.locator("p.alert[role=alert]").is_visible()
+        assert page.locator(".alert[role=alert]").is_visible()
         assert not page.errors
         context.close()
 

@@ -17,6 +17,7 @@ from citypair_web import forms, i18n
 from citypair_web.pages import Page, csrf_ok, redirect, remember_language, start_session
 from citypair_web.router import BadCsrf, FormPage, PageDep, UserPage, api, failure
 from citypair_web.sessions import COOKIE
+from citypair_web.terms import LABELS
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,7 +28,6 @@ INVITED_BY_COORDINATORS = ("official", "observer")
 # The newest mails the development page shows.
 MAILS_SHOWN = 100
 # What the user list says after an action (`?done=`): the key of its text.
-NOTICES = {"invited": "invited", "saved": "user_saved", "reset": "reset_forced"}
 URL = re.compile(r"https?://[^\s<>\"']+")
 
 
@@ -54,8 +54,8 @@ async def _account_page(
         status_code=status_code,
         me={**me.json(), **(profile or {})},
         preferences=preferences or stored.json(),
-        mail_languages={key: page.term("mail_language", key) for key in i18n.TERMS["mail_language"]},
-        deliveries={key: page.term("delivery", key) for key in i18n.TERMS["delivery"]},
+        mail_languages=i18n.NAMES,
+        deliveries={key: page.term("delivery", key) for key in LABELS["delivery"]},
         errors=context.pop("errors", {}),
         **context,
     )
@@ -66,8 +66,10 @@ async def save_profile(page: FormPage, name: Annotated[str, Form()] = "", langua
     body = {"name": name.strip(), "language": language}
     response = await api(page, "PATCH", "/api/v1/me", json=body)
     if response.status_code == 422:
-        errors = forms.field_errors(response)
-        return await _account_page(page, 422, profile=body, errors=errors, message=page.t("fix_errors"))
+        errors = forms.field_errors(response, page.lang)
+        return await _account_page(
+            page, 422, profile=body, errors=errors, message=page.gettext("Please fix the fields marked below.")
+        )
     if response.status_code != 200:
         return failure(page, response)
     done = redirect("/account?done=saved")
@@ -90,8 +92,13 @@ async def save_preferences(page: FormPage, request: Request):
     }
     response = await api(page, "PUT", "/api/v1/me/preferences", json=body)
     if response.status_code == 422:
-        errors = {key.replace("notifications.", "kind_"): text for key, text in forms.field_errors(response).items()}
-        return await _account_page(page, 422, preferences=body, errors=errors, message=page.t("fix_errors"))
+        errors = {
+            key.replace("notifications.", "kind_"): text
+            for key, text in forms.field_errors(response, page.lang).items()
+        }
+        return await _account_page(
+            page, 422, preferences=body, errors=errors, message=page.gettext("Please fix the fields marked below.")
+        )
     if response.status_code != 200:
         return failure(page, response)
     return redirect("/account?done=saved")
@@ -107,9 +114,16 @@ async def change_password(
     response = await api(page, "POST", "/api/v1/me/password", json=body)
     if response.status_code == 429:
         seconds = response.headers.get("retry-after", "60")
-        return await _account_page(page, 429, message=page.t("throttled", seconds=seconds))
+        return await _account_page(
+            page, 429, message=page.gettext("Too many attempts. Try again in %(seconds)s s.", seconds=seconds)
+        )
     if response.status_code == 422:
-        return await _account_page(page, 422, errors=forms.field_errors(response), message=page.t("fix_errors"))
+        return await _account_page(
+            page,
+            422,
+            errors=forms.field_errors(response, page.lang),
+            message=page.gettext("Please fix the fields marked below."),
+        )
     if response.status_code != 200:
         return failure(page, response)
     return await _carry_on(page, response.json(), then="/account?done=password")
@@ -136,9 +150,21 @@ async def _carry_on(page: Page, tokens: dict, *, then: str):
 @router.get("/users", response_class=HTMLResponse)
 async def users(page: UserPage, request: Request):
     query = {k: v for k, v in request.query_params.items() if k in USER_FILTERS and v}
-    notice = NOTICES.get(request.query_params.get("done", ""))
-    message = page.t(notice, email=request.query_params.get("email", "")) if notice else None
-    return await _users_page(page, query, notice=message)
+    return await _users_page(page, query, notice=_notice(page, request))
+
+
+def _notice(page: Page, request: Request) -> str | None:
+    """What the last action on the Users page did (it redirected here with `done`)."""
+    done = request.query_params.get("done", "")
+    if done == "invited":
+        return page.gettext("Invitation mailed to %(email)s.", email=request.query_params.get("email", ""))
+    if done == "saved":
+        return page.gettext("The user's changes are saved; they sign in again.")
+    if done == "reset":
+        return page.gettext(
+            "That user's password no longer works, their sessions have ended, and a reset link is mailed to them."
+        )
+    return None
 
 
 async def _users_page(
@@ -146,7 +172,7 @@ async def _users_page(
 ) -> HTMLResponse:
     response = await api(page, "GET", "/api/v1/users", params={**query, "limit": PAGE_SIZE})
     if response.status_code == 422:
-        context["errors"] = {**forms.field_errors(response), **context.get("errors", {})}
+        context["errors"] = {**forms.field_errors(response, page.lang), **context.get("errors", {})}
         response = await api(page, "GET", "/api/v1/users", params={"limit": PAGE_SIZE})
         status_code = 422
     if response.status_code != 200:
@@ -155,7 +181,7 @@ async def _users_page(
     invitations = await api(page, "GET", "/api/v1/invitations", params={"limit": 100})
     city_names = await _city_names(page, {c for user in result["items"] for c in user["city_ids"]})
     may_administer = "admin" in page.session.roles
-    invitable = i18n.TERMS["role"] if may_administer else INVITED_BY_COORDINATORS
+    invitable = LABELS["role"] if may_administer else INVITED_BY_COORDINATORS
     return page.render(
         "users.html",
         status_code=status_code,
@@ -166,9 +192,9 @@ async def _users_page(
         invitations=invitations.json()["items"] if invitations.status_code == 200 else [],
         city_names=city_names,
         may_administer=may_administer,
-        roles={key: page.term("role", key) for key in i18n.TERMS["role"]},
+        roles={key: page.term("role", key) for key in LABELS["role"]},
         invitable={key: page.term("role", key) for key in invitable},
-        mail_languages={key: page.term("mail_language", key) for key in i18n.TERMS["mail_language"]},
+        mail_languages=i18n.NAMES,
         invite=invite or {"language": page.lang},
         errors=context.pop("errors", {}),
         **context,
@@ -215,7 +241,7 @@ async def invite(page: FormPage, request: Request):
     if response.status_code == 201:
         return redirect("/users?" + urlencode({**back, "done": "invited", "email": invite["email"]}))
     if response.status_code in (409, 422):
-        errors = _problem_fields(response, default="email")
+        errors = _problem_fields(page, response, default="email")
         shown = {**invite, "city_ids": ", ".join(invite["city_ids"])}
         return await _users_page(page, back, response.status_code, invite=shown, errors=errors)
     return failure(page, response)
@@ -240,7 +266,7 @@ async def _change_user(page: Page, user_id: str, body: dict, back: dict):
     if response.status_code == 200:
         return redirect("/users?" + urlencode({**back, "done": "saved"}))
     if response.status_code == 422:
-        errors = {f"{user_id}.{field}": text for field, text in forms.field_errors(response).items()}
+        errors = {f"{user_id}.{field}": text for field, text in forms.field_errors(response, page.lang).items()}
         return await _users_page(page, back, 422, errors=errors)
     return failure(page, response)
 
@@ -253,13 +279,13 @@ async def force_reset(page: FormPage, user_id: str, request: Request):
     return redirect("/users?" + urlencode({**_back(await request.form()), "done": "reset"}))
 
 
-def _problem_fields(response: httpx.Response, *, default: str) -> dict[str, str]:
+def _problem_fields(page: Page, response: httpx.Response, *, default: str) -> dict[str, str]:
     """The fields a problem names (422's `errors`); another problem (e.g. 409, 410) next to `default`."""
     if "json" not in response.headers.get("content-type", ""):
         return {default: response.reason_phrase}
     problem = response.json()
     if problem.get("errors"):
-        return forms.field_errors(response)
+        return forms.field_errors(response, page.lang)
     return {default: problem.get("detail") or problem.get("title", "")}
 
 
@@ -294,7 +320,11 @@ async def accept_invitation(
     body = {"token": token, "password": password, **({"name": name.strip()} if name.strip() else {})}
     response = await _anonymous(page, "/api/v1/invitations/accept", body)
     if response.status_code == 201:
-        return page.render("signin.html", notice=page.t("account_created"), email=response.json()["email"])
+        return page.render(
+            "signin.html",
+            notice=page.gettext("Your account is ready: sign in with your e-mail address and the new password."),
+            email=response.json()["email"],
+        )
     return _token_page_failed(page, "invitation.html", response, token=token, name=name)
 
 
@@ -309,9 +339,15 @@ async def send_reset_link(page: PageDep, email: Annotated[str, Form()] = "", csr
     response = await _anonymous(page, "/api/v1/password-resets", {"email": email.strip()})
     if response.status_code == 429:
         seconds = response.headers.get("retry-after", "60")
-        return page.render("forgot.html", 429, errors={}, email=email, message=page.t("throttled", seconds=seconds))
+        return page.render(
+            "forgot.html",
+            429,
+            errors={},
+            email=email,
+            message=page.gettext("Too many attempts. Try again in %(seconds)s s.", seconds=seconds),
+        )
     if response.status_code == 422:
-        return page.render("forgot.html", 422, errors=forms.field_errors(response), email=email)
+        return page.render("forgot.html", 422, errors=forms.field_errors(response, page.lang), email=email)
     if response.status_code != 202:
         return failure(page, response)
     # The same answer whether or not an account has this address.
@@ -330,14 +366,14 @@ async def reset_password(
     _posted(page, csrf)
     response = await _anonymous(page, "/api/v1/password-resets/complete", {"token": token, "password": password})
     if response.status_code == 204:
-        return page.render("signin.html", notice=page.t("password_set"))
+        return page.render("signin.html", notice=page.gettext("Your new password is set: sign in with it."))
     return _token_page_failed(page, "reset.html", response, token=token)
 
 
 def _token_page_failed(page: Page, template: str, response: httpx.Response, **context) -> HTMLResponse:
     """A refused link (410: used, expired or unknown — one answer for all; 422 `token`: not even shaped like one)
     or a refused password (422)."""
-    errors = _problem_fields(response, default="password")
+    errors = _problem_fields(page, response, default="password")
     if response.status_code == 410 or "token" in errors:
         return page.render(template, response.status_code, errors={}, gone=True, **context)
     if response.status_code in (422, 429):
@@ -357,7 +393,11 @@ async def unsubscribe(page: PageDep, token: str, csrf: Annotated[str, Form()] = 
     response = await _anonymous(page, "/api/v1/unsubscribe", {"token": token})
     if response.status_code == 200:
         kind = page.term("notification", response.json()["kind"])
-        return page.render("unsubscribe.html", token=token, done=page.t("unsubscribed", kind=kind))
+        return page.render(
+            "unsubscribe.html",
+            token=token,
+            done=page.gettext("Done: no more e-mails about “%(kind)s”. My account turns them on again.", kind=kind),
+        )
     if response.status_code in (400, 410, 422):
         return page.render("unsubscribe.html", response.status_code, token=token, gone=True)
     return failure(page, response)
@@ -372,7 +412,7 @@ async def dev_mail(page: PageDep):
     development stack the invitee reads their invitation before they have an account."""
     folder = page.request.app.state.runtime.settings.dev_mail_dir
     if folder is None:
-        return page.render("error.html", 404, message=page.t("not_found"))
+        return page.render("error.html", 404, message=page.gettext("Not found."))
     return page.render("dev_mail.html", mails=read_mails(Path(folder)), folder=folder)
 
 

@@ -2,7 +2,6 @@
 publish), and the public open-data pages. The services decide what is allowed; the pages offer what may be."""
 
 import functools
-import gettext
 from typing import Annotated, get_args
 from urllib.parse import urlencode
 
@@ -22,15 +21,13 @@ ROUND_ROWS = 100  # pairs and unmatched cities of a round shown per page
 DRAFT, _, RETIRED = get_args(CityStatus)
 # The changes of a profile's state a button offers (profiles' own names for them; its API refuses what may not be).
 STATUS_ACTIONS = ("verify", "publish", "retire")
-FIELD_NAMES = {"country_code": "country"}  # a profile field the pages name by another string's key
 
 
 @functools.cache
 def countries(lang: str) -> tuple[tuple[str, str], ...]:
-    """(ISO 3166-1 alpha-2, name in `lang`) of every country, by name."""
-    names = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"], fallback=True)
-    name = names.gettext if lang == "zh" else str
-    return tuple(sorted(((c.alpha_2, name(c.name)) for c in pycountry.countries), key=lambda pair: pair[1]))
+    """(ISO 3166-1 alpha-2, name in `lang` from CLDR) of every country, by name."""
+    named = ((c.alpha_2, i18n.country(c.alpha_2, lang)) for c in pycountry.countries)
+    return tuple(sorted(named, key=lambda pair: pair[1]))
 
 
 def programme(page: Page) -> bool:
@@ -42,8 +39,7 @@ def field_label(page: Page):
     """A profile field's name on the pages (the API's own name for a field the pages do not name)."""
 
     def label(key: str) -> str:
-        name = FIELD_NAMES.get(key, key)
-        return page.t(name) if name in i18n.STRINGS else key
+        return page.term("profile_field", key)
 
     return label
 
@@ -77,8 +73,8 @@ async def create_city(page: FormPage, request: Request):
         "city_new.html",
         status_code=422,
         form={**dict(form), "corridors": form.getlist("corridors")},
-        errors=forms.field_errors(response),
-        message=page.t("fix_errors"),
+        errors=forms.field_errors(response, page.lang),
+        message=page.gettext("Please fix the fields marked below."),
         countries=countries(page.lang),
     )
 
@@ -98,7 +94,12 @@ async def change_city_status(
     page: FormPage, city_id: str, action: Annotated[str, Form()], version: Annotated[str, Form()]
 ):
     if action not in STATUS_ACTIONS:
-        return page.render("error.html", status_code=400, message=page.t("error"), detail=action)
+        return page.render(
+            "error.html",
+            status_code=400,
+            message=page.gettext("Something went wrong. Please try again."),
+            detail=action,
+        )
     # If-Match: a button pressed on a page someone else's change made stale is refused (412), not applied.
     return await act(
         page,
@@ -157,7 +158,7 @@ async def run_round(page: FormPage, request: Request):
     if response.status_code != 422:
         return failure(page, response)
     asked = {**dict(form), "countries": form.getlist("countries"), "corridors": form.getlist("corridors")}
-    errors = forms.field_errors(response)
+    errors = forms.field_errors(response, page.lang)
     return _rounds_page(page, await _past_rounds(page, 0), status_code=422, form=asked, errors=errors)
 
 
@@ -210,7 +211,7 @@ async def open_cities(page: PublicPage, request: Request):
     response = await public_api(page, "/api/v1/open-data/cities", {**query, "limit": PAGE_SIZE})
     result, errors, status_code = {"items": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}, {}, 200
     if response.status_code == 422:
-        errors, status_code = forms.field_errors(response), 422
+        errors, status_code = forms.field_errors(response, page.lang), 422
     elif response.status_code != 200:
         return failure(page, response)
     else:

@@ -2,6 +2,8 @@
 
 from citypair_shared.geography import CORRIDORS
 from citypair_shared.themes import THEME_IDS
+from citypair_web import i18n
+from citypair_web.i18n import N_
 
 SCALARS = ("name", "local_name", "timezone", "population", "latitude", "longitude", "capacity")
 CONTACTS = ("office", "email", "phone", "website")
@@ -81,7 +83,43 @@ def round_body(form) -> dict:
     }
 
 
-def field_errors(response) -> dict[str, str]:
+# The API's validation failures by type (pydantic's), said in the page's language; the API words its own message
+# in English, and more precisely (its limits), so English pages show that one.
+VALIDATION = {
+    "missing": N_("This field is required."),
+    "string_too_short": N_("Too short."),
+    "too_short": N_("Too few entries."),
+    "string_too_long": N_("Too long."),
+    "too_long": N_("Too many entries."),
+    "greater_than": N_("Too small."),
+    "greater_than_equal": N_("Too small."),
+    "less_than": N_("Too large."),
+    "less_than_equal": N_("Too large."),
+    "string_pattern_mismatch": N_("Not in the expected form."),
+    "int_parsing": N_("Not a whole number."),
+    "int_type": N_("Not a whole number."),
+    "int_from_float": N_("Not a whole number."),
+    "float_parsing": N_("Not a number."),
+    "float_type": N_("Not a number."),
+    "bool_parsing": N_("Not yes or no."),
+    "date_parsing": N_("Not a date (YYYY-MM-DD)."),
+    "date_from_datetime_parsing": N_("Not a date (YYYY-MM-DD)."),
+    "literal_error": N_("Not one of the values offered."),
+    "enum": N_("Not one of the values offered."),
+    "url_parsing": N_("Not a web address."),
+    "url_scheme": N_("Not a web address."),
+    "string_type": N_("Not text."),
+    "list_type": N_("Not a list."),
+}
+
+
+def error_message(error: dict, lang: str) -> str:
+    """A field's failure as the page says it (see VALIDATION; a service's own rule keeps the API's words)."""
+    text = VALIDATION.get(error.get("type", "")) if lang != "en" else None
+    return i18n.gettext(text, lang) if text else error["message"]
+
+
+def field_errors(response, lang: str) -> dict[str, str]:
     """{field: message} from a 422 problem, with API field names mapped onto form field names."""
     errors = {}
     for error in response.json().get("errors", []):
@@ -93,7 +131,7 @@ def field_errors(response) -> dict[str, str]:
             field = f"contact_{parts[1]}"
         elif parts[0] in ("languages", "corridors", "query", "cities"):
             field = parts[1] if parts[0] in ("query", "cities") and len(parts) > 1 else parts[0]
-        errors.setdefault(field, error["message"])
+        errors.setdefault(field, error_message(error, lang))
     return errors
 
 

@@ -48,7 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(BadCsrf)
     async def _forged(request: Request, exc: BadCsrf):
         page = await page_for(request)
-        return page.render("error.html", status_code=400, message=page.t("error"), detail="CSRF")
+        return page.render(
+            "error.html",
+            status_code=400,
+            message=page.gettext("Something went wrong. Please try again."),
+            detail="CSRF",
+        )
 
     @app.exception_handler(NotSignedIn)
     async def _sign_in_first(request: Request, exc: NotSignedIn):

@@ -163,7 +163,10 @@ async def cities_json(page: UserPage, request: Request):
     try:
         data = await map_data(page)
     except MapUnavailable as exc:
-        return JSONResponse({"detail": page.t("map_load_failed")}, status_code=exc.response.status_code)
+        return JSONResponse(
+            {"detail": page.gettext("The cities could not be loaded. Reload the page, or use the list.")},
+            status_code=exc.response.status_code,
+        )
     headers = {"ETag": data.etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding, Cookie"}
     if request.headers.get("if-none-match") == data.etag:
         return Response(status_code=304, headers=headers)
@@ -179,7 +182,7 @@ async def map_list(page: UserPage, request: Request, offset: Annotated[int, Quer
     params = {**filters.directory_params(), "limit": LIST_PAGE, "offset": offset, "sort": "name"}
     response = await api(page, "GET", "/api/v1/cities", params=params)
     if response.status_code == 422:
-        errors |= forms.field_errors(response)
+        errors |= forms.field_errors(response, page.lang)
     if response.status_code not in (200, 422):
         return failure(page, response)
     result = response.json() if response.status_code == 200 else {"items": [], "total": 0}

@@ -7,12 +7,39 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from citypair_shared.geography import INDICATORS
 from citypair_web import i18n
 from citypair_web.sessions import COOKIE, LANG_COOKIE, Session
+from citypair_web.terms import LABELS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.add_extension("jinja2.ext.i18n")
+
+
+# The templates' `_`, `gettext`, `ngettext` and `pgettext` translate into the language of the page being rendered.
+@pass_context
+def _gettext(context, message: str) -> str:
+    return i18n.translations(context["lang"]).gettext(message)
+
+
+@pass_context
+def _ngettext(context, singular: str, plural: str, n: int) -> str:
+    return i18n.translations(context["lang"]).ngettext(singular, plural, n)
+
+
+@pass_context
+def _pgettext(context, message_context: str, message: str) -> str:
+    return i18n.translations(context["lang"]).pgettext(message_context, message)
+
+
+@pass_context
+def _npgettext(context, message_context: str, singular: str, plural: str, n: int) -> str:
+    return i18n.translations(context["lang"]).npgettext(message_context, singular, plural, n)
+
+
+templates.env.install_gettext_callables(_gettext, _ngettext, newstyle=True, pgettext=_pgettext, npgettext=_npgettext)
 PRE_SESSION_CSRF = "citypair_csrf"
 
 
@@ -23,8 +50,8 @@ class Page:
     session: Session | None
     csrf: str
 
-    def t(self, key: str, **values) -> str:
-        return i18n.t(key, self.lang, **values)
+    def gettext(self, message: str, **values) -> str:
+        return i18n.gettext(message, self.lang, **values)
 
     def term(self, kind: str, key: str) -> str:
         return i18n.term(kind, key, self.lang)
@@ -35,15 +62,18 @@ class Page:
             template,
             {
                 "page": self,
-                "t": self.t,
                 "lang": self.lang,
+                "languages": i18n.NAMES,
+                "direction": "rtl" if self.lang in i18n.RTL else "ltr",
+                "country": lambda code: i18n.country(code, self.lang),
                 "user": self.session.user if self.session else None,
                 "csrf": self.csrf,
-                "themes": {key: self.term("theme", key) for key in i18n.TERMS["theme"]},
-                "corridors": {key: self.term("corridor", key) for key in i18n.TERMS["corridor"]},
+                "themes": {key: self.term("theme", key) for key in LABELS["theme"]},
+                "corridors": {key: self.term("corridor", key) for key in LABELS["corridor"]},
                 "indicators": {key: (self.term("indicator", key), *spec[1:]) for key, spec in INDICATORS.items()},
                 "term": self.term,
                 "theme_flow": lambda flow: i18n.theme_flow(flow, self.lang),
+                "notification": lambda item: i18n.notification(item, self.lang),
                 "number": lambda v: i18n.number(v, self.lang),
                 "date": lambda v: i18n.date(v, self.lang),
                 **context,
@@ -56,23 +86,26 @@ class Page:
         return response
 
 
-def language(request: Request) -> str:
-    wanted = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-    if wanted in i18n.LANGUAGES:
-        return wanted
-    accept = request.headers.get("accept-language", "")
-    return "zh" if accept.lower().startswith("zh") else "en"
+def language(request: Request, session: Session | None = None) -> str:
+    """The language switch (the query, then its cookie), else the user's setting, else `Accept-Language`."""
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    setting = session.language if session else None
+    for wanted in (chosen, setting):
+        if wanted in i18n.LANGUAGES:
+            return wanted
+    return i18n.negotiate(request.headers.get("accept-language", "")) or "en"
 
 
 def remember_language(request: Request, response, lang: str) -> None:
-    if request.cookies.get(LANG_COOKIE) != lang:
+    """Only a choice made with the switch is kept: the user's setting and the browser's may change."""
+    if request.query_params.get("lang") == lang and request.cookies.get(LANG_COOKIE) != lang:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
 
 
 async def page_for(request: Request) -> Page:
     session = await request.app.state.sessions.get(request.cookies.get(COOKIE))
     csrf = session.csrf if session else request.cookies.get(PRE_SESSION_CSRF) or secrets.token_urlsafe(24)
-    return Page(request=request, lang=language(request), session=session, csrf=csrf)
+    return Page(request=request, lang=language(request, session), session=session, csrf=csrf)
 
 
 def csrf_ok(page: Page, submitted: str | None) -> bool:

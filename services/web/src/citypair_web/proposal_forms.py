@@ -3,6 +3,7 @@
 import re
 
 from citypair_shared.themes import THEME_IDS
+from citypair_web.forms import error_message
 
 # The proposal's content as the draft and edit forms show it; delivery tracking is edited on the proposal page.
 CONTENT = (
@@ -146,7 +147,7 @@ def tracking_rows_posted(section: str, form) -> list[dict]:
     return [*rows, {cell: "" for cell in TRACKING[section]}]
 
 
-def field_errors(response) -> dict[str, str]:
+def field_errors(response, lang: str) -> dict[str, str]:
     """{form field: message} from a problem: `budget.currency` → `budget_currency`, `milestones.1.due_date` →
     `milestones-1-due_date` (the row's cell), `objectives.2` and `city_ids[0]` → the list's own field."""
     errors = {}
@@ -160,7 +161,7 @@ def field_errors(response) -> dict[str, str]:
             field = "-".join(parts[:3])
         else:
             field = parts[0]
-        errors.setdefault(field, error["message"])
+        errors.setdefault(field, error_message(error, lang))
     return errors
 
 

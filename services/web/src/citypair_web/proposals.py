@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from citypair_shared.themes import THEME_IDS
 from citypair_shared.vocabulary import Status
-from citypair_web import i18n
 from citypair_web import proposal_forms as pforms
 from citypair_web.pages import Page, redirect
 from citypair_web.router import FormPage, UserPage, act, api, failure
@@ -51,7 +50,7 @@ def _board(page: Page, filters: dict, found: dict, problem=None) -> dict:
         "total": found["total"],
         "query": filters,
         "theme_ids": THEME_IDS,
-        "errors": pforms.field_errors(problem) if problem is not None else {},
+        "errors": pforms.field_errors(problem, page.lang) if problem is not None else {},
         "may_draft": "official" in page.session.roles,
     }
 
@@ -113,10 +112,18 @@ def _problem(page: Page, response) -> dict:
     if response is None:
         return {"errors": {}, "message": None}
     body = response.json() if "json" in response.headers.get("content-type", "") else {}
-    errors = pforms.field_errors(response)
+    errors = pforms.field_errors(response, page.lang)
     if response.status_code == 409 and body.get("existing_id"):
-        return {"errors": errors, "message": page.t("duplicate_proposal"), "existing_id": body["existing_id"]}
-    message = page.t("fix_errors") if errors else body.get("detail") or page.t("error")
+        return {
+            "errors": errors,
+            "message": page.gettext("An open proposal for these cities exists already."),
+            "existing_id": body["existing_id"],
+        }
+    message = (
+        page.gettext("Please fix the fields marked below.")
+        if errors
+        else body.get("detail") or page.gettext("Something went wrong. Please try again.")
+    )
     return {"errors": errors, "message": message}
 
 
@@ -147,7 +154,12 @@ async def edit_form(page: UserPage, request: Request, proposal_id: str):
         return failure(page, response)
     proposal = response.json()
     if "title" not in proposal["editable"]:
-        return page.render("error.html", status_code=409, message=page.t("not_editable"), detail="")
+        return page.render(
+            "error.html",
+            status_code=409,
+            message=page.gettext("This proposal cannot be edited now, or not by you."),
+            detail="",
+        )
     values = pforms.content_form(proposal)
     query = request.query_params
     if query.getlist("city_ids"):  # a member added or removed through the search (a GET, like the draft's)
@@ -243,14 +255,14 @@ async def _proposal_page(
         tracking=tracking or {},
         refused=refused,
         who=lambda user_id: _who(page, coordinators, user_id),
-        field_label=lambda key: page.t(f"f_{key}") if f"f_{key}" in i18n.STRINGS else key,
+        field_label=lambda key: page.term("proposal_field", key),
     )
 
 
 def _who(page: Page, known: dict[str, str], user_id: str) -> str:
     """A user as the page names them: you, a coordinator's email when this user may list them, else a short id."""
     if user_id == page.session.user.get("id"):
-        return page.t("you")
+        return page.gettext("you")
     return known.get(user_id) or user_id[:8]
 
 
@@ -308,7 +320,10 @@ async def move(page: FormPage, proposal_id: str, to: Annotated[str, Form()], com
     unconfirmed = response.json().get("unconfirmed")
     if unconfirmed:
         names = {m["city_id"]: m["name"] or m["city_id"] for m in proposal["members"]}
-        refused = page.t("unconfirmed", cities=", ".join(names.get(c, c) for c in unconfirmed))
+        refused = page.gettext(
+            "Not yet: every member city confirms first. Waiting for %(cities)s.",
+            cities=", ".join(names.get(c, c) for c in unconfirmed),
+        )
     else:
         refused = _problem(page, response)["message"]
     return await _proposal_page(page, proposal, status_code=response.status_code, refused=refused)

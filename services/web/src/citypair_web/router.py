@@ -59,9 +59,14 @@ async def act(page: Page, method: str, path: str, *, then: str, **kwargs):
 
 
 def failure(page: Page, response) -> HTMLResponse:
-    key = {403: "not_allowed", 404: "not_found"}.get(response.status_code, "error")
+    if response.status_code == 403:
+        message = page.gettext("You are not allowed to do this.")
+    elif response.status_code == 404:
+        message = page.gettext("Not found.")
+    else:
+        message = page.gettext("Something went wrong. Please try again.")
     detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
-    return page.render("error.html", status_code=response.status_code, message=page.t(key), detail=detail)
+    return page.render("error.html", status_code=response.status_code, message=message, detail=detail)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -76,14 +81,21 @@ async def sign_in(
     page: PageDep, email: Annotated[str, Form()], password: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
 ):
     if not csrf_ok(page, csrf):
-        return page.render("signin.html", status_code=400, error=page.t("error"))
+        return page.render(
+            "signin.html", status_code=400, error=page.gettext("Something went wrong. Please try again.")
+        )
     client = page.request.client.host if page.request.client else "unknown"
     response = await page.request.app.state.api.sign_in(email, password, client)
     if response.status_code == 429:
         seconds = response.headers.get("retry-after", "60")
-        return page.render("signin.html", status_code=429, error=page.t("throttled", seconds=seconds), email=email)
+        return page.render(
+            "signin.html",
+            status_code=429,
+            error=page.gettext("Too many attempts. Try again in %(seconds)s s.", seconds=seconds),
+            email=email,
+        )
     if response.status_code != 200:
-        return page.render("signin.html", status_code=401, error=page.t("signin_failed"), email=email)
+        return page.render("signin.html", status_code=401, error=page.gettext("Wrong email or password."), email=email)
     tokens = response.json()
     user = await page.request.app.state.api.me(tokens["access_token"])
     return await start_session(page, tokens, user)
@@ -131,7 +143,7 @@ async def notifications_feed(page: UserPage):
     return {
         "items": [
             {
-                "title": n["title"],
+                "title": i18n.notification(n, page.lang),
                 "link": n["link"],
                 "unread": n["read_at"] is None,
                 "when": i18n.date(n["created_at"], page.lang),
@@ -150,7 +162,7 @@ async def directory(page: UserPage, request: Request):
             "directory.html",
             status_code=422,
             result={"items": [], "total": 0, "limit": 20, "offset": 0},
-            errors=forms.field_errors(response),
+            errors=forms.field_errors(response, page.lang),
             query=dict(request.query_params),
             theme_ids=THEME_IDS,
         )
@@ -184,7 +196,11 @@ async def edit_save(page: FormPage, city_id: str, request: Request):
             city=current.json(),
             form=forms.profile_form(current.json()),
             errors={},
-            conflict=page.t("conflict", version=current.json()["version"]),
+            conflict=page.gettext(
+                "Someone changed this profile while you were editing (now version %(version)s). "
+                "Your changes were not saved: reload, then make them again.",
+                version=current.json()["version"],
+            ),
         )
     if response.status_code == 422:
         return page.render(
@@ -192,8 +208,8 @@ async def edit_save(page: FormPage, city_id: str, request: Request):
             status_code=422,
             city={**current.json(), "version": version},
             form=dict(form),
-            errors=forms.field_errors(response),
-            message=page.t("fix_errors"),
+            errors=forms.field_errors(response, page.lang),
+            message=page.gettext("Please fix the fields marked below."),
         )
     return failure(page, response)
 

@@ -51,6 +51,11 @@ class Session:
     def city_ids(self) -> list[str]:
         return list(self.user.get("city_ids", []))
 
+    @property
+    def language(self) -> str | None:
+        """The language the user chose in My account (identity's `language`), if any."""
+        return self.user.get("language")
+
     def encode(self) -> bytes:
         stored = dataclasses.asdict(self)
         del stored["id"], stored["revision"]

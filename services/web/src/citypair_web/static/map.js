@@ -14,7 +14,7 @@
   const placeholder = [...card.childNodes]; // what the card says while no city is chosen
   const say = (key, values = {}) =>
     (view.dataset["t" + key[0].toUpperCase() + key.slice(1)] || key).replace(/\{(\w+)\}/g, (_, name) => values[name]);
-  const numbers = new Intl.NumberFormat(view.dataset.lang === "zh" ? "zh-CN" : "en-GB");
+  const numbers = new Intl.NumberFormat(view.dataset.lang);
 
   const MIN_ZOOM = 1;
   const MAX_ZOOM = 256;
