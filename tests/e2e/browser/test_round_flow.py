@@ -138,7 +138,7 @@ def test_a_city_is_created_verified_published_and_its_history_shows_no_contacts(
     official.goto(f"{base}/cities/{city_id}/history")
     rows = official.locator("table.history tbody tr").all_inner_texts()
     assert [row.split("\t")[2] for row in rows] == ["Updated", "Published", "Verified", "Created"], rows
-    assert "draft → published" in rows[1] and "Contacts: changed" in rows[0], rows
+    assert "Draft → Published" in rows[1] and "Contacts: changed" in rows[0], rows
     assert SECRET_EMAIL not in official.content()
     shoot(official, "en-history")
 
