@@ -157,7 +157,7 @@ def test_documented_consumers_are_the_services_handlers():
 
     handled = {
         "identity": set(identity_handlers(IdentityContext(settings=IdentitySettings()))),
-        "matching": set(matching_handlers(MatchIndex())),
+        "matching": set(matching_handlers(MatchIndex(), relay=lambda: None)),
         "pilot_zones": set(pilot_zones_handlers),
         "profiles": set(profiles_handlers),
     }

@@ -1,6 +1,7 @@
 """Mail through the stack's own SMTP server: a mail that could not be sent is sent once the server is back, and
 once only; reset links expire; notifications are mailed at once or in one digest a day, as each user chose, and
-the link in such a mail turns its kind off; `citypair users` mails invitations and resets through the API."""
+the link in such a mail turns its kind off; a newly published city's partner suggestions reach the officials whose
+minimum score they reach; `citypair users` mails invitations and resets through the API."""
 
 import json
 import time
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from citypair_cli.cli import app
-from citypair_shared.events import MatchAccepted, new_event
+from citypair_shared.events import CloudEvent, MatchAccepted, SuggestionsFound, new_event
 from citypair_shared.events.pilot_zones import EVENT_FOR_STATUS
 from tests.e2e.conftest import start_stack
 from tests.e2e.test_accounts import NEW_PASSWORD, mail_to, mails_to, token_in
@@ -19,11 +20,14 @@ from tests.support import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     PASSWORD,
+    city_body,
     client_for,
     create_user,
     eventually,
+    partner_of,
     query,
     sign_in,
+    stream_events,
 )
 
 RESET_LINK_SECONDS = 3
@@ -139,6 +143,48 @@ def test_a_user_gets_one_digest_a_day_of_the_kinds_they_want_in_it(stack, admin)
     today = time.strftime("%Y-%m-%d", time.gmtime())
     keys = query(stack.config.database_url("identity"), "SELECT key FROM mail_outbox WHERE key LIKE :k", k="digest:%")
     assert (f"digest:{official['id']}:{today}",) in keys
+
+
+def test_a_new_citys_partner_suggestions_reach_the_officials_whose_minimum_they_reach(stack, admin, coordinator):
+    tag = uuid.uuid4().hex[:6]
+    xian = city_body(f"Xi'an {tag}")
+    a = coordinator.post("/api/v1/cities", json=xian).json()["id"]
+    keen, choosy = create_user(admin, ["official"], [a]), create_user(admin, ["official"], [a])
+    for official, min_score in ((keen, 0.0), (choosy, 1.0)):
+        with client_for(stack.config.gateway_url, official["email"]) as client:
+            wanted = {"notifications": {"partner_suggestions": "immediate"}, "suggestion_min_score": min_score}
+            assert client.put("/api/v1/me/preferences", json=wanted).status_code == 200
+
+    almaty = partner_of(xian, f"Almaty {tag}")
+    b = coordinator.post("/api/v1/cities", json=almaty).json()["id"]  # published by its coordinator at once
+    message = mail_to(stack, keen["email"])
+    assert message["Subject"] == f"citypair: New partner suggestion: {almaty['name']}"
+    assert f"{stack.config.gateway_url}/pairs/{a}/{b}" in message.get_body(("plain",)).get_content()
+    with client_for(stack.config.gateway_url, keen["email"]) as client:
+        [notice] = client.get("/api/v1/me/notifications").json()["items"]
+    assert notice["kind"] == SuggestionsFound.event_type
+    assert notice["title"] == f"New partner suggestion: {almaty['name']}"
+
+    [found] = [e for e in stream_events(stack, SuggestionsFound.event_type) if e["data"]["city_id"] == b]
+    [score] = [s["score"] for s in found["data"]["suggestions"] if s["city_id"] == a]
+    assert 0 < score < 1.0  # below the choosy official's minimum: the same handling told them nothing
+    with client_for(stack.config.gateway_url, choosy["email"]) as client:
+        assert client.get("/api/v1/me/notifications").json()["total"] == 0
+    assert mails_to(stack, choosy["email"]) == []
+
+    # The city's registration delivered again stages no second suggestion; a later version of a published city none.
+    [registered] = [e for e in stream_events(stack, "profiles.city.registered.v1") if e["data"]["city"]["id"] == b]
+    publish_twice(stack, CloudEvent.model_validate(registered))
+    new_name = f"Almaty city {tag}"
+    renamed = coordinator.patch(f"/api/v1/cities/{b}", json={"name": new_name}, headers={"If-Match": '"1"'})
+    assert renamed.status_code == 200, renamed.text
+    eventually(
+        lambda: [p for p in coordinator.get(f"/api/v1/cities/{a}/partners").json()["items"] if p["name"] == new_name],
+        what="the new version in matching",
+    )
+    time.sleep(2)  # the redelivered copy, were the inbox to let it through, would have been handled by now
+    assert [e for e in stream_events(stack, SuggestionsFound.event_type) if e["data"]["city_id"] == b] == [found]
+    assert len(mails_to(stack, keen["email"])) == 1
 
 
 def citypair(stack, *args: str, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD):

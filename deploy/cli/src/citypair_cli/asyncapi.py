@@ -26,7 +26,7 @@ SCHEMA_REF = "#/components/schemas/{model}"
 # Which subjects each service consumes (NATS wildcards). Kept in step with the services' event handlers
 # by tests/contract/test_events.py.
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "identity": ("pilot_zones.proposal.>", "matching.match.>"),
+    "identity": ("pilot_zones.proposal.>", "matching.match.>", "matching.suggestions.found.v1"),
     "matching": ("profiles.city.>", "pilot_zones.proposal.approved.v1"),
     "pilot_zones": (
         "profiles.city.>",

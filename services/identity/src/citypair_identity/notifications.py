@@ -7,18 +7,25 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from citypair_identity import preferences
 from citypair_identity.models import Notification, User
-from citypair_shared.events import EVENT_TYPES, CloudEvent
+from citypair_shared.events import EVENT_TYPES, CloudEvent, SuggestionsFound
 from citypair_shared.problems import not_found
 
 # Who hears of what: officials of the cities an event names; coordinators also of the work they decide.
 COORDINATOR_EVENTS = {"pilot_zones.proposal.submitted.v1", "pilot_zones.proposal.stale_flagged.v1"}
-NOTIFIED_TYPES = sorted(t for t in EVENT_TYPES if t.startswith(("pilot_zones.proposal.", "matching.match.")))
+NOTIFIED_TYPES = sorted(
+    t for t in EVENT_TYPES if t.startswith(("pilot_zones.proposal.", "matching.match.", "matching.suggestions."))
+)
+SUGGESTIONS = SuggestionsFound.event_type
+SUGGESTION_TITLE = "New partner suggestion"
 
 
 def mail_kind(event_type: str, *, decides: bool) -> str:
     """Which of the kinds a user sets mail preferences for (preferences.KINDS) the event is, to this user."""
     what = event_type.split(".")[2]
+    if event_type == SUGGESTIONS:
+        return "partner_suggestions"
     if event_type.startswith("matching."):
         return "match_decisions"
     if what == "stale_flagged":
@@ -39,8 +46,42 @@ def describe(event: CloudEvent) -> tuple[str, str]:
     return f"{title}: {kind.replace('_', ' ')}", f"/pilot-zones/{data.get('proposal_id', '')}"
 
 
+def suggestion_notice(found: SuggestionsFound, city_ids: set[str], min_score: float) -> tuple[str, str] | None:
+    """What an official of `city_ids` is told of a newly published city's suggestions scoring at least `min_score`
+    (a title and a link), if anything: for the new city, its best partner and its partners page; for a suggested
+    partner, the new city and the pair, from the best of theirs."""
+    wanted = [s for s in found.suggestions if s.score >= min_score]
+    if found.city_id in city_ids and wanted:
+        return f"{SUGGESTION_TITLE}: {wanted[0].name}", f"/cities/{found.city_id}/partners"
+    mine = next((s for s in wanted if s.city_id in city_ids), None)
+    if mine is None:
+        return None
+    return f"{SUGGESTION_TITLE}: {found.name}", f"/pairs/{mine.city_id}/{found.city_id}"
+
+
+async def notify_suggestions(event: CloudEvent, session: AsyncSession) -> list[tuple[User, Notification]]:
+    """One notification per official of the new city or of a suggested partner, where a score reaches theirs."""
+    found = event.parsed()
+    cities = {found.city_id, *(s.city_id for s in found.suggestions)}
+    users = [
+        user
+        for user in await session.scalars(select(User).where(User.disabled.is_(False)))
+        if "official" in user.roles and cities & set(user.city_ids)
+    ]
+    chosen = await preferences.of_users(session, [user.id for user in users])
+    made = []
+    for user in users:
+        notice = suggestion_notice(found, set(user.city_ids), chosen[user.id]["suggestion_min_score"])
+        if notice is not None:
+            title, link = notice
+            made.append((user, _add(session, event, user, title=title, link=link, decides=False)))
+    return made
+
+
 async def notify(event: CloudEvent, session: AsyncSession) -> list[tuple[User, Notification]]:
     """Notify each user concerned; returns them with their notifications (not yet committed)."""
+    if event.type == SUGGESTIONS:
+        return await notify_suggestions(event, session)
     city_ids = set(event.data.get("city_ids", []))
     title, link = describe(event)
     made = []
@@ -49,18 +90,23 @@ async def notify(event: CloudEvent, session: AsyncSession) -> list[tuple[User, N
         decides = "coordinator" in user.roles and event.type in COORDINATOR_EVENTS
         if mine or decides:
             own_city = next(iter(sorted(city_ids & set(user.city_ids))), "")
-            notification = Notification(
-                id=str(uuid.uuid4()),
-                user_id=user.id,
-                kind=event.type,
-                title=title,
-                link=link.format(city=own_city),
-                event_id=event.id,
-                mail_kind=mail_kind(event.type, decides=bool(decides)),
-            )
-            session.add(notification)
-            made.append((user, notification))
+            notice = _add(session, event, user, title=title, link=link.format(city=own_city), decides=bool(decides))
+            made.append((user, notice))
     return made
+
+
+def _add(session: AsyncSession, event: CloudEvent, user: User, *, title: str, link: str, decides: bool):
+    notification = Notification(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        kind=event.type,
+        title=title,
+        link=link,
+        event_id=event.id,
+        mail_kind=mail_kind(event.type, decides=decides),
+    )
+    session.add(notification)
+    return notification
 
 
 async def list_for(*, session: AsyncSession, user_id: str, unread: bool, limit: int, offset: int):

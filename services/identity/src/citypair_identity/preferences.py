@@ -33,11 +33,16 @@ async def get(session: AsyncSession, user_id: str) -> dict:
     return with_defaults(await session.get(MailPreference, user_id))
 
 
-async def modes_of(session: AsyncSession, user_ids: list[str]) -> dict[str, dict[str, str]]:
-    """Each user's mode per kind (defaults for users who never chose)."""
+async def of_users(session: AsyncSession, user_ids: list[str]) -> dict[str, dict]:
+    """Each user's preferences (defaults for users who never chose)."""
     rows = await session.scalars(select(MailPreference).where(MailPreference.user_id.in_(user_ids)))
     chosen = {row.user_id: row for row in rows}
-    return {user_id: with_defaults(chosen.get(user_id))["notifications"] for user_id in user_ids}
+    return {user_id: with_defaults(chosen.get(user_id)) for user_id in user_ids}
+
+
+async def modes_of(session: AsyncSession, user_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Each user's mode per kind (defaults for users who never chose)."""
+    return {user_id: chosen["notifications"] for user_id, chosen in (await of_users(session, user_ids)).items()}
 
 
 async def put(session: AsyncSession, user_id: str, *, notifications: dict[str, str], min_score: float) -> dict:

@@ -1,6 +1,8 @@
 """Events `matching` consumes, and what each does: once per service to its database (handlers), and in
 every replica to its index (followers), so that replicas answer alike."""
 
+from collections.abc import Callable
+
 from citypair_matching import service
 from citypair_matching.core import MatchIndex
 from citypair_shared.events import (
@@ -14,13 +16,17 @@ from citypair_shared.events import (
 )
 from citypair_shared.follow import BatchApply
 from citypair_shared.inbox import BatchHandler
+from citypair_shared.outbox import OutboxRelay
 
 CITY_SNAPSHOTS = (CityRegistered.event_type, CityUpdated.event_type, CityRetired.event_type)
 
 
-def event_handlers(index: MatchIndex) -> dict:
+def event_handlers(index: MatchIndex, relay: Callable[[], OutboxRelay]) -> dict:
+    """`relay` gives the runtime's outbox relay (there once it started) for the events the handlers stage."""
+
     async def on_city_snapshots(events: list[CloudEvent], session) -> None:
-        await service.apply_snapshots(session=session, index=index, cities=[e.parsed().city for e in events])
+        cities = [e.parsed().city for e in events]
+        await service.apply_snapshots(session=session, index=index, relay=relay(), cities=cities)
 
     async def on_proposal_approved(event: CloudEvent, session) -> None:
         approved = event.parsed()

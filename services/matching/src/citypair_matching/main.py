@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outbox_model=Outbox,
         inbox_model=Inbox,
         idempotency_model=IdempotencyRecord,
-        event_handlers=event_handlers(index),
+        event_handlers=event_handlers(index, relay=lambda: runtime.relay),  # the relay is made at start
         event_followers=event_followers(index),
         on_start=[rebuild_index, compile_ranking],
     )

@@ -20,8 +20,10 @@ from citypair_shared.events import (
     MatchDeclined,
     RoundCompleted,
     RoundPublished,
+    SuggestionsFound,
     new_event,
 )
+from citypair_shared.events.matching import SuggestedPartner
 from citypair_shared.inbox import keep_newest
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, invalid, not_found
@@ -50,9 +52,17 @@ def _row(city: CitySnapshot) -> CityRow:
     )
 
 
-async def apply_snapshots(*, session: AsyncSession, index: MatchIndex, cities: list[CitySnapshot]) -> list[bool]:
+async def apply_snapshots(
+    *, session: AsyncSession, index: MatchIndex, relay: OutboxRelay, cities: list[CitySnapshot]
+) -> list[bool]:
     """Store each snapshot, in order, if it is newer than what the projection holds (one query for the rows held);
-    whether each was applied."""
+    whether each was applied. Each city it publishes (new, or from another status) gets its partner suggestions
+    staged as an event in the same transaction."""
+    # The rows held, loaded before `keep_newest` reads them (the same objects): their status is the one its
+    # `WHERE version = :read` writes over, so two batches publishing one city cannot both see it unpublished.
+    ids = sorted({c.id for c in cities})
+    held = await session.scalars(select(CityProjection).where(CityProjection.id.in_(ids)))
+    was_published = {row.id for row in held if row.status == "published"}
     snapshots = [
         {"id": c.id, "version": c.version, "status": c.status, "snapshot": c.model_dump(mode="json")} for c in cities
     ]
@@ -64,7 +74,29 @@ async def apply_snapshots(*, session: AsyncSession, index: MatchIndex, cities: l
         if city.partner_ids:
             pairs = [(city.id, p) for p in city.partner_ids]
             await record_partnerships(session=session, index=index, pairs=pairs, source="profile", reference=city.id)
+    latest = {city.id: city for city in kept}
+    published = [c for c in latest.values() if c.status == "published" and c.id not in was_published]
+    if published:
+        # Ranked with these snapshots in the index: every replica's follower applies them anyway, committed or not.
+        remember_snapshots(index, kept)
+        stage_suggestions(session=session, relay=relay, index=index, city_ids=[c.id for c in published])
     return applied
+
+
+SUGGESTED = 10  # partners named in a newly published city's suggestions, as `GET /cities/{id}/partners` by default
+
+
+def stage_suggestions(*, session: AsyncSession, relay: OutboxRelay, index: MatchIndex, city_ids: list[str]) -> None:
+    """One `SuggestionsFound` per city with any partner to suggest (its top ones, two-sided, published only)."""
+    tops = index.ranked(np.array([index.position(c) for c in city_ids], dtype=np.int64), SUGGESTED)
+    for city_id, top in zip(city_ids, tops, strict=True):
+        if not top:
+            continue
+        suggestions = [
+            SuggestedPartner(city_id=index.row_at(p).id, name=index.row_at(p).name, score=round(s, 6)) for p, s in top
+        ]
+        data = SuggestionsFound(city_id=city_id, name=index.city(city_id).name, suggestions=suggestions)
+        relay.add(session, new_event(data, source=SOURCE, subject=city_id))
 
 
 def remember_snapshots(index: MatchIndex, cities: list[CitySnapshot]) -> None:

@@ -73,12 +73,15 @@ def theme_flow(flow: dict, lang: str) -> str:
 
 def notification(item: dict, lang: str) -> str:
     """A notification's title in `lang`. Identity titles it in English ("<proposal title>: submitted", "Match
-    accepted"); what happened is the type of its event, and only a proposal's own title is kept as written."""
+    accepted", "New partner suggestion: <city>"); what happened is the type of its event, and only a proposal's own
+    title and a suggested city's name are kept as written."""
     if item["kind"] not in LABELS["event"]:
         return item["title"]
     what = term("event", item["kind"], lang)
     if item["kind"].startswith("pilot_zones.proposal."):
         return gettext("%(title)s: %(what)s", lang, title=item["title"].rsplit(": ", 1)[0], what=what)
+    if item["kind"].startswith("matching.suggestions.") and ": " in item["title"]:
+        return gettext("%(what)s: %(city)s", lang, what=what, city=item["title"].split(": ", 1)[1])
     return what
 
 

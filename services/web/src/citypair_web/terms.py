@@ -168,6 +168,7 @@ LABELS: dict[str, dict[str, str]] = {
     "event": {
         "matching.match.accepted.v1": "Match accepted",
         "matching.match.declined.v1": "Match declined",
+        "matching.suggestions.found.v1": "New partner suggestion",
         "pilot_zones.proposal.submitted.v1": "submitted",
         "pilot_zones.proposal.under_review.v1": "under review",
         "pilot_zones.proposal.changes_requested.v1": "changes requested",

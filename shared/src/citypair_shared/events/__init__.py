@@ -7,7 +7,13 @@ from datetime import timedelta
 
 from citypair_shared.events.envelope import CloudEvent, new_event
 from citypair_shared.events.identity import TokensRevoked, UserRegistered, UserRolesChanged, UserSnapshot
-from citypair_shared.events.matching import MatchAccepted, MatchDeclined, RoundCompleted, RoundPublished
+from citypair_shared.events.matching import (
+    MatchAccepted,
+    MatchDeclined,
+    RoundCompleted,
+    RoundPublished,
+    SuggestionsFound,
+)
 from citypair_shared.events.pilot_zones import PROPOSAL_EVENTS, ProposalApproved
 from citypair_shared.events.profiles import CityRegistered, CityRetired, CitySnapshot, CityUpdated
 
@@ -24,6 +30,7 @@ EVENT_TYPES = {
         MatchDeclined,
         RoundCompleted,
         RoundPublished,
+        SuggestionsFound,
         *PROPOSAL_EVENTS,
     )
 }
@@ -56,6 +63,7 @@ __all__ = [
     "MatchDeclined",
     "RoundCompleted",
     "RoundPublished",
+    "SuggestionsFound",
     "TokensRevoked",
     "UserRegistered",
     "UserRolesChanged",

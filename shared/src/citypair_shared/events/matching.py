@@ -1,9 +1,10 @@
-"""Events the `matching` service publishes: decisions on suggested pairs, and programme rounds."""
+"""Events the `matching` service publishes: suggestions for a newly published city, decisions on suggested pairs,
+and programme rounds."""
 
 from datetime import datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from citypair_shared.events.envelope import EventData
 
@@ -54,3 +55,22 @@ class RoundPublished(EventData):
     city_ids: list[str] = Field(description="Every city of the round's pairs, once each")
     published_at: datetime
     published_by: str
+
+
+class SuggestedPartner(BaseModel):
+    """A partner suggested to a newly published city."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    city_id: str
+    name: str
+    score: float = Field(description="The pair's two-sided score, as `GET /cities/{id}/partners` ranks (to rounding)")
+
+
+class SuggestionsFound(EventData):
+    """A city was published (new, or from another status): its best partners among the published cities, named so
+    that those told of them need no other service."""
+
+    event_type: ClassVar[str] = "matching.suggestions.found.v1"
+    city_id: str
+    name: str
+    suggestions: list[SuggestedPartner] = Field(description="Best first, at most 10")
