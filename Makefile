@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := shared services/identity services/profiles services/matching services/pilot_zones services/web deploy/cli
 
-# The pages' gettext catalogs, compiled whenever their .po changes (README: Languages).
-CATALOGS := $(wildcard services/web/src/citypair_web/translations/*/LC_MESSAGES/messages.po)
+# The pages' and the mails' gettext catalogs, compiled whenever their .po changes (README: Languages).
+CATALOGS := $(wildcard services/web/src/citypair_web/translations/*/LC_MESSAGES/messages.po \
+	services/identity/src/citypair_identity/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGS:.po=.mo)
 
 .PHONY: run run-cluster test test-unit test-integration test-e2e install lock lint bench clean

@@ -57,8 +57,10 @@ def test_match_explains_any_pair_including_why_it_is_excluded(gateway, pair):
     known(gateway, same)
     excluded = gateway.get(f"/api/v1/matches/{a}/{same}").json()
     assert excluded["eligible"] is False
-    failed = {c["name"]: c["detail"] for c in excluded["checks"] if not c["passed"]}
-    assert "same_country_allowed" in failed and "not allowed" in failed["same_country_allowed"]
+    failed = {c["name"]: c for c in excluded["checks"] if not c["passed"]}
+    assert "same_country_allowed" in failed and "not allowed" in failed["same_country_allowed"]["detail"]
+    assert failed["same_country_allowed"]["code"] == "same_country_not_allowed"
+    assert failed["same_country_allowed"]["params"] == {"country_a": "CN", "country_b": "CN"}
 
 
 def test_bad_input(gateway, pair, official_of):

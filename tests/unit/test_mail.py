@@ -1,5 +1,7 @@
-"""identity's mails, composed without a server: every language says everything, HTML escapes what others wrote,
-Arabic runs right to left, retries wait longer each time, and each notified event falls under one mail kind."""
+"""identity's mails, composed without a server: each language says a count in its own plural forms and a
+notification's title in its own words, HTML escapes what others wrote, Arabic runs right to left, retries wait longer
+each time, and each notified event falls under one mail kind. (That every message is translated:
+tests/unit/test_catalogs.py.)"""
 
 from datetime import timedelta
 
@@ -8,25 +10,42 @@ import pytest
 from citypair_identity import mail
 from citypair_identity.config import Settings
 from citypair_identity.mail_sender import as_message, retry_wait
-from citypair_identity.mail_texts import LANGUAGES, ROLE_NAMES, TEXTS
 from citypair_identity.models import MailOutbox
-from citypair_identity.notifications import NOTIFIED_TYPES, mail_kind
+from citypair_identity.notifications import NOTIFIED_TYPES, SUGGESTIONS, mail_kind, title_in
 from citypair_identity.preferences import KINDS
 
-
-def test_every_language_has_every_text_with_the_same_placeholders():
-    english = TEXTS["en"]
-    for language in LANGUAGES:
-        assert TEXTS[language].keys() == english.keys(), language
-        assert ROLE_NAMES[language].keys() == ROLE_NAMES["en"].keys(), language
-        for key, text in TEXTS[language].items():
-            assert sorted(_fields(text)) == sorted(_fields(english[key])), (language, key)
+UNSUBSCRIBE = mail.Unsubscribe("text", "label", "https://c.example/unsubscribe/t")
 
 
-def _fields(text: str) -> list[str]:
-    import string
+def test_a_count_takes_each_languages_plural_form():
+    def subject(language: str, count: int) -> str:
+        return mail.digest(language, name="", items=[mail.Link("t", "")] * count, unsubscribe=UNSUBSCRIBE).subject
 
-    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
+    assert [subject("en", n) for n in (1, 2)] == ["citypair: your daily digest (1)", "citypair: your daily digest (2)"]
+    assert subject("zh", 3) == "citypair：3 条更新"
+    assert [subject("ar", n) for n in (1, 2, 3, 11, 100)] == [
+        "citypair: تحديث واحد",
+        "citypair: تحديثان",
+        "citypair: 3 تحديثات",
+        "citypair: 11 تحديثًا",
+        "citypair: 100 تحديث",
+    ]
+    reset = mail.password_reset("ar", name="", url="https://c.example/r/t", minutes=2, forced=False)
+    assert "لمدة دقيقتين." in reset.text_body
+
+
+def test_a_notifications_title_is_said_in_the_users_language_but_for_what_others_named():
+    assert title_in("zh", "pilot_zones.proposal.approved.v1", "Xi'an–Almaty: AI corridor: approved") == (
+        "Xi'an–Almaty: AI corridor：已批准"
+    )
+    assert title_in("ru", "matching.match.declined.v1", "Match declined") == "Пара отклонена"
+    assert title_in("ar", SUGGESTIONS, "New partner suggestion: Almaty") == "شريك مقترح جديد: Almaty"
+    assert (
+        title_in("en", "pilot_zones.proposal.stale_flagged.v1", "Corridor: stale flagged") == "Corridor: stale flagged"
+    )
+    # A kind with no name yet, or a title of another shape, stays as it was written.
+    assert title_in("zh", "pilot_zones.proposal.renamed.v1", "X: renamed") == "X: renamed"
+    assert title_in("zh", "matching.match.accepted.v1", "Something else") == "Something else"
 
 
 def test_a_title_from_elsewhere_is_escaped_in_html_and_kept_as_is_in_plain_text():

@@ -1,9 +1,16 @@
 """The pages name every key the APIs send (themes, corridors, indicators, factors, constraints, reasons) in every
-language, write each language in its own script, and say the theme sentences of an explanation in each."""
+language, write each language in its own script, and say the theme sentences and constraint details of an
+explanation in each."""
+
+import re
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from citypair_matching.core import CHECKS, FACTORS
+from citypair_matching.core import CHECKS, FACTORS, CityRow, MatchIndex, Rules
+from citypair_matching.explain import DETAILS
+from citypair_matching.realism import RealismModel
 from citypair_matching.schemas import AcceptReason, DeclineReason
 from citypair_shared.geography import CORRIDORS, INDICATORS
 from citypair_shared.themes import THEME_IDS
@@ -41,8 +48,64 @@ def test_theme_sentences_name_the_theme_in_the_page_language():
     assert "Almaty" in i18n.theme_flow(flow, "ar") and i18n.term("theme", "ai", "ar") in i18n.theme_flow(flow, "ar")
 
 
+def explained_checks() -> list[dict]:
+    """The constraints of real explanations, as the API sends them: between them, every code of a detail."""
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+
+    def city(city_id: str, country: str, themes: dict, **extra) -> CityRow:
+        return CityRow(
+            id=city_id,
+            version=1,
+            name=city_id.title(),
+            country_code=country,
+            themes=themes,
+            **{"status": "published", "population": 5000, **extra},
+        )
+
+    strict = MatchIndex(rules=Rules(min_population=1000, required_theme="iot"), realism=RealismModel.neutral())
+    ai, iot = {"ai": {"offer": 5, "need": 2}}, {"iot": {"offer": 1, "need": 3}}
+    strict.upsert(city("xian", "CN", {**ai, **iot}, capacity=2, excluded_countries=("RU",)))
+    strict.upsert(city("almaty", "KZ", ai, population=10, status="draft"))
+    strict.upsert(city("lanzhou", "CN", iot))
+    strict.upsert(city("tashkent", "UZ", iot))
+    strict.add_partnership("xian", "lanzhou")
+    strict.add_decline("xian", "tashkent", now - timedelta(days=30))
+    lenient = MatchIndex(rules=Rules(allow_same_country=True), realism=RealismModel.neutral())
+    lenient.upsert(city("xian", "CN", ai))
+    lenient.upsert(city("lanzhou", "CN", iot))
+    explained = [
+        *(strict.explain("xian", other, now=now) for other in ("xian", "almaty", "lanzhou", "tashkent")),
+        lenient.explain("xian", "lanzhou", now=now),
+    ]
+    found = [c for e in explained for c in e.checks] + strict.city_checks("xian", now=now)
+    return [asdict(c) for c in found]
+
+
+def test_every_constraint_detail_is_said_in_every_language():
+    checks = explained_checks()
+    codes = {c["code"] for c in checks} | {f["code"] for c in checks for f in c["params"].get("failures", [])}
+    assert codes == set(DETAILS)
+    raw = re.compile(r"\b(published|draft|iot|CN|KZ|RU|UZ)\b")  # keys and codes the pages say as words
+    for check in checks:
+        english = i18n.check_detail(check, "en")
+        assert not raw.search(english), (check, english)
+        for lang, (low, high) in SCRIPTS.items():
+            said = i18n.check_detail(check, lang)
+            assert any(low <= ch <= high for ch in said) and not raw.search(said), (check, lang, said)
+
+
+def test_a_count_in_a_constraint_detail_takes_the_languages_plural_form():
+    check = {"code": "capacity", "params": {"city": "Almaty", "partners": 1, "capacity": 5}, "detail": ""}
+    assert i18n.check_detail(check, "en") == "Almaty has 1 partner, capacity 5"
+    assert i18n.check_detail({**check, "params": {**check["params"], "partners": 3}}, "ru") == (
+        "у города Almaty 3 партнёра, лимит 5"
+    )
+
+
 def test_a_key_new_to_the_pages_is_shown_as_it_is():
     assert i18n.term("factor", "a_factor_added_later", "zh") == "a_factor_added_later"
+    new = {"code": "a_detail_added_later", "params": {}, "detail": "in English, from the API"}
+    assert i18n.check_detail(new, "zh") == "in English, from the API"
 
 
 def test_numbers_dates_and_countries_come_from_cldr():

@@ -48,7 +48,7 @@ RAW_VALUE = re.compile(r"(?<![\w@./-])(" + "|".join(VALUES) + r")(?![\w@./-])")
 # The navigation as English says it: none of it may stay English in another language.
 ENGLISH_NAVIGATION = ("Dashboard", "Directory", "Pilot zones", "Programme rounds", "My account", "Sign out")
 # What a page says in its own language: its text without code (values shown as data) and the parts marked as
-# another language (the switch's language names, matching's constraint details, worded in English by the API).
+# another language (the switch's language names).
 OWN_TEXT = """lang => { const body = document.body.cloneNode(true);
   body.querySelectorAll('code').forEach(e => e.remove());
   body.querySelectorAll('[lang]').forEach(e => { if (!e.lang.startsWith(lang)) e.remove(); });

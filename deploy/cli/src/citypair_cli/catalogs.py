@@ -1,38 +1,68 @@
-"""The pages' gettext catalogs: extract the messages of web's code and templates (and the English names of the APIs'
-keys, each in the context of its kind), write `messages.pot`, and bring every language's `.po` up to date.
+"""The gettext catalogs of the pages (web) and of the mails (identity): extract the messages of each package's code
+and templates (and the English names of the keys it shows, each in the context of its kind), write its
+`messages.pot`, and bring every language's `.po` up to date.
 
-    python -m citypair_cli.catalogs        # after changing a page's text; then translate what it lists as missing
+    python -m citypair_cli.catalogs        # after changing a page's or a mail's words; then translate what it lists
 
-`make` compiles the catalogs (`pybabel compile`); tests/unit/test_catalogs.py fails while the committed template
+`make` compiles the catalogs (`pybabel compile`); tests/unit/test_catalogs.py fails while a committed template
 differs from the code or a message has no translation.
 """
 
 import io
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-from citypair_web import i18n
-from citypair_web.terms import LABELS
+from citypair_identity import mail, notifications
+from citypair_web import i18n, terms
 
-WEB = Path(i18n.__file__).parent
-TEMPLATE = i18n.CATALOGS / "messages.pot"
-METHODS = [("templates/**.html", "jinja2"), ("**.py", "python")]
-OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
 WIDTH = 120
 
 
-def template() -> Catalog:
-    """Every message the pages can show, as the code and templates say it now."""
+@dataclass(frozen=True)
+class Domain:
+    """One package's catalogs: where its messages are said, and the names of keys it adds to them."""
+
+    name: str
+    translations: Path  # <package>/translations: messages.pot and <lang>/LC_MESSAGES/messages.po
+    languages: tuple[str, ...]
+    methods: list[tuple[str, str]]
+    labels: dict[str, dict[str, str]]
+    options: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def template_path(self) -> Path:
+        return self.translations / "messages.pot"
+
+    def catalog_path(self, lang: str) -> Path:
+        return self.translations / lang / "LC_MESSAGES" / "messages.po"
+
+
+DOMAINS = (
+    Domain(
+        "web",
+        i18n.CATALOGS,
+        i18n.LANGUAGES,
+        methods=[("templates/**.html", "jinja2"), ("**.py", "python")],
+        labels=terms.LABELS,
+        options={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+    ),
+    Domain("identity", mail.CATALOGS, mail.LANGUAGES, methods=[("**.py", "python")], labels=notifications.LABELS),
+)
+
+
+def template(domain: Domain) -> Catalog:
+    """Every message the package can show, as its code and templates say it now."""
     catalog = Catalog(project="citypair", domain="messages", fuzzy=False)
     for filename, lineno, message, comments, context in extract_from_dir(
-        WEB, METHODS, OPTIONS, DEFAULT_KEYWORDS, strip_comment_tags=True
+        domain.translations.parent, domain.methods, domain.options, DEFAULT_KEYWORDS, strip_comment_tags=True
     ):
         catalog.add(message, locations=[(filename, lineno)], auto_comments=comments, context=context)
-    for kind, labels in LABELS.items():
+    for kind, labels in domain.labels.items():
         for key, label in labels.items():
             catalog.add(label, locations=[(f"terms:{kind}", 0)], auto_comments=[key], context=kind)
     return catalog
@@ -46,14 +76,14 @@ def render(catalog: Catalog) -> str:
     return "".join(line for line in lines if not line.startswith(('"POT-Creation-Date', '"PO-Revision-Date')))
 
 
-def catalog_path(lang: str) -> Path:
-    return i18n.CATALOGS / lang / "LC_MESSAGES" / "messages.po"
+def load(domain: Domain, lang: str) -> Catalog:
+    with domain.catalog_path(lang).open("rb") as f:
+        return read_po(f, locale=lang)
 
 
-def updated(lang: str, current: Catalog) -> Catalog:
+def updated(domain: Domain, lang: str, current: Catalog) -> Catalog:
     """`lang`'s catalog with the template's messages: new ones empty, gone ones dropped (no fuzzy guesses)."""
-    with catalog_path(lang).open("rb") as f:
-        catalog = read_po(f, locale=lang)
+    catalog = load(domain, lang)
     catalog.update(current, no_fuzzy_matching=True)
     catalog.obsolete.clear()
     return catalog
@@ -74,16 +104,18 @@ def missing(catalog: Catalog) -> list[str]:
 
 
 def main() -> int:
-    current = template()
-    TEMPLATE.write_text(render(current), encoding="utf-8")
-    todo = 0
-    for lang in i18n.LANGUAGES:
-        catalog = updated(lang, current)
-        catalog_path(lang).write_text(render(catalog), encoding="utf-8")
-        for message in missing(catalog):
-            print(f"{lang}: untranslated: {message}")
-            todo += 1
-    print(f"{len(current)} messages; {todo} translations missing")
+    todo = total = 0
+    for domain in DOMAINS:
+        current = template(domain)
+        total += len(current)
+        domain.template_path.write_text(render(current), encoding="utf-8")
+        for lang in domain.languages:
+            catalog = updated(domain, lang, current)
+            domain.catalog_path(lang).write_text(render(catalog), encoding="utf-8")
+            for message in missing(catalog):
+                print(f"{domain.name} {lang}: untranslated: {message}")
+                todo += 1
+    print(f"{total} messages; {todo} translations missing")
     return 1 if todo else 0
 
 

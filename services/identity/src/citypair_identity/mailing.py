@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from citypair_identity import mail, preferences
 from citypair_identity.keys import current_key
 from citypair_identity.models import JobSlot, Notification, SigningKey, User
-from citypair_identity.notifications import notify
+from citypair_identity.notifications import notify, title_in
 from citypair_identity.service import IdentityContext
 from citypair_shared.events import CloudEvent
 from citypair_shared.logging import get_logger
@@ -49,7 +49,7 @@ def notify_and_mail(ctx: IdentityContext):
             letter = mail.notification(
                 user.language,
                 name=user.name,
-                title=notification.title,
+                title=title_in(user.language, notification.kind, notification.title),
                 url=ctx.link(notification.link),
                 unsubscribe=_unsubscribe(ctx, key, user, notification.mail_kind),
             )
@@ -97,7 +97,7 @@ async def _digest(session: AsyncSession, ctx: IdentityContext, user_id: str, *, 
         letter = mail.digest(
             user.language,
             name=user.name,
-            items=[mail.Link(n.title, ctx.link(n.link)) for n in wanted],
+            items=[mail.Link(title_in(user.language, n.kind, n.title), ctx.link(n.link)) for n in wanted],
             unsubscribe=_unsubscribe(ctx, await session.scalar(current_key()), user, preferences.DIGEST),
         )
         key = f"digest:{user_id}:{day.isoformat()}"

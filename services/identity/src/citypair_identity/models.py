@@ -24,7 +24,7 @@ class User(Base):
     city_ids: Mapped[list] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    # Of the mails the user gets (mail_texts.LANGUAGES).
+    # Of the mails the user gets (mail.LANGUAGES).
     language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     # Bumped whenever roles, cities or `disabled` change: older access tokens stop working.
     token_version: Mapped[int] = mapped_column(Integer, default=1)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from citypair_identity import preferences
+from citypair_identity import mail, preferences
 from citypair_identity.models import Notification, User
 from citypair_shared.events import EVENT_TYPES, CloudEvent, SuggestionsFound
 from citypair_shared.problems import not_found
@@ -18,7 +18,22 @@ NOTIFIED_TYPES = sorted(
     t for t in EVENT_TYPES if t.startswith(("pilot_zones.proposal.", "matching.match.", "matching.suggestions."))
 )
 SUGGESTIONS = SuggestionsFound.event_type
-SUGGESTION_TITLE = "New partner suggestion"
+
+
+def what_happened(event_type: str) -> str:
+    """What happened, in English, by the type of the event (the API's titles say it; mails and pages translate it)."""
+    kind = event_type.split(".")[2]
+    if event_type == SUGGESTIONS:
+        return "New partner suggestion"
+    if event_type.startswith("matching.match."):
+        return f"Match {kind}"
+    return kind.replace("_", " ")
+
+
+EVENTS = {event_type: what_happened(event_type) for event_type in NOTIFIED_TYPES}
+SUGGESTION_TITLE = EVENTS[SUGGESTIONS]
+# The names of the keys identity's mails show, each translated in the context of its kind (citypair_cli.catalogs).
+LABELS = {**mail.LABELS, "event": EVENTS}
 
 
 def mail_kind(event_type: str, *, decides: bool) -> str:
@@ -37,13 +52,27 @@ def mail_kind(event_type: str, *, decides: bool) -> str:
 
 
 def describe(event: CloudEvent) -> tuple[str, str]:
-    """A title and a link (a page of `web`) for the event."""
+    """A title (English: the API's; pages and mails translate it by its kind) and a link (a page of `web`)."""
     data = event.data
-    kind = event.type.split(".")[2]
     if event.type.startswith("matching.match."):
-        return f"Match {kind}", "/cities/{city}/partners"
+        return what_happened(event.type), "/cities/{city}/partners"
     title = data.get("title", "pilot zone")
-    return f"{title}: {kind.replace('_', ' ')}", f"/pilot-zones/{data.get('proposal_id', '')}"
+    return f"{title}: {what_happened(event.type)}", f"/pilot-zones/{data.get('proposal_id', '')}"
+
+
+def title_in(language: str, kind: str, title: str) -> str:
+    """A notification's title, as `describe` or `suggestion_notice` made it, in `language`: what happened by the type
+    of its event; a proposal's own title and a suggested city's name stay as written. A title of another shape
+    (a kind with no name yet) stays English."""
+    english = EVENTS.get(kind)
+    if english is None:
+        return title
+    what = mail.translations(language).pgettext("event", english)
+    if kind == SUGGESTIONS and title.startswith(f"{english}: "):
+        return mail.gettext("%(what)s: %(city)s", language, what=what, city=title.removeprefix(f"{english}: "))
+    if title.endswith(f": {english}"):
+        return mail.gettext("%(title)s: %(what)s", language, title=title.removesuffix(f": {english}"), what=what)
+    return what if title == english else title
 
 
 def suggestion_notice(found: SuggestionsFound, city_ids: set[str], min_score: float) -> tuple[str, str] | None:

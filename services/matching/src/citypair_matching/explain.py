@@ -45,11 +45,51 @@ class ThemeFlow:
         return f"{self.giver} offers {self.theme} at {self.offer}, {self.taker} needs it at {self.need}"
 
 
+# Why a constraint passed or failed: the English of each detail's `code`, its placeholders the detail's `params`
+# (city names, API keys, ISO country codes, dates, numbers), so that a client may say it in another language.
+# `ineligible` is its `failures` (each a code and params of its own), one after another.
+DETAILS = {
+    "never_itself": "a city is never its own partner",
+    "statuses": "{city_a} is {status_a}, {city_b} is {status_b}",
+    "status": "{city} is {status}",
+    "already_partners": "already partners",
+    "not_yet_partners": "not yet partners",
+    "declined_on": "declined on {date} (excluded for 12 months)",
+    "not_declined": "not declined within 12 months",
+    "capacity": "{city} has {partners} partners, capacity {capacity}",
+    "excluded_countries": "{city_a} excludes {countries_a}, {city_b} excludes {countries_b}",
+    "same_country_allowed": "{country_a}–{country_b}; same-country pairs allowed",
+    "same_country_not_allowed": "{country_a}–{country_b}; same-country pairs not allowed",
+    "rules": "rules: population ≥ {min_population:,}",
+    "rules_with_theme": "rules: population ≥ {min_population:,}, theme {theme}",
+    "ineligible": "{failures}",
+    "population_below": "{city}: population {population:,} < {min_population:,}",
+    "no_required_theme": "{city}: no offer or need in {theme}",
+    "gains": "{city_a} gains {gain_a:.2f}, {city_b} gains {gain_b:.2f} (share of needs met)",
+}
+
+
+def english(code: str, params: dict) -> str:
+    if code == "ineligible":
+        return "; ".join(english(failure["code"], failure["params"]) for failure in params["failures"])
+    # The only lists are of countries.
+    shown = {name: ", ".join(v) or "no country" if isinstance(v, list) else v for name, v in params.items()}
+    return DETAILS[code].format(**shown)
+
+
 @dataclass(frozen=True)
 class Check:
+    """A constraint, whether it passed, and why: in English (`detail`) and as a code with its parameters."""
+
     name: str
     passed: bool
     detail: str
+    code: str
+    params: dict
+
+    @classmethod
+    def of(cls, name: str, passed: bool, code: str, params: dict) -> "Check":
+        return cls(name, passed, english(code, params), code, params)
 
 
 @dataclass(frozen=True)
@@ -142,11 +182,14 @@ class Explainer:
         row_a, row_b = table.rows[pa], table.rows[pb]
         flat = {name: float(v[0, 0]) for name, v in values.items() if name != "_realism_inputs"}
         parts = contributions(self.weights, flat)
-        checks = [Check(name, bool(masks[name][0, 0]), self.check_detail(name, row_a, row_b, now)) for name in CHECKS]
-        gains = (
-            f"{row_a.name} gains {flat['_gain_a']:.2f}, {row_b.name} gains {flat['_gain_b']:.2f} (share of needs met)"
-        )
-        checks[-1] = Check("both_gain", checks[-1].passed, gains)
+        checks = [
+            Check.of(name, bool(masks[name][0, 0]), *self.check_detail(name, row_a, row_b, now))
+            for name in CHECKS
+            if name != "both_gain"
+        ]
+        gains = {"city_a": row_a.name, "gain_a": round(flat["_gain_a"], 6)}
+        gains |= {"city_b": row_b.name, "gain_b": round(flat["_gain_b"], 6)}
+        checks.append(Check.of("both_gain", bool(masks["both_gain"][0, 0]), "gains", gains))
         shared = [t for t in THEME_IDS if min(level_of(row_a, t, "need"), level_of(row_b, t, "need")) > 0]
         return Explanation(
             city_a=a,
@@ -170,41 +213,54 @@ class Explainer:
         pos, c = table.position[city_id], table.cols
         row = table.rows[pos]
         return [
-            Check("published", row.status == "published", f"{row.name} is {row.status}"),
-            Check(
+            Check.of("published", row.status == "published", "status", {"city": row.name, "status": row.status}),
+            Check.of(
                 "city_capacity",
                 bool(c["degree"][pos] < c["capacity"][pos]),
-                self.check_detail("city_capacity", row, row, now),
+                *self.check_detail("city_capacity", row, row, now),
             ),
-            Check("eligible", bool(c["eligible"][pos]), self.check_detail("eligible", row, row, now)),
+            Check.of("eligible", bool(c["eligible"][pos]), *self.check_detail("eligible", row, row, now)),
         ]
 
-    def check_detail(self, name: str, a: CityRow, b: CityRow, now: datetime) -> str:
+    def check_detail(self, name: str, a: CityRow, b: CityRow, now: datetime) -> tuple[str, dict]:
+        """Why the pair (`a`, `b`) passes or fails the check `name` (all but both_gain, which `explain` says from
+        the gains): a code of DETAILS and its params."""
         degree, position = self.table.cols["degree"], self.table.position
-        da, db = int(degree[position[a.id]]), int(degree[position[b.id]])
-        at = self.links.declined.get(a.id, {}).get(b.id)
         rules = self.rules
-        return {
-            "not_itself": "a city is never its own partner",
-            "published": f"{a.name} is {a.status}, {b.name} is {b.status}",
-            "not_partners": "already partners" if self.links.graph.has_edge(a.id, b.id) else "not yet partners",
-            "not_declined": (
-                f"declined on {at.date().isoformat()} (excluded for 12 months)"
-                if at and now - at < DECLINE_EXCLUSION
-                else "not declined within 12 months"
-            ),
-            "city_capacity": f"{a.name} has {da} partners, capacity {a.capacity}",
-            "partner_capacity": f"{b.name} has {db} partners, capacity {b.capacity}",
-            "countries_not_excluded": (
-                f"{a.name} excludes {sorted(a.excluded_countries) or 'no country'}, "
-                f"{b.name} excludes {sorted(b.excluded_countries) or 'no country'}"
-            ),
-            "same_country_allowed": (
-                f"{a.country_code}–{b.country_code}; same-country pairs "
-                + ("allowed" if rules.allow_same_country else "not allowed")
-            ),
-            "eligible": "; ".join(rules.failures(a) + rules.failures(b))
-            or f"rules: population ≥ {rules.min_population:,}"
-            + (f", theme {rules.required_theme}" if rules.required_theme else ""),
-            "both_gain": "both cities must gain",
-        }[name]
+        match name:
+            case "not_itself":
+                return "never_itself", {}
+            case "published":
+                return "statuses", {"city_a": a.name, "status_a": a.status, "city_b": b.name, "status_b": b.status}
+            case "not_partners":
+                return ("already_partners" if self.links.graph.has_edge(a.id, b.id) else "not_yet_partners"), {}
+            case "not_declined":
+                at = self.links.declined.get(a.id, {}).get(b.id)
+                if at and now - at < DECLINE_EXCLUSION:
+                    return "declined_on", {"date": at.date().isoformat()}
+                return "not_declined", {}
+            case "city_capacity" | "partner_capacity":
+                city = a if name == "city_capacity" else b
+                return "capacity", {
+                    "city": city.name,
+                    "partners": int(degree[position[city.id]]),
+                    "capacity": city.capacity,
+                }
+            case "countries_not_excluded":
+                return "excluded_countries", {
+                    "city_a": a.name,
+                    "countries_a": sorted(a.excluded_countries),
+                    "city_b": b.name,
+                    "countries_b": sorted(b.excluded_countries),
+                }
+            case "same_country_allowed":
+                code = "same_country_allowed" if rules.allow_same_country else "same_country_not_allowed"
+                return code, {"country_a": a.country_code, "country_b": b.country_code}
+            case "eligible":
+                failures = rules.failures(a) + rules.failures(b)
+                if failures:
+                    return "ineligible", {"failures": [{"code": code, "params": params} for code, params in failures]}
+                if rules.required_theme:
+                    return "rules_with_theme", {"min_population": rules.min_population, "theme": rules.required_theme}
+                return "rules", {"min_population": rules.min_population}
+        raise ValueError(f"no such check: {name}")

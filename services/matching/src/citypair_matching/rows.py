@@ -90,14 +90,19 @@ class Rules:
             "required_theme": self.required_theme,
         }
 
-    def failures(self, row: CityRow) -> list[str]:
-        """Why the city is not eligible under these rules (empty: it is)."""
+    def failures(self, row: CityRow) -> list[tuple[str, dict]]:
+        """Why the city is not eligible under these rules (empty: it is), as codes of explain.DETAILS with params."""
         failures = []
         if row.population < self.min_population:
-            failures.append(f"{row.name}: population {row.population:,} < {self.min_population:,}")
+            failures.append(
+                (
+                    "population_below",
+                    {"city": row.name, "population": row.population, "min_population": self.min_population},
+                )
+            )
         theme = self.required_theme
         if theme and not any(row.themes.get(theme, {}).get(k, 0) > 0 for k in ("offer", "need")):
-            failures.append(f"{row.name}: no offer or need in {theme}")
+            failures.append(("no_required_theme", {"city": row.name, "theme": theme}))
         return failures
 
 

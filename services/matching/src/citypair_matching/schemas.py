@@ -1,7 +1,8 @@
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
+from citypair_matching.explain import DETAILS
 from citypair_shared.contract import json_integer
 from citypair_shared.deps import Timestamp
 from citypair_shared.geography import Corridor
@@ -48,7 +49,15 @@ class PartnersOut(BaseModel):
 class CheckOut(BaseModel):
     name: str
     passed: bool
-    detail: str
+    detail: str = Field(description="Why, in English")
+    code: Literal[tuple(DETAILS)] = Field(
+        description="Which sentence `detail` is, for a client that says it in another language"
+    )
+    params: dict[str, Any] = Field(
+        description="The values the sentence names: city names (`city*`), a city's status (`status*`), a theme, "
+        "ISO 3166-1 country codes (`country_*`; lists of them in `countries_*`), an ISO date, numbers; for "
+        "`ineligible`, `failures`: the rules the cities fail, each a `{code, params}`"
+    )
 
 
 class DecisionState(BaseModel):

@@ -7,12 +7,13 @@ the `.mo` read here (`python -m citypair_cli.catalogs` re-extracts the template 
 
 from datetime import date as Date
 from datetime import datetime
-from functools import cache
+from functools import cache, reduce
 from pathlib import Path
 
 from babel import Locale
 from babel.core import negotiate_locale
 from babel.dates import format_date
+from babel.lists import format_list
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
@@ -69,6 +70,70 @@ def theme_flow(flow: dict, lang: str) -> str:
         taker=flow["taker"],
         need=flow["need"],
     )
+
+
+# Why one of matching's constraints passed or failed, by the code of its detail (the API's `detail` is English).
+CHECK_DETAILS = {
+    "never_itself": N_("a city is never its own partner"),
+    "statuses": N_("%(city_a)s: %(status_a)s, %(city_b)s: %(status_b)s"),
+    "status": N_("%(city)s: %(status)s"),
+    "already_partners": N_("already partners"),
+    "not_yet_partners": N_("not yet partners"),
+    "declined_on": N_("declined on %(date)s (excluded for 12 months)"),
+    "not_declined": N_("not declined within 12 months"),
+    "excluded_countries": N_("%(city_a)s excludes %(countries_a)s, %(city_b)s excludes %(countries_b)s"),
+    "same_country_allowed": N_("%(country_a)s–%(country_b)s: same-country pairs are allowed"),
+    "same_country_not_allowed": N_("%(country_a)s–%(country_b)s: same-country pairs are not allowed"),
+    "rules": N_("rules: a population of at least %(min_population)s"),
+    "rules_with_theme": N_("rules: a population of at least %(min_population)s, an offer or need in %(theme)s"),
+    "population_below": N_("%(city)s: a population of %(population)s, below %(min_population)s"),
+    "no_required_theme": N_("%(city)s: no offer or need in %(theme)s"),
+    "gains": N_("%(city_a)s gains %(gain_a)s, %(city_b)s gains %(gain_b)s (share of needs met)"),
+}
+
+
+def check_detail(check: dict, lang: str) -> str:
+    """Why a constraint passed or failed, in `lang`; the API's English `detail` for a code new to the pages."""
+    return _detail(check.get("code"), check.get("params") or {}, lang) or check["detail"]
+
+
+def _detail(code: str | None, params: dict, lang: str) -> str | None:
+    if code == "ineligible":  # each rule a city fails, one after another
+        failures = [_detail(f["code"], f["params"], lang) for f in params["failures"]]
+        if None in failures:
+            return None
+        return reduce(
+            lambda before, after: gettext("%(before)s; %(after)s", lang, before=before, after=after), failures
+        )
+    if code == "capacity":
+        text = translations(lang).ngettext(
+            "%(city)s has %(partners)s partner, capacity %(capacity)s",
+            "%(city)s has %(partners)s partners, capacity %(capacity)s",
+            params["partners"],
+        )
+    elif code in CHECK_DETAILS:
+        text = translations(lang).gettext(CHECK_DETAILS[code])
+    else:
+        return None
+    return text % {name: _detail_value(name, value, lang) for name, value in params.items()}
+
+
+def _detail_value(name: str, value, lang: str) -> str:
+    """A parameter of a constraint's detail as `lang` says it, by its name (`status_a` is a city status, …)."""
+    kind = name.removesuffix("_a").removesuffix("_b")
+    if kind == "status":
+        return term("city_status", value, lang)
+    if kind == "theme":
+        return term("theme", value, lang)
+    if kind == "country":
+        return country(value, lang)
+    if kind == "countries":
+        return format_list([country(c, lang) for c in value], locale=lang) if value else gettext("no country", lang)
+    if kind == "date":
+        return date(value, lang)
+    if kind == "gain":
+        return format_decimal(value, format="0.00", locale=lang)
+    return number(value, lang) if isinstance(value, int | float) else value
 
 
 def notification(item: dict, lang: str) -> str:

@@ -1,5 +1,6 @@
 """The pages. Each calls the API as the signed-in user; the services decide what is allowed."""
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
@@ -260,7 +261,8 @@ async def pair(page: UserPage, a: str, b: str):
         return failure(page, response)
     cities = [await api(page, "GET", f"/api/v1/cities/{city_id}") for city_id in (a, b)]
     names = {c.json()["id"]: c.json()["name"] for c in cities if c.status_code == 200}
-    return page.render("pair.html", pair=response.json(), a=a, b=b, names=names)
+    check_detail = partial(i18n.check_detail, lang=page.lang)
+    return page.render("pair.html", pair=response.json(), a=a, b=b, names=names, check_detail=check_detail)
 
 
 @router.get("/cities/{city_id}/network", response_class=HTMLResponse)
