@@ -1,5 +1,5 @@
-"""`citypair`: run the embedded stack (alone or as a cluster), migrate, import and export profiles, load demo
-data, write the API docs, back up and restore, look at dead letters."""
+"""`citypair`: run the embedded stack (alone or as a cluster), migrate, import and export profiles and pilot zones,
+load demo data, write the API docs, back up and restore, look at dead letters."""
 
 import json
 import os
@@ -22,6 +22,7 @@ from citypair_cli.users import users_app
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
 from citypair_shared.services import SERVICES
+from citypair_shared.xlsx import XLSX_MEDIA
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
@@ -121,7 +122,9 @@ def migrate() -> None:
 
 
 GatewayOption = typer.Option("http://127.0.0.1:18080", envvar="CITYPAIR_GATEWAY_URL", help="Gateway URL")
-EmailOption = typer.Option(..., envvar="CITYPAIR_EMAIL", help="Your account (an admin or coordinator)")
+EmailOption = typer.Option(
+    ..., envvar="CITYPAIR_EMAIL", help="Your account (an admin or coordinator; to import pilot zones, an official)"
+)
 PasswordOption = typer.Option(..., envvar="CITYPAIR_PASSWORD", prompt=True, hide_input=True)
 
 
@@ -179,21 +182,33 @@ def demo(gateway: str = GatewayOption, email: str = EmailOption, password: str =
     typer.echo(f"{load_demo_if_empty(gateway, token)} cities loaded")
 
 
+# What a file's extension says it holds: its media type in an import, the `format` of an export.
+IMPORT_MEDIA = {".csv": "text/csv", ".xlsx": XLSX_MEDIA, ".json": "application/json"}
+EXPORT_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json"}
+PilotZonesOption = typer.Option(False, "--pilot-zones", help="Pilot-zone proposals instead of city profiles")
+
+
+def _kind(pilot_zones: bool) -> str:
+    return "pilot-zones" if pilot_zones else "cities"
+
+
 @app.command("import")
 def import_cities(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv or .json file of profiles"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A .csv, .xlsx or .json file"),
     all_or_nothing: bool = typer.Option(False, help="Keep nothing if any row is bad"),
+    pilot_zones: bool = PilotZonesOption,
     gateway: str = GatewayOption,
     email: str = EmailOption,
     password: str = PasswordOption,
 ) -> None:
-    """Import city profiles; prints the row-by-row report (re-importing updates, never duplicates)."""
-    kind = "text/csv" if file.suffix.lower() == ".csv" else "application/json"
+    """Import city profiles (re-importing updates, never duplicates) or, with --pilot-zones, draft proposals (as
+    an official of their cities; a row with an export's `id` edits that proposal); prints the row-by-row report."""
+    kind = IMPORT_MEDIA.get(file.suffix.lower(), "application/json")
     with _client(gateway, email, password) as client:
         _report(
             _post(
                 client,
-                "/api/v1/cities/import",
+                f"/api/v1/{_kind(pilot_zones)}/import",
                 content=file.read_bytes(),
                 headers={"Content-Type": kind},
                 params={"all_or_nothing": all_or_nothing},
@@ -203,15 +218,17 @@ def import_cities(
 
 @app.command()
 def export(
-    output: Path = typer.Argument(..., dir_okay=False, help="Where to write: .csv or .json"),
+    output: Path = typer.Argument(..., dir_okay=False, help="Where to write: .csv, .xlsx or .json"),
+    pilot_zones: bool = PilotZonesOption,
     gateway: str = GatewayOption,
     email: str = EmailOption,
     password: str = PasswordOption,
 ) -> None:
-    """Export the whole directory as CSV or JSON (contacts are never exported)."""
-    kind = "json" if output.suffix.lower() == ".json" else "csv"
+    """Export the whole directory (contacts are never exported) or, with --pilot-zones, the proposals you may see,
+    as CSV, XLSX or JSON (by the file's extension; CSV if it names none of these)."""
+    kind = EXPORT_FORMATS.get(output.suffix.lower(), "csv")
     with _client(gateway, email, password) as client:
-        response = client.get("/api/v1/cities/export", params={"format": kind})
+        response = client.get(f"/api/v1/{_kind(pilot_zones)}/export", params={"format": kind})
         response.raise_for_status()
         output.write_bytes(response.content)
     typer.echo(f"wrote {output}")

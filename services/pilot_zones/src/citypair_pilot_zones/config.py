@@ -12,3 +12,5 @@ class Settings(ServiceSettings):
     stale_after_days: int = Field(60, ge=1, le=3650)
     # How often the stale sweep runs in the background (POST /api/v1/pilot-zones/stale-sweep runs it at once).
     stale_sweep_seconds: float = Field(3600.0, gt=0)
+    # Rows an import takes at most (POST /api/v1/pilot-zones/import): a larger file is refused whole (413).
+    import_max_rows: int = Field(50_000, ge=1, le=1_000_000)

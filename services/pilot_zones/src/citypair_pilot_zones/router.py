@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from citypair_pilot_zones import service, sweeper, tabular
+from citypair_pilot_zones import importing, service, sweeper, tabular
 from citypair_pilot_zones.schemas import (
     AssignIn,
     CommentIn,
@@ -29,6 +29,7 @@ from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, 
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
+from citypair_shared.upload import EXCEL_BOM, AllOrNothing, Bom, checked_upload, import_route, template_response
 from citypair_shared.versions import IfMatch, set_etag
 from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
 
@@ -37,7 +38,8 @@ open_data_router = APIRouter(prefix="/api/v1/open-data", tags=["open data"])
 TABLE_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 NO_PROPOSAL = {404: "No such pilot zone"}
 Reviewer = Annotated[Principal, require_roles("admin", "coordinator")]
-EXCEL_BOM = "\ufeff"  # before a CSV export with `bom=true`: Excel then reads it as UTF-8 (else as the ANSI code page)
+# What an import's CSV must start with at least (the export's columns are all read); U+0000 is refused anywhere.
+PILOT_ZONES_CSV = {"type": "string", "pattern": r"^title(\r?\n[^\u0000]*)?$"}
 
 
 async def _out(session, proposal, user: Principal, runtime) -> ProposalOut:
@@ -109,7 +111,7 @@ async def export_proposals(
     user: CurrentUser,
     filters: Filters,
     format: Literal["csv", "json", "xlsx"] = "csv",
-    bom: Annotated[bool, Query(description="Start the CSV with a byte-order mark, so Excel reads it as UTF-8")] = False,
+    bom: Bom = False,
 ):
     """Proposals as CSV, XLSX or JSON: coordinators and admins export all, officials those of their cities.
 
@@ -166,6 +168,46 @@ async def _json_export(batches: AsyncIterator[list[ProposalOut]]) -> AsyncIterat
 def _json_items(batch: list[ProposalOut]) -> str:
     # What the exporting user may do is not the proposal's data.
     return ",".join(p.model_dump_json(exclude={"allowed_transitions", "editable", "confirmable"}) for p in batch)
+
+
+@router.get(
+    "/import/template",
+    responses={
+        200: {"content": {"text/csv": {}, XLSX_MEDIA: {}}, "description": "The import's columns and an example row"},
+        **problem_responses(401, 422),
+    },
+)
+async def pilot_zone_import_template(_: CurrentUser, format: Literal["csv", "xlsx"] = "xlsx", bom: Bom = False):
+    """A file to fill in for an import: its header row and one example row (put your cities' ids in it); an XLSX
+    template also has a `columns` sheet describing each column (type, required, example), drawn from the schema."""
+    return await template_response(
+        format, bom=bom, name="pilot-zones", csv_template=tabular.template_csv, xlsx_template=tabular.template_xlsx
+    )
+
+
+@router.post("/import", **import_route(PILOT_ZONES_CSV))
+async def import_pilot_zones(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    all_or_nothing: AllOrNothing = False,
+):
+    """Draft proposals from CSV (`text/csv`: UTF-8, UTF-16 or GB18030; comma, semicolon or tab), XLSX (its
+    `pilot zones` sheet, or its first) or JSON (an array of drafts, as `POST /api/v1/pilot-zones` takes them); each
+    row is checked and written as that POST does (an official of one of its cities drafts it; a caller who is no
+    official is 403) and reported by line (a sheet's row number). A cell holding a formula is refused (the row names
+    its column and cell).
+
+    The columns are the export's: a row whose `id` names a proposal here edits it as `PATCH` does, with the row's
+    `version` as `If-Match` (a row that changes nothing is `unchanged`), so an export imports back; the other
+    read-only columns are ignored. At most `CITYPAIR_PILOT_ZONES_IMPORT_MAX_ROWS` rows (50,000): a larger file is
+    refused whole (413).
+    """
+    upload = await checked_upload(request, tabular.Upload, max_rows=runtime.settings.import_max_rows)
+    if not user.has_role("official"):  # after the file's checks, as `POST /api/v1/pilot-zones` checks its body first
+        raise forbidden("only officials draft pilot zones (each for one of their cities)", required_roles=["official"])
+    return await importing.import_rows(session=session, user=user, rows=upload, all_or_nothing=all_or_nothing)
 
 
 @router.post(

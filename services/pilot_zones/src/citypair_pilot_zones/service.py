@@ -327,6 +327,17 @@ def _content(data: ProposalCreate | ProposalUpdate, *, partial: bool) -> dict:
     return values
 
 
+# The stored columns of a field, where they are not the field itself.
+FIELD_OF_COLUMN = {"budget_amount": "budget", "budget_currency": "budget", "open_milestone_due": "milestones"}
+
+
+def only_changes(proposal: Proposal, data: ProposalUpdate) -> ProposalUpdate:
+    """`data` with only the fields that would change the proposal: a row an import repeats as it is changes nothing
+    (and is no edit, which the proposal's state may not allow)."""
+    changed = {FIELD_OF_COLUMN.get(k, k) for k, v in _content(data, partial=True).items() if getattr(proposal, k) != v}
+    return ProposalUpdate.model_construct(_fields_set=changed, **{name: getattr(data, name) for name in changed})
+
+
 def _check_lead(city_ids: list[str], lead: str | None) -> str:
     if lead is None:
         return city_ids[0]
@@ -337,8 +348,16 @@ def _check_lead(city_ids: list[str], lead: str | None) -> str:
 
 async def create(*, session: AsyncSession, user: Principal, data: ProposalCreate) -> Proposal:
     """Draft a proposal; the drafter's own member cities count as confirmed (drafting is their confirmation)."""
+    proposal = await draft(session=session, user=user, data=data)
+    await _commit_unless_duplicate(session, proposal.member_key)
+    return proposal
+
+
+async def draft(*, session: AsyncSession, user: Principal, data: ProposalCreate) -> Proposal:
+    """`create`'s checks and writes, not committed (an import drafts its rows so): a Problem before any write."""
     if not any(user.official_of(c) for c in data.city_ids):
-        raise forbidden("only an official of one of the member cities may draft a proposal")
+        message = "only an official of one of the member cities may draft a proposal"
+        raise forbidden(message, errors=[{"field": "city_ids", "message": "none of these cities is one of yours"}])
     lead = _check_lead(data.city_ids, data.lead_city_id)
     await _check_cities(session, data.city_ids)
     key = member_key(data.city_ids)
@@ -363,7 +382,6 @@ async def create(*, session: AsyncSession, user: Principal, data: ProposalCreate
     )
     session.add(proposal)
     _record(session, proposal, "created", user.user_id, {"title": data.title, "city_ids": data.city_ids}, at=at)
-    await _commit_unless_duplicate(session, key)
     return proposal
 
 
@@ -429,6 +447,16 @@ async def update(
     """Edit: member officials edit the whole proposal while it is a draft or sent back; in delivery
     (approved, active) member officials and coordinators update milestones, KPIs and documents."""
     proposal = await get(session=session, proposal_id=proposal_id)
+    if await edit(session=session, user=user, proposal=proposal, data=data, if_match=if_match):
+        await _commit_unless_duplicate(session, proposal.member_key, other_than=proposal.id)
+    return proposal
+
+
+async def edit(
+    *, session: AsyncSession, user: Principal, proposal: Proposal, data: ProposalUpdate, if_match: str | None
+) -> bool:
+    """`update`'s checks and writes, not committed (an import edits its rows so): whether anything changed; a
+    Problem before any write."""
     state = Status(proposal.status)
     member = any(user.official_of(c) for c in proposal.city_ids)
     fields = set(data.model_fields_set)
@@ -492,8 +520,7 @@ async def update(
     if changes:
         proposal.version += 1
         _record(session, proposal, "edited", user.user_id, {"changes": changes})
-        await _commit_unless_duplicate(session, proposal.member_key, other_than=proposal.id)
-    return proposal
+    return bool(changes)
 
 
 @retry_on_conflict

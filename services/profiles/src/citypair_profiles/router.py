@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import StringConstraints
 
@@ -18,7 +17,6 @@ from citypair_profiles.schemas import (
     CityPoint,
     CityUpdate,
     Corridor,
-    ImportReport,
     OpenCity,
     PartnershipReport,
     SortKey,
@@ -27,9 +25,19 @@ from citypair_profiles.service import DirectoryFilter
 from citypair_shared import open_data
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
-from citypair_shared.problems import Problem, invalid, problem_responses
-from citypair_shared.strict_json import BadJson
+from citypair_shared.problems import invalid, problem_responses
 from citypair_shared.themes import THEME_IDS
+from citypair_shared.upload import (
+    EXCEL_BOM,
+    AllOrNothing,
+    Bom,
+    TooManyRows,
+    checked_upload,
+    import_route,
+    read_body,
+    template_response,
+    too_many_rows,
+)
 from citypair_shared.versions import IfMatch, set_etag
 from citypair_shared.vocabulary import CityStatus
 from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
@@ -53,10 +61,6 @@ STATUS_ACTIONS = {
     "verify": "Verify the profile (coordinators, admins)",
     "confirm": "Confirm the profile is still accurate",
 }
-IMPORT_MAX_BYTES = 20 * 1024 * 1024
-IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json", XLSX_MEDIA: "xlsx"}
-EXCEL_BOM = "\ufeff"  # before a CSV export with `bom=true`: Excel then reads it as UTF-8 (else as the ANSI code page)
-Bom = Annotated[bool, Query(description="Start the CSV with a byte-order mark, so that Excel reads it as UTF-8")]
 MAX_POPULATION = 100_000_000  # as CityCreate (and within the database's integer range)
 POINTS_MAX_PAGE = 5000  # a map's page: 25,000 cities in five requests
 
@@ -208,17 +212,8 @@ async def export_cities(
 async def import_template(_: CurrentUser, format: Literal["csv", "xlsx"] = "xlsx", bom: Bom = False):
     """A file to fill in for an import: its header row and one example row; an XLSX template also has a `columns`
     sheet describing each column (name, type, required, example), drawn from the profile's schema."""
-    if format == "csv":
-        text = (EXCEL_BOM if bom else "") + tabular.template_csv()
-        return Response(
-            text,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="cities-template.csv"'},
-        )
-    return Response(
-        await asyncio.to_thread(tabular.template_xlsx),
-        media_type=XLSX_MEDIA,
-        headers={"Content-Disposition": 'attachment; filename="cities-template.xlsx"'},
+    return await template_response(
+        format, bom=bom, name="cities", csv_template=tabular.template_csv, xlsx_template=tabular.template_xlsx
     )
 
 
@@ -258,27 +253,13 @@ def _json_items(batch: list, user: Principal) -> str:
     return ",".join(c.model_dump_json(exclude={"contacts"}) for c in _exported(batch, user))
 
 
-@router.post(
-    "/import",
-    response_model=ImportReport,
-    responses=problem_responses(401, 403, 413, 415, 422),
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "text/csv": {"schema": CITIES_CSV},
-                "application/json": {"schema": {"type": "array", "items": {}}},
-                XLSX_MEDIA: {"schema": {"type": "string", "format": "binary"}},
-            },
-            "required": True,
-        }
-    },
-)
+@router.post("/import", **import_route(CITIES_CSV))
 async def import_cities(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
     user: Registrar,
-    all_or_nothing: bool = Query(False, description="Keep nothing if any row is bad"),
+    all_or_nothing: AllOrNothing = False,
 ):
     """Import profiles from CSV (`text/csv`: UTF-8, UTF-16 or GB18030; comma, semicolon or tab), XLSX (its `cities`
     sheet, or its first) or JSON; each row is validated and reported by line (a sheet's row number). A cell holding a
@@ -288,7 +269,7 @@ async def import_cities(
     not duplicate, and an export imports back (its read-only columns are ignored). At most
     `CITYPAIR_PROFILES_IMPORT_MAX_ROWS` rows (50,000): a larger file is refused whole (413).
     """
-    upload = await _checked_upload(request, max_rows=runtime.settings.import_max_rows)
+    upload = await checked_upload(request, tabular.Upload, max_rows=runtime.settings.import_max_rows)
     return await service.import_rows(
         session=session, relay=runtime.relay, user=user, rows=upload, all_or_nothing=all_or_nothing
     )
@@ -308,56 +289,16 @@ async def import_partnerships(
     source: Annotated[str, Query(max_length=60, pattern=r"^[a-z0-9_.-]+$")] = "twin_cities",
 ):
     """Record real partnerships (`city1,country1,lat1,lng1,city2,country2,lat2,lng2` rows) among the profiles."""
-    body = await _read_body(request)
+    body = await read_body(request)
     try:
         rows = await asyncio.to_thread(
             lambda: read_twin_rows(body.decode("utf-8-sig"), max_rows=runtime.settings.import_max_rows)
         )
-    except tabular.TooManyRows as exc:
-        raise _too_many_rows(exc) from exc
+    except TooManyRows as exc:
+        raise too_many_rows(exc) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid("body", str(exc)) from exc
     return await service.import_partnerships(session=session, relay=runtime.relay, user=user, rows=rows, source=source)
-
-
-async def _read_body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > IMPORT_MAX_BYTES:
-            raise Problem(413, "Request body too large", f"imports are limited to {IMPORT_MAX_BYTES // 2**20} MB")
-    return bytes(body)
-
-
-async def _checked_upload(request: Request, *, max_rows: int) -> tabular.Upload:
-    """The request's file, read through once in a worker thread: 413, 415 or 422 (naming where) if it cannot be
-    imported, so that nothing is written for a file refused whole."""
-    content_type = request.headers.get("content-type", "")
-    media = next((m for prefix, m in IMPORT_MEDIA.items() if content_type.startswith(prefix)), None)
-    if media is None:
-        detail = f"send text/csv, application/json or {XLSX_MEDIA}"
-        raise Problem(415, "Unsupported media type", detail, type_="/problems/media-type")
-    upload = tabular.Upload(await _read_body(request), media)
-    try:
-        await asyncio.to_thread(upload.check, max_rows)
-    except tabular.TooManyRows as exc:
-        raise _too_many_rows(exc) from exc
-    except BadJson as exc:  # the rules every JSON body is held to (citypair_shared.strict_json)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors]) from exc
-    except tabular.BadFile as exc:
-        raise invalid("body", str(exc)) from exc
-    return upload
-
-
-def _too_many_rows(exc: tabular.TooManyRows) -> Problem:
-    return Problem(
-        413,
-        "Too many rows",
-        str(exc),
-        type_="/problems/too-many-rows",
-        max_rows=exc.limit,
-        errors=[{"field": "body", "message": str(exc)}],
-    )
 
 
 @router.get("/{city_id}", response_model=CityOut, responses=problem_responses(401, 422, described=NO_CITY))

@@ -22,6 +22,7 @@ from citypair_shared.contract import EMAIL_PATTERN, URL_PATTERN, VISIBLE_TEXT_PA
 from citypair_shared.events.profiles import Indicator
 from citypair_shared.geography import INDICATORS, Corridor
 from citypair_shared.themes import ThemeId
+from citypair_shared.upload import ImportReport, ImportRow  # noqa: F401 - an import's report, as every import's
 
 IndicatorKey = StrEnum("IndicatorKey", {k: k for k in INDICATORS})
 
@@ -316,26 +317,6 @@ class ChangeOut(BaseModel):
     actor_id: str | None
     changes: dict
     at: datetime
-
-
-class ImportRowError(BaseModel):
-    field: str
-    message: str
-
-
-class ImportRow(BaseModel):
-    line: int = Field(description="CSV line or sheet row (the header is 1), or JSON array position (from 1)")
-    id: str | None = None
-    action: str = Field(description="created, updated, or rejected")
-    errors: list[ImportRowError] = []
-
-
-class ImportReport(BaseModel):
-    accepted: int
-    rejected: int
-    all_or_nothing: bool
-    committed: bool
-    rows: list[ImportRow]
 
 
 class PartnershipReport(BaseModel):

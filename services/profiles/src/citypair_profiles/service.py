@@ -2,14 +2,12 @@
 records its history and stages the city's event in the same transaction."""
 
 import asyncio
-import itertools
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
 from sqlalchemy import Select, String, and_, cast, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,13 +33,14 @@ from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, Ci
 from citypair_shared.geography import INDICATORS
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
+from citypair_shared.upload import finish, validated
 from citypair_shared.versions import check_if_match
 
 SOURCE = "/citypair/profiles"
 STALE_AFTER = timedelta(days=365)
 # Rows an import parses, validates and writes at a time, and cities an export reads at a time: small enough
 # that a batch's work holds the event loop for a few milliseconds, and memory for a few megabytes.
-IMPORT_BATCH = 250
+IMPORT_BATCH = 50
 EXPORT_BATCH = 500
 INSERT_CHUNK = 500  # rows of one table an import writes with one INSERT (a city is ~20 rows: themes, corridors…)
 MATCH_KEYS = ("id", "geonames_id", "external_id")  # what makes an import row update a city, in this order
@@ -574,28 +573,6 @@ async def open_partnerships(*, session: AsyncSession) -> AsyncIterator[list[dict
         ]
 
 
-def _errors(exc: ValidationError) -> list[dict]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
-        for e in exc.errors(include_url=False)
-    ]
-
-
-def _validated(rows: Iterator[ImportedRow], count: int) -> list[tuple[ImportedRow, CityCreate | list[dict]]]:
-    """The next `count` rows, each with its profile or its errors (CPU work: run in a worker thread)."""
-    batch = []
-    for row in itertools.islice(rows, count):
-        if row.errors:
-            batch.append((row, list(row.errors)))
-            continue
-        try:
-            # Lax: a CSV cell is text ("5"), where the API's JSON must carry a number.
-            batch.append((row, CityCreate.model_validate(row.fields, strict=False)))
-        except ValidationError as exc:
-            batch.append((row, _errors(exc)))
-    return batch
-
-
 @retry_on_conflict
 async def import_rows(
     *, session: AsyncSession, relay: OutboxRelay, user: Principal, rows: Iterable[ImportedRow], all_or_nothing: bool
@@ -608,25 +585,9 @@ async def import_rows(
     """
     report: list[ImportRow] = []
     source = iter(rows)
-    while batch := await asyncio.to_thread(_validated, source, IMPORT_BATCH):
+    while batch := await asyncio.to_thread(validated, source, IMPORT_BATCH, lambda _: CityCreate):
         report += await _import_batch(session, relay, user, batch)
-    report.sort(key=lambda r: r.line)
-    rejected = sum(r.action == "rejected" for r in report)
-    commit = not (all_or_nothing and rejected)
-    if commit:
-        await session.commit()
-    else:
-        await session.rollback()
-        for row in report:
-            if row.action != "rejected":
-                row.id, row.action = None, "not imported"
-    return ImportReport(
-        accepted=len(report) - rejected if commit else 0,
-        rejected=rejected,
-        all_or_nothing=all_or_nothing,
-        committed=commit,
-        rows=report,
-    )
+    return await finish(session, report, all_or_nothing=all_or_nothing)
 
 
 async def _import_batch(

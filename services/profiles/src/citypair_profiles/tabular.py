@@ -1,22 +1,28 @@
-"""CSV and JSON rows ⇄ profile fields. Pure: no I/O beyond the bytes given.
+"""CSV, XLSX and JSON rows ⇄ profile fields. Pure: no I/O beyond the bytes given.
 
-An upload is read a row at a time, as often as needed (a check of the whole file, then the import in
-batches), so that no more than a batch of rows is ever in memory; exports are written a batch at a time.
+An upload is read a row at a time (citypair_shared.upload), as often as needed (a check of the whole file, then
+the import in batches), so that no more than a batch of rows is ever in memory; exports are written a batch at a
+time.
 """
 
-import csv
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
-from citypair_shared import strict_json
+from citypair_shared import upload
 from citypair_shared.geography import INDICATORS
-from citypair_shared.spreadsheet import UnreadableText, csv_text, open_csv, restore
+from citypair_shared.spreadsheet import csv_text, restore
 from citypair_shared.themes import THEME_IDS
-from citypair_shared.xlsx import BadWorkbook, SheetReader, workbook_bytes
+from citypair_shared.upload import (  # noqa: F401 - the errors, EXTRA_CELLS, DESCRIPTION_COLUMNS: tabular's too
+    DESCRIPTION_COLUMNS,
+    EXTRA_CELLS,
+    LIST_SEPARATOR,
+    BadFile,
+    TooManyRows,
+    describe_columns,
+    plain_schema,
+    template_workbook,
+)
 
-LIST_SEPARATOR = "|"
 LIST_COLUMNS = ("alternate_names", "languages", "corridors", "preferred_countries", "excluded_countries")
 SCALAR_COLUMNS = (
     "external_id",
@@ -63,17 +69,6 @@ INTEGER = re.compile(r"[+-]?\d+")
 DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 INTEGER_COLUMNS = frozenset({"geonames_id", "population", "capacity"})
 DECIMAL_COLUMNS = frozenset({"latitude", "longitude"})
-EXTRA_CELLS = "cells past the last column"
-
-
-class BadFile(ValueError):
-    """The file as a whole cannot be read (not one row: the whole thing)."""
-
-
-class TooManyRows(ValueError):
-    def __init__(self, limit: int):
-        super().__init__(f"an import takes at most {limit:,} rows; split the file")
-        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -84,101 +79,14 @@ class ImportedRow:
     errors: tuple[dict, ...] = ()  # what is wrong before validation (a formula cell): the row is rejected
 
 
-def _formula_errors(formulas: dict[str, tuple[str, str]]) -> tuple[dict, ...]:
-    return tuple(
-        {
-            "field": column,
-            "message": f"cell {cell} holds a formula ({formula[:100]}); an import takes values only: paste its value",
-        }
-        for column, (cell, formula) in formulas.items()
-    )
+class Upload(upload.Upload):
+    """The rows of an uploaded CSV, XLSX (its `cities` sheet) or JSON file as profile fields."""
 
+    sheet, json_key, required = SHEET, JSON_ROWS_KEY, "name"
 
-def _checked_header(header: list[str] | None, what: str) -> None:
-    if header and any("\x00" in column for column in header if isinstance(column, str)):
-        raise BadFile("the header contains the NUL character (U+0000)")
-    if not header or "name" not in header:
-        raise BadFile(f"{what} needs a header row with at least a `name` column")
-    if repeated := sorted({c for c in header if header.count(c) > 1}):
-        raise BadFile(f"the header repeats the column {repeated[0]!r}")
-
-
-class Upload:
-    """The rows of an uploaded CSV, XLSX or JSON file, read afresh on each pass over it."""
-
-    def __init__(self, body: bytes, media: Literal["csv", "xlsx", "json"]):
-        self._body, self.media = body, media
-        self._text: str | None = None
-
-    def __iter__(self) -> Iterator[ImportedRow]:
-        if self.media == "csv":
-            for line, row in self._csv_records():
-                fields, city_id = row_to_fields(row)
-                yield ImportedRow(line, fields, city_id)
-        elif self.media == "xlsx":
-            for row in self._xlsx_records():
-                fields, city_id = row_to_fields(row.cells)
-                yield ImportedRow(row.number, fields, city_id, _formula_errors(row.formulas))
-        else:
-            for position, item in self._json_items():
-                if isinstance(item, dict):
-                    fields, city_id = _without_read_only(item)
-                    yield ImportedRow(position, fields, city_id)
-                else:
-                    yield ImportedRow(position, {"__row__": item})
-
-    def check(self, max_rows: int) -> int:
-        """Read the whole file once: its row count, BadFile if it cannot be read, TooManyRows past `max_rows`."""
-        count = 0
-        records = {"csv": self._csv_records, "xlsx": self._xlsx_records, "json": self._json_items}[self.media]
-        for count, _ in enumerate(records(), start=1):
-            if count > max_rows:
-                raise TooManyRows(max_rows)
-        return count
-
-    def _csv_records(self) -> Iterator[tuple[int, dict]]:
-        try:
-            text, delimiter = open_csv(self._body)
-        except UnreadableText as exc:
-            raise BadFile(str(exc)) from exc
-        reader = csv.DictReader(text, restkey=EXTRA_CELLS, delimiter=delimiter)
-        try:
-            _checked_header(reader.fieldnames, "a CSV import")
-            for row in reader:
-                # no text may hold U+0000 (PostgreSQL cannot store it; see citypair_shared.deps)
-                if any("\x00" in v for v in row.values() if isinstance(v, str)):
-                    raise BadFile(f"the file contains the NUL character (U+0000) on line {reader.line_num}")
-                yield reader.line_num, row
-        except csv.Error as exc:
-            raise BadFile(f"not CSV (line {reader.line_num}): {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise BadFile(f"the file is not text in its encoding (after line {reader.line_num})") from exc
-
-    def _xlsx_records(self) -> Iterator:
-        try:
-            sheet = SheetReader(self._body, sheet=SHEET, rest=EXTRA_CELLS)
-            _checked_header(sheet.header(), "an XLSX import (its `cities` sheet, or its first)")
-            for row in sheet.rows():
-                if any("\x00" in v for v in row.cells.values() if isinstance(v, str)):
-                    raise BadFile(f"the sheet contains the NUL character (U+0000) in row {row.number}")
-                yield row
-        except BadWorkbook as exc:
-            raise BadFile(str(exc)) from exc
-
-    def _json_items(self) -> Iterator[tuple[int, object]]:
-        if self._text is None:
-            try:
-                self._text = self._body.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise BadFile("the file is not UTF-8") from exc
-            self._body = b""  # the text is what is read from now on
-        try:
-            for loc, item in strict_json.array_items(self._text, under=JSON_ROWS_KEY):
-                yield loc[-1] + 1, item
-        except ValueError as exc:
-            if isinstance(exc, strict_json.BadJson):
-                raise
-            raise BadFile(f'a JSON import is an array of profiles (or {{"{JSON_ROWS_KEY}": [...]}})') from exc
+    def row(self, line: int, value: dict, errors: tuple[dict, ...]) -> ImportedRow:
+        fields, city_id = _without_read_only(value) if self.media == "json" else row_to_fields(value)
+        return ImportedRow(line, fields, city_id, errors)
 
 
 def _without_read_only(row: dict) -> tuple[dict, str | None]:
@@ -292,63 +200,29 @@ EXAMPLE_ROW = {
     "contact_phone": "+86 29 8888 0000",
     "contact_website": "https://xa.example",
 }
-DESCRIPTION_COLUMNS = ("column", "type", "required", "example", "description")
 
 
-def _plain(schema: dict, defs: dict) -> dict:
-    """The schema with references followed and `null` left out of a choice (an empty cell is null)."""
-    if ref := schema.get("$ref"):
-        return _plain(defs[ref.rsplit("/", 1)[-1]], defs)
-    if choices := [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]:
-        return {**schema, **_plain(choices[0], defs)}
-    return schema
-
-
-def _type_text(schema: dict, defs: dict) -> str:
-    schema = _plain(schema, defs)
-    if schema.get("type") == "array":
-        return f"list of {_type_text(schema['items'], defs)}, separated by {LIST_SEPARATOR}"
-    text = schema.get("type", "string")
-    if enum := schema.get("enum"):
-        text += f" (one of: {', '.join(enum)})" if len(enum) <= 20 else f" (one of {len(enum)} codes)"
-    bounds = [f"{k} {schema[k]}" for k in ("minimum", "maximum", "minLength", "maxLength") if k in schema]
-    return text + (f"; {', '.join(bounds)}" if bounds else "")
+def _column_schema(column: str, properties: dict, defs: dict) -> dict:
+    """The JSON schema of the profile field an import column fills."""
+    if column in properties:
+        return properties[column]
+    if column.startswith("contact_"):
+        return plain_schema(properties["contacts"], defs)["properties"][column.removeprefix("contact_")]
+    if column.startswith(("offer_", "need_")):
+        side, theme_id = column.split("_", 1)
+        theme = defs["ThemeEntry"]["properties"][side]
+        return {**theme, "description": f"{theme['description']}: theme {theme_id}"}
+    if column.endswith("_year"):
+        return {**defs["IndicatorIn"]["properties"]["year"], "description": f"Year of {column.removesuffix('_year')}"}
+    label, unit, low, high = INDICATORS[column]
+    return {"type": "number", "minimum": low, "maximum": high, "description": f"{label} ({unit})"}
 
 
 def column_descriptions() -> list[dict]:
-    """Each import column with its type, whether it is required, an example and a description: read from the
-    profile's schema (CityFields), so that the template cannot drift from what an import accepts."""
+    """Each import column described from the profile's schema (CityFields): the XLSX template's `columns` sheet."""
     from citypair_profiles.schemas import CityFields
 
-    schema = CityFields.model_json_schema()
-    defs, properties, required = schema["$defs"], schema["properties"], set(schema["required"])
-    nested = {name: _plain(properties[name], defs) for name in ("contacts",)}
-    theme, indicator = defs["ThemeEntry"]["properties"], defs["IndicatorIn"]["properties"]
-    out = []
-    for column in COLUMNS:
-        if column in properties:
-            field = properties[column]
-        elif column.startswith("contact_"):
-            field = nested["contacts"]["properties"][column.removeprefix("contact_")]
-        elif column.startswith(("offer_", "need_")):
-            side, theme_id = column.split("_", 1)
-            field = {**theme[side], "description": f"{theme[side]['description']}: theme {theme_id}"}
-        elif column.endswith("_year"):
-            field = {**indicator["year"], "description": f"Year of {column.removesuffix('_year')}"}
-        else:
-            label, unit, low, high = INDICATORS[column]
-            field = {"type": "number", "minimum": low, "maximum": high, "description": f"{label} ({unit})"}
-        plain = _plain(field, defs)
-        out.append(
-            {
-                "column": column,
-                "type": _type_text(field, defs),
-                "required": "yes" if column in required else "no",
-                "example": EXAMPLE_ROW.get(column, ""),
-                "description": plain.get("description") or field.get("description") or plain.get("title", ""),
-            }
-        )
-    return out
+    return describe_columns(CityFields, COLUMNS, EXAMPLE_ROW, _column_schema)
 
 
 def template_csv() -> str:
@@ -356,7 +230,7 @@ def template_csv() -> str:
 
 
 def template_xlsx() -> bytes:
-    return workbook_bytes([(SHEET, COLUMNS, [EXAMPLE_ROW]), ("columns", DESCRIPTION_COLUMNS, column_descriptions())])
+    return template_workbook(SHEET, COLUMNS, EXAMPLE_ROW, column_descriptions())
 
 
 # --------------------------------------------------------------------------- open data
