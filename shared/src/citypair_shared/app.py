@@ -1,5 +1,6 @@
 """The FastAPI app every service is built on: request ids, problem+json, Idempotency-Key, health, metrics, lifespan."""
 
+import gc
 import uuid
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
@@ -33,6 +34,16 @@ async def answer_errors(call_next, request: Request) -> Response:
         return problem_response(500, "Internal error", "the error was logged", instance=request.url.path)
 
 
+def settle_heap() -> None:
+    """Keep the collector off what start-up loaded: the modules, the data files and the caches live as long as the
+    process, yet every full collection walked them all. In the profiles service that walk was most of a directory
+    request's time (py-spy: gc_collect_main in ~2/3 of its samples) and its p99 spikes; frozen objects are never
+    scanned, and a larger first generation collects less often while a request builds its few thousand objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
     """A service app: the routers given, plus /healthz, /readyz and /metrics."""
     settings = runtime.settings
@@ -42,6 +53,7 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
+        settle_heap()
         try:
             yield
         finally:

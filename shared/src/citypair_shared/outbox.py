@@ -47,6 +47,10 @@ class OutboxRelay:
         session.add(self.model(event_id=event.id, type=event.type, payload=event.model_dump_json()))
         after_commit(session, self._wake.set)
 
+    def wake(self) -> None:
+        """Publish now what another process (the bulk worker) committed."""
+        self._wake.set()
+
     async def add_many(self, session: AsyncSession, events: list[CloudEvent]) -> None:
         """`add` for many events in one bulk INSERT (imports)."""
         if events:
@@ -64,7 +68,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_seconds)
             self._wake.clear()
 
-    async def publish_pending(self, batch: int = 500) -> int:
+    async def publish_pending(self, batch: int = 100) -> int:
         """Publish what is unsent, a batch at a time; returns how many JetStream acknowledged.
 
         A batch's publishes are in flight together (one round trip, not one per event), so events of

@@ -10,7 +10,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from citypair_shared import tracing
+from citypair_shared import bulk, tracing
 from citypair_shared.auth import TokenVerifier
 from citypair_shared.bus import Bus, Subscription, patiently
 from citypair_shared.bus_access import BusUser
@@ -150,6 +150,7 @@ class Runtime:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        bulk.shutdown()
         await self.bus.close()
         if self.engine is not None:
             await self.engine.dispose()

@@ -38,6 +38,9 @@ class BadJson(ValueError):
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors))
         self.errors = errors
 
+    def __reduce__(self):  # raised in the bulk worker process, answered in the service's
+        return type(self), (self.errors,)
+
     def under(self, *prefix) -> "BadJson":
         """The same errors, located under `prefix` (e.g. the row of an import)."""
         return BadJson([{**e, "loc": (*prefix, *e["loc"])} for e in self.errors])

@@ -2,14 +2,16 @@
 
 Shared by every import (cities, pilot zones): a service turns each record into its own fields and validates them.
 A file is read a record at a time, as often as needed (a check of the whole file, then the import in batches), so
-that no more than a batch of rows is ever in memory. `checked_upload` reads the request's body and checks the
-whole file in a worker thread, so that a file refused whole (413, 415, 422 naming `body`) writes nothing.
+that no more than a batch of rows is ever in memory. A service checks the whole file before it writes a row (in its
+bulk worker process, citypair_shared.bulk), and `refusing_bad_files` answers a file refused whole (413, 422
+naming `body`; `import_media` the 415), so that such a file writes nothing.
 """
 
 import asyncio
 import csv
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import Query, Request, Response
@@ -36,6 +38,9 @@ class TooManyRows(ValueError):
     def __init__(self, limit: int):
         super().__init__(f"an import takes at most {limit:,} rows; split the file")
         self.limit = limit
+
+    def __reduce__(self):  # raised in the bulk worker process, answered in the service's
+        return type(self), (self.limit,)
 
 
 def formula_errors(formulas: dict[str, tuple[str, str]]) -> tuple[dict, ...]:
@@ -180,24 +185,27 @@ def too_many_rows(exc: TooManyRows) -> Problem:
     )
 
 
-async def checked_upload(request: Request, make: Callable[[bytes, Media], U], *, max_rows: int) -> U:
-    """The request's file as `make(body, media)`, read through once in a worker thread: 413, 415 or 422 (naming
-    where) if it cannot be imported, so that nothing is written for a file refused whole."""
+def import_media(request: Request) -> Media:
+    """The uploaded file's format, from its Content-Type (415 if it is none of the three)."""
     content_type = request.headers.get("content-type", "")
     media = next((m for prefix, m in IMPORT_MEDIA.items() if content_type.startswith(prefix)), None)
     if media is None:
         detail = f"send text/csv, application/json or {XLSX_MEDIA}"
         raise Problem(415, "Unsupported media type", detail, type_="/problems/media-type")
-    upload = make(await read_body(request), media)
+    return media
+
+
+@contextmanager
+def refusing_bad_files() -> Iterator[None]:
+    """A file that cannot be imported as a whole answers 413 or 422, naming where."""
     try:
-        await asyncio.to_thread(upload.check, max_rows)
+        yield
     except TooManyRows as exc:
         raise too_many_rows(exc) from exc
     except strict_json.BadJson as exc:  # the rules every JSON body is held to (citypair_shared.strict_json)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors]) from exc
     except BadFile as exc:
         raise invalid("body", str(exc)) from exc
-    return upload
 
 
 def import_route(csv_schema: dict) -> dict:

@@ -2,12 +2,15 @@
 or, if its `id` (an export's) names a proposal here, edits it as `PATCH` does, with the row's `version` as the
 `If-Match`: the same checks, the same rule of who may, the same writes (`service.draft`, `service.edit`).
 
-Rows are read IMPORT_BATCH at a time, parsed and validated in a worker thread, and written in one transaction,
+The file is checked and imported in the bulk worker process (citypair_shared.bulk: at a lower CPU priority, so the
+service's other requests go first). Rows are read IMPORT_BATCH at a time, parsed and validated in a worker thread,
+and written in one transaction,
 committed at the end (with `all_or_nothing`, not at all if a row is rejected): memory holds a batch and the report.
 """
 
 import asyncio
 from collections.abc import Iterable
+from functools import partial
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -16,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from citypair_pilot_zones import service
 from citypair_pilot_zones.models import Proposal
 from citypair_pilot_zones.schemas import ProposalCreate, ProposalUpdate
-from citypair_pilot_zones.tabular import ImportedRow
+from citypair_pilot_zones.tabular import ImportedRow, Upload
+from citypair_shared import bulk
 from citypair_shared.auth import Principal
 from citypair_shared.db import retry_on_conflict
 from citypair_shared.problems import Problem
-from citypair_shared.upload import ImportReport, ImportRow, finish, row_errors, validated
+from citypair_shared.upload import ImportReport, ImportRow, Media, finish, row_errors, validated
 from citypair_shared.versions import etag
 
 IMPORT_BATCH = 250
@@ -38,6 +42,19 @@ def _model(row: ImportedRow) -> type[ProposalCreate | ProposalUpdate]:
     """A row with an `id` may be an edit (some fields); else a draft (a row whose `id` is not here is checked as a
     draft when that is known)."""
     return ProposalUpdate if row.proposal_id else ProposalCreate
+
+
+def import_file(
+    database_url: str, user: Principal, body: bytes, media: Media, max_rows: int, all_or_nothing: bool
+) -> ImportReport | None:
+    """An uploaded file, checked whole (BadFile, TooManyRows, BadJson) and imported, in the bulk worker process
+    (citypair_shared.bulk); None when the file is sound but the caller drafts nothing (not an official: 403)."""
+    upload = Upload(body, media)
+    upload.check(max_rows)
+    if not user.has_role("official"):
+        return None
+    use_case = partial(import_rows, user=user, rows=upload, all_or_nothing=all_or_nothing)
+    return bulk.with_session(database_url, use_case)
 
 
 @retry_on_conflict

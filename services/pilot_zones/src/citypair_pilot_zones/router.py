@@ -23,13 +23,22 @@ from citypair_pilot_zones.schemas import (
 )
 from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
-from citypair_shared import open_data
+from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
-from citypair_shared.upload import EXCEL_BOM, AllOrNothing, Bom, checked_upload, import_route, template_response
+from citypair_shared.upload import (
+    EXCEL_BOM,
+    AllOrNothing,
+    Bom,
+    import_media,
+    import_route,
+    read_body,
+    refusing_bad_files,
+    template_response,
+)
 from citypair_shared.versions import IfMatch, set_etag
 from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
 
@@ -188,7 +197,6 @@ async def pilot_zone_import_template(_: CurrentUser, format: Literal["csv", "xls
 @router.post("/import", **import_route(PILOT_ZONES_CSV))
 async def import_pilot_zones(
     request: Request,
-    session: SessionDep,
     runtime: RuntimeDep,
     user: CurrentUser,
     all_or_nothing: AllOrNothing = False,
@@ -204,10 +212,14 @@ async def import_pilot_zones(
     read-only columns are ignored. At most `CITYPAIR_PILOT_ZONES_IMPORT_MAX_ROWS` rows (50,000): a larger file is
     refused whole (413).
     """
-    upload = await checked_upload(request, tabular.Upload, max_rows=runtime.settings.import_max_rows)
-    if not user.has_role("official"):  # after the file's checks, as `POST /api/v1/pilot-zones` checks its body first
+    settings, media = runtime.settings, import_media(request)
+    body = await read_body(request)
+    with refusing_bad_files():
+        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
+        report = await bulk.in_worker(importing.import_file, *args)
+    if report is None:  # after the file's checks, as `POST /api/v1/pilot-zones` checks its body first
         raise forbidden("only officials draft pilot zones (each for one of their cities)", required_roles=["official"])
-    return await importing.import_rows(session=session, user=user, rows=upload, all_or_nothing=all_or_nothing)
+    return report
 
 
 @router.post(

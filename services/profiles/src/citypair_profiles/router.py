@@ -22,7 +22,7 @@ from citypair_profiles.schemas import (
     SortKey,
 )
 from citypair_profiles.service import DirectoryFilter
-from citypair_shared import open_data
+from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, require_roles
 from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.problems import invalid, problem_responses
@@ -32,9 +32,10 @@ from citypair_shared.upload import (
     AllOrNothing,
     Bom,
     TooManyRows,
-    checked_upload,
+    import_media,
     import_route,
     read_body,
+    refusing_bad_files,
     template_response,
     too_many_rows,
 )
@@ -256,7 +257,6 @@ def _json_items(batch: list, user: Principal) -> str:
 @router.post("/import", **import_route(CITIES_CSV))
 async def import_cities(
     request: Request,
-    session: SessionDep,
     runtime: RuntimeDep,
     user: Registrar,
     all_or_nothing: AllOrNothing = False,
@@ -269,10 +269,13 @@ async def import_cities(
     not duplicate, and an export imports back (its read-only columns are ignored). At most
     `CITYPAIR_PROFILES_IMPORT_MAX_ROWS` rows (50,000): a larger file is refused whole (413).
     """
-    upload = await checked_upload(request, tabular.Upload, max_rows=runtime.settings.import_max_rows)
-    return await service.import_rows(
-        session=session, relay=runtime.relay, user=user, rows=upload, all_or_nothing=all_or_nothing
-    )
+    settings, media = runtime.settings, import_media(request)
+    body = await read_body(request)
+    with refusing_bad_files():  # checked whole and imported in the bulk worker process, at a lower priority
+        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
+        report = await bulk.in_worker(service.import_file, *args)
+    runtime.relay.wake()
+    return report
 
 
 @router.post(

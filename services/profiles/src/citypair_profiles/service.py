@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Select, String, and_, cast, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Partnership
+from citypair_profiles.models import City, CityChange, CityCorridor, CityTheme, Outbox, Partnership
 from citypair_profiles.partnering import Candidate, Gazetteer, match_pairs
 from citypair_profiles.schemas import (
     CityCreate,
@@ -25,22 +26,23 @@ from citypair_profiles.schemas import (
     ImportRow,
     SortKey,
 )
-from citypair_profiles.tabular import ImportedRow
+from citypair_profiles.tabular import ImportedRow, Upload
 from citypair_profiles.text import fold, search_text
+from citypair_shared import bulk
 from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, CityUpdated, new_event
 from citypair_shared.geography import INDICATORS
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
-from citypair_shared.upload import finish, validated
+from citypair_shared.upload import Media, finish, validated
 from citypair_shared.versions import check_if_match
 
 SOURCE = "/citypair/profiles"
 STALE_AFTER = timedelta(days=365)
 # Rows an import parses, validates and writes at a time, and cities an export reads at a time: small enough
 # that a batch's work holds the event loop for a few milliseconds, and memory for a few megabytes.
-IMPORT_BATCH = 50
+IMPORT_BATCH = 250
 EXPORT_BATCH = 500
 INSERT_CHUNK = 500  # rows of one table an import writes with one INSERT (a city is ~20 rows: themes, corridors…)
 MATCH_KEYS = ("id", "geonames_id", "external_id")  # what makes an import row update a city, in this order
@@ -571,6 +573,18 @@ async def open_partnerships(*, session: AsyncSession) -> AsyncIterator[list[dict
             for city_a, city_b, source, public_a, public_b in rows
             if "partner_ids" in public_a or "partner_ids" in public_b
         ]
+
+
+def import_file(
+    database_url: str, user: Principal, body: bytes, media: Media, max_rows: int, all_or_nothing: bool
+) -> ImportReport:
+    """An uploaded file, checked whole (BadFile, TooManyRows, BadJson) and imported: in the bulk worker process
+    (citypair_shared.bulk), whose outbox rows the service's relay publishes once woken."""
+    upload = Upload(body, media)
+    upload.check(max_rows)
+    relay = OutboxRelay(None, Outbox, None, sweep_seconds=0)  # stages events only: the service's relay sends them
+    use_case = partial(import_rows, relay=relay, user=user, rows=upload, all_or_nothing=all_or_nothing)
+    return bulk.with_session(database_url, use_case)
 
 
 @retry_on_conflict
