@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -163,7 +164,10 @@ def test_each_constraint_is_reported_and_enforced():
     assert _failed(idx, "excluded", "a") == {"countries_not_excluded"}
     assert _failed(idx, "a", "same") == {"same_country_allowed"}
     assert _failed(idx, "a", "small") == {"eligible"}
-    assert "population 10 < 1,000" in {c.name: c for c in idx.explain("a", "small").checks}["eligible"].detail
+    eligible = {c.name: c for c in idx.explain("a", "small").checks}["eligible"]
+    assert "population 10 < 1,000" in eligible.detail  # and as a code and params, to be said in any language:
+    failure = {"code": "population_below", "params": {"city": "small", "population": 10, "min_population": 1000}}
+    assert (eligible.code, eligible.params) == ("ineligible", {"failures": [failure]})
     assert _failed(idx, "a", "retired") == {"published"}
     assert set(CHECKS) == {c.name for c in idx.explain("a", "ok").checks}
     idx.add_partnership("a", "ok")  # now at capacity 2
@@ -236,3 +240,48 @@ def test_complementarity_matches_a_plain_python_computation(cities, k):
             weight * two_sided(cities[0], other), abs=1e-5
         )
         assert sum(suggestion.contributions.values()) == pytest.approx(suggestion.score, abs=1e-5)
+
+
+def _spread_index(seed: int) -> MatchIndex:
+    rng = random.Random(seed)
+    idx = MatchIndex(capacity=8, realism=RealismModel.neutral())
+    for i in range(150):
+        themes = {t: {"offer": rng.randint(0, 5), "need": rng.randint(0, 5)} for t in rng.sample(THEME_IDS, 6)}
+        place = {"latitude": rng.uniform(0, 55), "longitude": rng.uniform(20, 135)}
+        idx.upsert(row(f"c{i}", themes, country_code=rng.choice(["CN", "KZ", "RU", "TR"]), **place))
+    return idx
+
+
+def test_ranked_all_answers_alike_on_one_thread_and_on_two():
+    """Blocks ranked on two threads write the same rows as one thread ranking them in turn (blocks of 16: ten
+    blocks, so the pool hands them out), and every row equals that city's own ranking."""
+    one, two = _spread_index(3), _spread_index(3)
+    everyone = one.positions()
+    alone = one.ranked_all(everyone, 10, block_size=16, threads=1, now=NOW)
+    paired = two.ranked_all(everyone, 10, block_size=16, threads=2, now=NOW)
+    assert np.array_equal(alone.partners, paired.partners) and np.array_equal(alone.scores, paired.scores)
+    assert dict(alone.items()) == dict(paired.items())
+    assert sum(map(len, alone.values())) > 1000
+    assert dict(alone.items()) == dict(zip(everyone.tolist(), one.ranked(everyone, 10, now=NOW), strict=True))
+    # a narrower answer comes from the kept arrays and equals a fresh ranking
+    assert one.ranked_all(everyone, 4, min_score=0.3, now=NOW).partners is alone.partners
+    assert dict(one.ranked_all(everyone, 4, min_score=0.3, now=NOW).items()) == dict(
+        zip(everyone.tolist(), one.ranked(everyone, 4, min_score=0.3, now=NOW), strict=True)
+    )
+
+
+def test_kept_top_lists_follow_a_decline_ending_and_nothing_else_of_the_clock():
+    idx = index()
+    idx.upsert(row("a", XIAN))
+    idx.upsert(row("b", ALMATY))
+    declined_at = NOW - timedelta(days=300)
+    idx.add_decline("a", "b", declined_at)
+    everyone = idx.positions()
+    pos_a, pos_b = idx.table.position["a"], idx.table.position["b"]
+    ends = declined_at + timedelta(days=365)
+    before = idx.ranked_all(everyone, 5, now=ends - timedelta(seconds=1))
+    assert before[pos_a] == []
+    kept = idx.ranked_all(everyone, 5, now=ends - timedelta(days=10))  # another instant, the same declines in force
+    assert kept is before or dict(kept) == dict(before)
+    after = idx.ranked_all(everyone, 5, now=ends)
+    assert [p for p, _ in after[pos_a]] == [pos_b]

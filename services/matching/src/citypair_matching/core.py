@@ -14,7 +14,7 @@ mean of both gains, so a pair where one side gains nothing is not suggested.
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -39,9 +39,51 @@ __all__ = [
     "MatchIndex",
     "Rules",
     "Suggestion",
+    "TopLists",
     "Weights",
     "compile_kernel",
 ]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. a container's cpuset), not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pairs(partners: list[int], scores: list[float], min_score: float) -> list[tuple[int, float]]:
+    """One row of the kernel's answer as (position, score) pairs: unused slots (-1) and scores below
+    `min_score` left out."""
+    return [(q, s) for q, s in zip(partners, scores, strict=True) if q >= 0 and s >= min_score]
+
+
+class TopLists(Mapping[int, list[tuple[int, float]]]):
+    """`ranked_all`'s answer: each city's top partners as (position, score), best first. Kept as the kernel's
+    arrays (a row per city, -1 in unused slots) and turned into a city's list only when it is read: making every
+    list at once was 3 % of one thread's time in Python under the GIL (what cannot run in parallel) and took ~6×
+    the arrays' memory. A narrower view (fewer, or only higher, scores) shares the arrays."""
+
+    def __init__(self, cities: np.ndarray, partners: np.ndarray, scores: np.ndarray, k: int, min_score: float):
+        self.cities, self.partners, self.scores = cities, partners, scores
+        self.k, self.min_score = k, min_score
+        self._rows: dict[int, int] | None = None
+
+    def _row_of(self) -> dict[int, int]:
+        if self._rows is None:  # a city listed twice is answered once, in its first place, as a dict would
+            self._rows = {p: i for i, p in enumerate(self.cities.tolist())}
+        return self._rows
+
+    def __getitem__(self, city: int) -> list[tuple[int, float]]:
+        i = self._row_of()[city]
+        return _pairs(self.partners[i, : self.k].tolist(), self.scores[i, : self.k].tolist(), self.min_score)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._row_of())
+
+    def __len__(self) -> int:
+        return len(self._row_of())
+
+    def narrowed(self, k: int, min_score: float) -> "TopLists":
+        return TopLists(self.cities, self.partners, self.scores, min(k, self.k), max(min_score, self.min_score))
 
 
 class MatchIndex:
@@ -169,18 +211,14 @@ class MatchIndex:
         candidates: np.ndarray | None = None,
         min_score: float = 0.0,
         now: datetime | None = None,
-        inputs: tuple | None = None,
     ) -> list[list[tuple[int, float]]]:
         """For each city of `block`, its top `k` allowed partners among `candidates` as (position, score),
         best first (ties: lower position first)."""
         block = np.asarray(block, dtype=np.int64)
         rows = self.positions() if candidates is None else np.asarray(candidates, dtype=np.int64)
-        inputs = inputs or self._kernel_inputs(now or datetime.now(UTC))
-        positions, scores = scoring.rank_rows(block, rows, k, float(min_score), *inputs)
-        return [
-            [(int(p), float(s)) for p, s in zip(positions[i], scores[i], strict=True) if p >= 0]
-            for i in range(len(block))
-        ]
+        inputs = self._kernel_inputs(now or datetime.now(UTC))
+        partners, scores = scoring.rank_rows(block, rows, k, float(min_score), *inputs)
+        return [_pairs(p, s, min_score) for p, s in zip(partners.tolist(), scores.tolist(), strict=True)]
 
     def ranked_all(
         self,
@@ -190,40 +228,48 @@ class MatchIndex:
         min_score: float = 0.0,
         block_size: int = 256,
         now: datetime | None = None,
-    ) -> dict[int, list[tuple[int, float]]]:
-        """Every city's top `k` among `positions` (blocks of cities ranked by the compiled kernel, on every core).
+        threads: int | None = None,
+    ) -> TopLists:
+        """Every city's top `k` among `positions`: blocks of cities ranked by the compiled kernel on `threads`
+        threads (default: every core this process may use). The kernel releases the GIL and each thread copies its
+        block's rows into the answer's arrays: what runs one at a time is handing out blocks (no Python lists are
+        made here, see `TopLists`).
 
         Kept until the index changes: a later call for the same cities with a smaller `k` or a higher
-        `min_score` takes the best of the kept lists (they are sorted), e.g. a round after the top 20."""
-        positions = np.asarray(positions, dtype=np.int64)
+        `min_score` is served from the kept arrays (they are sorted), e.g. a round after the top 20."""
+        positions = np.array(positions, dtype=np.int64)  # a copy: the answer keeps it
         now = now or datetime.now(UTC)
-        # declines expire with time: then the answer depends on `now`, to the second
-        key = (positions.tobytes(), now.replace(microsecond=0) if self.links.declined else None)
+        # declines end with time: the answer depends on how many have ended by `now`
+        key = (positions.tobytes(), self.links.declines_ended(now))
         generation = self.links.generation
         if self._topk[0] != generation:
             self._topk = (generation, {})
         kept = self._topk[1].get(key)
-        if kept is not None and kept[0] >= k and kept[1] <= min_score:
-            return {p: [(q, s) for q, s in top[:k] if s >= min_score] for p, top in kept[2].items()}
+        if kept is not None and kept.k >= k and kept.min_score <= min_score:
+            return kept.narrowed(k, min_score)
 
         inputs = self._kernel_inputs(now)
+        partners, scores = np.empty((len(positions), k), dtype=np.int64), np.empty((len(positions), k))
+        workers = max(1, threads or available_cores())
+        # many blocks per thread (dealt as threads come free), so that the last ones leave little of a thread idle
+        block_size = min(block_size, max(16, -(-len(positions) // (16 * workers))))
 
-        def one(start: int) -> list:
-            block = positions[start : start + block_size]
-            tops = self.ranked(block, k, candidates=positions, min_score=min_score, inputs=inputs)
-            return list(zip(block.tolist(), tops, strict=True))
+        def one(start: int) -> None:
+            rows = slice(start, start + block_size)
+            block = scoring.rank_rows(positions[rows], positions, k, float(min_score), *inputs)
+            partners[rows], scores[rows] = block
 
-        workers = min(os.cpu_count() or 1, 4)
-        block_size = min(block_size, max(16, -(-len(positions) // (4 * workers))))  # a few blocks per core
         starts = range(0, len(positions), block_size)
         if workers > 1 and len(positions) > 2 * block_size:
             with ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(one, starts))
+                for _ in pool.map(one, starts):  # (consumed: a block's error is raised here)
+                    pass
         else:
-            parts = [one(start) for start in starts]
-        found = {pos: top for part in parts for pos, top in part}
+            for start in starts:
+                one(start)
+        found = TopLists(positions, partners, scores, k, min_score)
         if self._topk[0] == generation == self.links.generation:
-            self._topk[1][key] = (k, min_score, found)
+            self._topk[1][key] = found
         return found
 
     def suggest(

@@ -7,6 +7,7 @@ partners-in-country columns of the table. Every change to the index comes throug
 the parts the change moves; nothing outside this module invalidates any of them.
 """
 
+import bisect
 import threading
 from datetime import datetime, timedelta
 
@@ -86,6 +87,7 @@ class PartnershipGraph:
         self._near_lists: tuple | None = None  # (unit vectors, each city's nearest, cosine to its farthest of them)
         self._near_moved: set[int] = set()  # new or moved cities the lists do not follow yet
         self._near_matrices: tuple | None = None  # the lists as sparse matrices, both ways
+        self._decline_ends: tuple | None = None  # (generation, when each decline stops excluding its pair, sorted)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ changes
@@ -138,6 +140,16 @@ class PartnershipGraph:
         self._changed()
         for x, y in ((a, b), (b, a)):
             self.declined.setdefault(x, {})[y] = max(at, self.declined.get(x, {}).get(y, at))
+
+    def declines_ended(self, now: datetime) -> int:
+        """How many declines have stopped excluding their pair by `now`. Answers at two instants with the same
+        count (and generation) are the same, so kept answers are keyed by it, not by the clock: keyed by the
+        second, every view of the clusters page ranked all 25,000 cities again once a decline existed."""
+        kept = self._decline_ends
+        if kept is None or kept[0] != self.generation:
+            ends = sorted(at + DECLINE_EXCLUSION for others in self.declined.values() for at in others.values())
+            kept = self._decline_ends = (self.generation, ends)
+        return bisect.bisect_right(kept[1], now)
 
     def _changed(self, *, structure: bool = True) -> None:
         """Scores may have moved: a new generation; with `structure` (the partnership graph changed) also drop the

@@ -397,19 +397,17 @@ async def publish_round(*, session: AsyncSession, relay: OutboxRelay, user: Prin
     return stored
 
 
-# The clusters last found, kept until the index changes: finding them walks every city (0.3 s at 25,000 after the
-# top lists are kept), and the clusters page asks again for every view. {(generation, query): clusters}
+# The clusters last found, kept until the index changes or a decline ends: finding them ranks every city (seconds at
+# 25,000 when the top lists are not kept), and the clusters page asks again for every view.
 _found_clusters: dict[tuple, list[clustering.Cluster]] = {}
 
 
 def find_clusters(index: MatchIndex, *, theme: str | None, size: int, limit: int) -> list[clustering.Cluster]:
     now = datetime.now(UTC)
-    # declines expire with time: then the answer is kept for a minute at most
-    query = (id(index), theme, size, limit, now.strftime("%Y-%m-%dT%H:%M") if index.links.declined else None)
-    key = (index.links.generation, query)
+    state = (index.links.generation, index.links.declines_ended(now))
+    key = (state, id(index), theme, size, limit)
     if key not in _found_clusters:
-        stale = [k for k in _found_clusters if k[0] != index.links.generation or k[1][4] != query[4]]
-        for old in stale:
+        for old in [k for k in _found_clusters if k[0] != state]:
             del _found_clusters[old]
         _found_clusters[key] = _clusters_now(index, theme=theme, size=size, limit=limit, now=now)
     return _found_clusters[key]
