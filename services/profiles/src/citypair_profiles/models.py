@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from citypair_shared.db import UtcDateTime, new_metadata
@@ -14,6 +14,9 @@ class Base(DeclarativeBase):
 
 class City(Base):
     __tablename__ = "city"
+    # The map's list and the directory page: published cities in name order, a range of this index (at 25,000 on
+    # SQLite, 8.7 → 0.25 ms a page: with the status index alone, every published city was sorted for each page).
+    __table_args__ = (Index("ix_city_status_name", "status", "name"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Bumped on every change; events carry it so consumers apply only newer snapshots. Every UPDATE is a
