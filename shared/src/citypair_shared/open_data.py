@@ -158,17 +158,19 @@ def _resource(table: str, format: str) -> dict:
         "licenses": licenses,
         "sources": sources,
     }
+    tabular = {"profile": "tabular-data-resource", "type": "table"}
     if format == "csv":
-        return resource | {"profile": "tabular-data-resource", "schema": schema | {"foreignKeys": foreign}}
-    # The same rows as a JSON array of objects keyed by the CSV's columns, typed as its Table Schema says (JSON
-    # tables need a plugin that frictionless does not install by default, so this one is a plain data resource:
-    # `citypair open-data export` and the tests check its rows against the schema).
-    return resource | {
-        "profile": "data-resource",
-        "type": "json",
-        "description": f"The rows of {table}.csv as a JSON array of objects keyed by its Table Schema's fields",
-        "schema": schema,
-    }
+        return resource | tabular | {"schema": schema | {"foreignKeys": foreign}}
+    # The same rows as a JSON array of objects keyed by the CSV's columns, typed as its Table Schema says: a table
+    # too, which frictionless reads with its JSON plugin (`frictionless[json]`) and checks as it checks the CSV.
+    return (
+        resource
+        | tabular
+        | {
+            "description": f"The rows of {table}.csv as a JSON array of objects keyed by its Table Schema's fields",
+            "schema": schema,
+        }
+    )
 
 
 def descriptor() -> dict:

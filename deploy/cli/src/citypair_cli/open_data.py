@@ -5,12 +5,11 @@ descriptor, every resource beside it, and the DCAT-AP entry. Its paths are relat
 package of its own: `frictionless validate DIR/datapackage.json`.
 """
 
-import json
 from pathlib import Path
 
 import httpx
 import typer
-from frictionless import Package, Resource, Schema
+from frictionless import Package
 
 from citypair_shared.open_data import BASE_PATH
 
@@ -36,21 +35,16 @@ def download(gateway: str, directory: Path) -> list[Path]:
 
 
 def validate(directory: Path) -> list[str]:
-    """What frictionless finds wrong with the package in `directory` ([] if nothing): the CSV tables with their
-    Table Schemas, keys and foreign keys; the JSON files' rows against the same schemas."""
-    package = Package(str(directory / DESCRIPTOR))
-    report = package.validate()
-    errors = [f"{path} row {row}: {note}" for path, row, note in report.flatten(["resourcePath", "rowNumber", "note"])]
-    for resource in package.resources:
-        if resource.format != "json":
-            continue
-        rows = json.loads((directory / resource.path).read_text(encoding="utf-8"))
-        schema = Schema.from_descriptor(resource.to_descriptor()["schema"])
-        checked = Resource(data=rows, schema=schema).validate() if rows else None
-        if checked is not None:
-            notes = checked.flatten(["rowNumber", "note"])
-            errors += [f"{resource.path} item {row - 1}: {note}" for row, note in notes]
-    return errors
+    """What frictionless finds wrong with the package in `directory` ([] if nothing): every table, CSV and JSON,
+    with its Table Schema, keys and foreign keys."""
+    report = Package(str(directory / DESCRIPTOR)).validate()
+    found = []
+    for task in report.tasks:
+        for error in task.errors:
+            row, field = getattr(error, "row_number", None), getattr(error, "field_name", None)
+            where = ", ".join(str(x) for x in (f"row {row}" if row else None, field) if x)
+            found.append(f"{task.name} {where}: {error.note}" if where else f"{task.name}: {error.note}")
+    return found
 
 
 @open_data_app.command("export")
