@@ -5,7 +5,8 @@
 On a fresh stack (free ports, temporary folder, SQLite unless CITYPAIR_PROFILES_DATABASE_URL says otherwise)
 it imports `--base` cities (imports go straight to profiles; everything else through the gateway), then
 measures the directory's latency through the gateway with nothing else
-running (the baseline), then the same requests while a ~20 MB CSV import of 50,000 rows (the row cap) runs,
+running (the baseline, measured again before the JSON import and the exports: the directory has grown), then the
+same requests while a ~20 MB CSV import of 50,000 rows (the row cap) runs,
 and while a ~20 MB JSON import runs; then exports the whole directory as CSV and as JSON. For each: the
 directory's p50/p99 during it and their ratio to the baseline, and how far the profiles process's resident
 memory rose above where it started (its peak, VmHWM, after resetting it; with its bulk worker process, whole
@@ -264,18 +265,27 @@ def run(base: int, rows: int) -> dict:
                 # Then the outbox relay publishes the import's 50,000 events (not part of the import's figures).
                 figures["csv_import_events_published"] = during(load, memory, lambda: outbox_drained(profiles_url))
                 log(f"its events published: {figures['csv_import_events_published']}")
+                # The directory is 50,000 cities larger now: its own latency is measured again before each phase
+                figures["baseline_before_json"] = during(load, memory, lambda: time.sleep(15))
+                log(f"baseline before the JSON import: {figures['baseline_before_json']}")
                 figures["json_import"] = during(load, memory, lambda: import_(json_20mb, "application/json", json_rows))
                 log(f"json import: {figures['json_import']}")
                 outbox_drained(profiles_url)
+                figures["baseline_before_exports"] = during(load, memory, lambda: time.sleep(15))
+                log(f"baseline before the exports: {figures['baseline_before_exports']}")
                 total = gateway.get("/api/v1/cities", params={"limit": 1}, headers=sign_in()).json()["total"]
                 for fmt in ("csv", "json"):
                     figures[f"{fmt}_export"] = {"cities": total, **during(load, memory, lambda f=fmt: export(f))}
                     log(f"{fmt} export: {figures[f'{fmt}_export']}")
             figures["directory_errors"] = load.errors
             figures["load_average_at_end"] = os.getloadavg()[0]
-    baseline_p99 = figures["baseline"]["directory_p99_ms"]
-    for phase in ("csv_import", "csv_import_events_published", "json_import", "csv_export", "json_export"):
-        figures[phase]["p99_vs_baseline"] = round(figures[phase]["directory_p99_ms"] / baseline_p99, 2)
+    baselines = {"csv_import": "baseline", "csv_import_events_published": "baseline",
+                 "json_import": "baseline_before_json", "csv_export": "baseline_before_exports",
+                 "json_export": "baseline_before_exports"}  # fmt: skip
+    for phase, baseline in baselines.items():
+        figures[phase]["p99_vs_baseline"] = round(
+            figures[phase]["directory_p99_ms"] / figures[baseline]["directory_p99_ms"], 2
+        )
     figures["targets_met"] = {
         f"{phase}: directory p99 ≤ 100 ms, memory +≤ 200 MB": figures[phase]["directory_p99_ms"] <= 100
         and figures[phase]["rss_growth_mb"] <= 200
