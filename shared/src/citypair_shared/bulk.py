@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from citypair_shared.db import create_engine, create_session_factory
+from citypair_shared.idempotency import Claim
 
 T = TypeVar("T")
 NICENESS = 10  # below the service's requests, above nothing else
@@ -46,15 +45,21 @@ def shutdown() -> None:
         _pool = None
 
 
-def with_session(database_url: str, use_case: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `use_case(session)` on an engine of the worker's own (called in the worker process)."""
+def with_session(
+    database_url: str, use_case: Callable[..., Awaitable[T]], claim: Claim | None = None
+) -> tuple[T, Claim | None]:
+    """Run `use_case(session=…)` on an engine of the worker's own (called in the worker process). The request's
+    Idempotency-Key claim is written in the same transaction as the effect, as the service's own session does; it
+    comes back to say whether that transaction committed (the service then keeps the response for retries)."""
 
     async def run() -> T:
         engine = create_engine(database_url)
         try:
             async with create_session_factory(engine)() as session:
+                if claim is not None:
+                    claim.attach(session)
                 return await use_case(session=session)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return asyncio.run(run()), claim

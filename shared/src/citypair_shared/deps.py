@@ -43,9 +43,10 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def get_session(
-    request: Request, claim: Annotated[Claim | None, Depends(claim_key)]
-) -> AsyncIterator[AsyncSession]:
+ClaimDep = Annotated[Claim | None, Depends(claim_key)]  # the request's Idempotency-Key, for work done elsewhere
+
+
+async def get_session(request: Request, claim: ClaimDep) -> AsyncIterator[AsyncSession]:
     async with request.app.state.runtime.session_factory() as session:
         if claim is not None:
             claim.attach(session)  # the request's Idempotency-Key commits with its effect

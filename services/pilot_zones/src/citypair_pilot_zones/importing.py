@@ -23,6 +23,7 @@ from citypair_pilot_zones.tabular import ImportedRow, Upload
 from citypair_shared import bulk
 from citypair_shared.auth import Principal
 from citypair_shared.db import retry_on_conflict
+from citypair_shared.idempotency import Claim
 from citypair_shared.problems import Problem
 from citypair_shared.upload import ImportReport, ImportRow, Media, finish, row_errors, validated
 from citypair_shared.versions import etag
@@ -45,16 +46,22 @@ def _model(row: ImportedRow) -> type[ProposalCreate | ProposalUpdate]:
 
 
 def import_file(
-    database_url: str, user: Principal, body: bytes, media: Media, max_rows: int, all_or_nothing: bool
-) -> ImportReport | None:
+    database_url: str,
+    claim: Claim | None,
+    user: Principal,
+    body: bytes,
+    media: Media,
+    max_rows: int,
+    all_or_nothing: bool,
+) -> tuple[ImportReport | None, Claim | None]:
     """An uploaded file, checked whole (BadFile, TooManyRows, BadJson) and imported, in the bulk worker process
     (citypair_shared.bulk); None when the file is sound but the caller drafts nothing (not an official: 403)."""
     upload = Upload(body, media)
     upload.check(max_rows)
     if not user.has_role("official"):
-        return None
+        return None, claim
     use_case = partial(import_rows, user=user, rows=upload, all_or_nothing=all_or_nothing)
-    return bulk.with_session(database_url, use_case)
+    return bulk.with_session(database_url, use_case, claim)
 
 
 @retry_on_conflict

@@ -25,7 +25,7 @@ from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
 from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
-from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
+from citypair_shared.deps import ClaimDep, IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
@@ -198,6 +198,7 @@ async def pilot_zone_import_template(_: CurrentUser, format: Literal["csv", "xls
 async def import_pilot_zones(
     request: Request,
     runtime: RuntimeDep,
+    claim: ClaimDep,
     user: CurrentUser,
     all_or_nothing: AllOrNothing = False,
 ):
@@ -215,8 +216,10 @@ async def import_pilot_zones(
     settings, media = runtime.settings, import_media(request)
     body = await read_body(request)
     with refusing_bad_files():
-        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
-        report = await bulk.in_worker(importing.import_file, *args)
+        args = settings.database_url, claim, user, body, media, settings.import_max_rows, all_or_nothing
+        report, worked = await bulk.in_worker(importing.import_file, *args)
+    if claim is not None:
+        claim.committed = worked.committed  # the worker's transaction wrote the key with the effect
     if report is None:  # after the file's checks, as `POST /api/v1/pilot-zones` checks its body first
         raise forbidden("only officials draft pilot zones (each for one of their cities)", required_roles=["official"])
     return report

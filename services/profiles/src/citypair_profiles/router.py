@@ -24,7 +24,7 @@ from citypair_profiles.schemas import (
 from citypair_profiles.service import DirectoryFilter
 from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, require_roles
-from citypair_shared.deps import IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
+from citypair_shared.deps import ClaimDep, IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
 from citypair_shared.problems import invalid, problem_responses
 from citypair_shared.themes import THEME_IDS
 from citypair_shared.upload import (
@@ -258,6 +258,7 @@ def _json_items(batch: list, user: Principal) -> str:
 async def import_cities(
     request: Request,
     runtime: RuntimeDep,
+    claim: ClaimDep,
     user: Registrar,
     all_or_nothing: AllOrNothing = False,
 ):
@@ -272,8 +273,10 @@ async def import_cities(
     settings, media = runtime.settings, import_media(request)
     body = await read_body(request)
     with refusing_bad_files():  # checked whole and imported in the bulk worker process, at a lower priority
-        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
-        report = await bulk.in_worker(service.import_file, *args)
+        args = settings.database_url, claim, user, body, media, settings.import_max_rows, all_or_nothing
+        report, worked = await bulk.in_worker(service.import_file, *args)
+    if claim is not None:
+        claim.committed = worked.committed  # the worker's transaction wrote the key with the effect
     runtime.relay.wake()
     return report
 

@@ -33,6 +33,7 @@ from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import retry_on_conflict
 from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, CityUpdated, new_event
 from citypair_shared.geography import INDICATORS
+from citypair_shared.idempotency import Claim
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
 from citypair_shared.upload import Media, finish, validated
@@ -576,15 +577,21 @@ async def open_partnerships(*, session: AsyncSession) -> AsyncIterator[list[dict
 
 
 def import_file(
-    database_url: str, user: Principal, body: bytes, media: Media, max_rows: int, all_or_nothing: bool
-) -> ImportReport:
+    database_url: str,
+    claim: Claim | None,
+    user: Principal,
+    body: bytes,
+    media: Media,
+    max_rows: int,
+    all_or_nothing: bool,
+) -> tuple[ImportReport, Claim | None]:
     """An uploaded file, checked whole (BadFile, TooManyRows, BadJson) and imported: in the bulk worker process
     (citypair_shared.bulk), whose outbox rows the service's relay publishes once woken."""
     upload = Upload(body, media)
     upload.check(max_rows)
     relay = OutboxRelay(None, Outbox, None, sweep_seconds=0)  # stages events only: the service's relay sends them
     use_case = partial(import_rows, relay=relay, user=user, rows=upload, all_or_nothing=all_or_nothing)
-    return bulk.with_session(database_url, use_case)
+    return bulk.with_session(database_url, use_case, claim)
 
 
 @retry_on_conflict
