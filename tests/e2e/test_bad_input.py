@@ -44,6 +44,23 @@ def test_invalid_city_is_rejected_naming_the_field(stack, gateway, body, field):
     assert outbox_rows(stack) == before
 
 
+def test_a_rule_names_its_code_and_the_values_it_names(gateway):
+    """A service's own rule, as a schema check does, says which it is (`type`) and the values its message names
+    (`params`), for the pages to say it in their language; pydantic's own objects in its context are not sent."""
+    body = {**city_body(), "country_code": "xx", "timezone": "Mars/Base", "name": "x" * 201}
+    response = gateway.post("/api/v1/cities", json=body)
+    assert response.status_code == 422, response.text
+    errors = {e["field"]: e for e in response.json()["errors"]}
+    assert errors["country_code"] == {
+        "field": "country_code",
+        "message": "'XX' is not an ISO 3166-1 alpha-2 country code",
+        "type": "unknown_country",
+        "params": {"value": "XX"},
+    }
+    assert (errors["timezone"]["type"], errors["timezone"]["params"]) == ("unknown_time_zone", {"value": "Mars/Base"})
+    assert (errors["name"]["type"], errors["name"]["params"]) == ("string_too_long", {"max_length": 200})
+
+
 def test_malformed_json_is_a_problem(stack, gateway):
     before = outbox_rows(stack)
     response = gateway.post("/api/v1/cities", content=b'{"name": "Xi', headers={"content-type": "application/json"})

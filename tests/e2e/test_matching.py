@@ -79,6 +79,9 @@ def test_bad_input(gateway, pair, official_of):
     )  # coordinators do not decide
     wrong = official_of(a).post(f"/api/v1/matches/{a}/{b}/decision", json={"decision": "decline", "reason": "corridor"})
     assert wrong.status_code == 422
+    (error,) = wrong.json()["errors"]  # the rule by its code, and the reasons a decline takes, for the pages
+    assert (error["field"], error["type"], error["params"]["decision"]) == ("reason", "reason_not_allowed", "decline")
+    assert "too_far" in error["params"]["allowed"] and "corridor" not in error["params"]["allowed"]
 
 
 def test_both_accept_publishes_a_reproducible_record(stack, gateway, pair, official_of):

@@ -77,7 +77,14 @@ def test_pilot_zone_with_unknown_city_names_it(gateway, official_of):
     response = official.post("/api/v1/pilot-zones", json={"title": "x", "city_ids": [a, "no-such-city"]})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"] == [{"field": "city_ids[1]", "message": "unknown city 'no-such-city'"}]
+    assert response.json()["errors"] == [
+        {
+            "field": "city_ids[1]",
+            "message": "unknown city 'no-such-city'",
+            "type": "unknown_city",
+            "params": {"city_id": "no-such-city"},
+        }
+    ]
 
 
 def test_forbidden_transition_lists_what_is_allowed(gateway, official_of):

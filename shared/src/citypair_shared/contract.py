@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BeforeValidator, Field, Strict
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -60,7 +61,7 @@ def _whole_number(value: Any) -> Any:
 def _date_text(value: Any) -> Any:
     if type(value) is date or (isinstance(value, str) and ISO_DATE.fullmatch(value)):
         return value
-    raise ValueError("a date is written YYYY-MM-DD")
+    raise PydanticCustomError("date_parsing", "a date is written YYYY-MM-DD")  # pydantic's kind, said as it says it
 
 
 def json_integer(*, ge: int, le: int) -> Any:

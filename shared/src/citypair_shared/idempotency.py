@@ -71,16 +71,21 @@ def parse_key(values: list[str]) -> str:
     Raises a 422 `Problem` naming the header if it is repeated, empty, too long or not printable ASCII.
     """
     if len(values) != 1:
-        raise invalid(FIELD, "send one Idempotency-Key")
+        raise invalid(FIELD, "send one Idempotency-Key", code="idempotency_key_repeated")
     key = values[0].strip()
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     if not key:
-        raise invalid(FIELD, "must not be empty")
+        raise invalid(FIELD, "must not be empty", code="idempotency_key_empty")
     if len(key) > MAX_KEY_LENGTH:
-        raise invalid(FIELD, f"must be at most {MAX_KEY_LENGTH} characters")
+        raise invalid(
+            FIELD,
+            f"must be at most {MAX_KEY_LENGTH} characters",
+            code="idempotency_key_too_long",
+            max_length=MAX_KEY_LENGTH,
+        )
     if not all(" " <= char <= "~" for char in key):
-        raise invalid(FIELD, "must be printable ASCII (a UUID is best)")
+        raise invalid(FIELD, "must be printable ASCII (a UUID is best)", code="idempotency_key_not_ascii")
     return key
 
 
@@ -279,7 +284,7 @@ def _text(content: bytes) -> str | None:
 async def _answer_retry(request: Request, claim: Claim, record, records: Records) -> Response:
     if record.fingerprint != claim.fingerprint:
         message = "was used for a different request (method, path, query or body) in the last 24 h"
-        return _problem(request, invalid(FIELD, message))
+        return _problem(request, invalid(FIELD, message, code="idempotency_key_reused"))
     deadline = time.monotonic() + WAIT_FOR_FIRST_SECONDS
     while record.status_code is None and not _abandoned(record) and time.monotonic() < deadline:
         await asyncio.sleep(POLL_SECONDS)

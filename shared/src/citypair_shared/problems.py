@@ -1,5 +1,6 @@
 """RFC 9457 problem+json for every error a service returns."""
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,12 @@ class FieldError(BaseModel):
 
     field: str = Field(description="Where, e.g. `themes.ai.offer` (body) or `query.limit`")
     message: str
-    type: str = Field("", description="A machine-readable kind, when the schema check found it")
+    type: str = Field(
+        "", description="A machine-readable kind: the schema check's (`missing`, …) or the service rule's code"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The values the message names, by their names in its `type` (e.g. `value`)"
+    )
 
 
 class ProblemDetails(BaseModel):
@@ -100,15 +106,16 @@ def not_found(what: str, ident: str) -> Problem:
     return Problem(404, "Not found", f"{what} {ident!r} does not exist", type_="/problems/not-found")
 
 
-def invalid(field: str, message: str) -> Problem:
-    """A 422 for one field that passed the schema but breaks a rule (e.g. an unknown city)."""
-    return Problem(
-        422,
-        "Validation failed",
-        f"{field}: {message}",
-        type_="/problems/validation",
-        errors=[{"field": field, "message": message}],
-    )
+def invalid(field: str, message: str, *, code: str | None = None, **params: Any) -> Problem:
+    """A 422 for one field that passed the schema but breaks a rule (e.g. an unknown city). `code` names the rule
+    and `params` the values `message` names, so a client can say it in another language (as for a schema check)."""
+    error = {
+        "field": field,
+        "message": message,
+        **({"type": code} if code else {}),
+        **({"params": params} if params else {}),
+    }
+    return Problem(422, "Validation failed", f"{field}: {message}", type_="/problems/validation", errors=[error])
 
 
 def problem_response(status: int, title: str, detail: str = "", type_: str = "about:blank", **extra) -> JSONResponse:
@@ -122,6 +129,24 @@ def _field(loc: tuple) -> str:
     return ".".join(parts[1:] if parts and parts[0] == "body" and len(parts) > 1 else parts)
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` if JSON carries it as it is (scalars, lists of them), else None (e.g. the exception in `ctx.error`)."""
+    if isinstance(value, str | bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        items = [_json_safe(item) for item in value]
+        return items if all(item is not None for item in items) else None
+    return None
+
+
+def _error(e: Mapping[str, Any]) -> dict[str, Any]:
+    """One of pydantic's errors as a problem's: the values its message names (`ctx`) as `params`."""
+    params = {name: safe for name, value in (e.get("ctx") or {}).items() if (safe := _json_safe(value)) is not None}
+    return {"field": _field(e["loc"]), "message": e["msg"], "type": e["type"], **({"params": params} if params else {})}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
@@ -131,7 +156,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = [_error(e) for e in exc.errors()]
         fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
         return problem_response(
             422,

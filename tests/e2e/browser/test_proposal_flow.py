@@ -199,6 +199,24 @@ def test_from_suggestion_to_export(stack, admin, browser, pair, shoot):
         assert page.errors == [], page.errors
 
 
+def test_a_service_rule_is_said_in_the_page_language(stack, browser, pair):
+    """pilot_zones refuses an end before the start by its code; the Chinese page says so in Chinese, and nothing
+    is drafted."""
+    base = stack.config.gateway_url
+    official = sign_in(browser, base, pair["official_a"])
+    official.goto(f"{base}/pilot-zones/new?lang=zh&city_ids={pair['a']}&city_ids={pair['b']}")
+    assert official.locator("input[name=city_ids]:checked").count() == 2
+    official.fill("#f-title", "Dates the wrong way round")
+    official.fill("#f-start_date", "2028-01-01")
+    official.fill("#f-end_date", "2027-01-01")
+    official.locator("#save-proposal").click()
+    assert official.locator("#e-end_date").inner_text() == "结束日期早于开始日期。"
+    assert official.locator("#f-end_date").get_attribute("aria-invalid") == "true"
+    assert not PROPOSAL_URL.search(official.url)  # still the form, with what was typed
+    assert official.locator("#f-title").input_value() == "Dates the wrong way round"
+    assert official.errors == [], official.errors
+
+
 def focus(page, selector: str, limit: int = 200) -> None:
     """Press Tab until the element matching `selector` has the focus (the way a keyboard user gets there)."""
     for _ in range(limit):

@@ -112,7 +112,7 @@ async def accept(*, session: AsyncSession, ctx: IdentityContext, data: Invitatio
         raise gone()
     name = data.name if data.name is not None else invitation.name
     if _weak_for(data.password, invitation.email, name):
-        raise wrong_field("password", "must not contain your e-mail address or name")
+        raise wrong_field("password", "must not contain your e-mail address or name", code="password_personal")
     # Argon2 before the claim: the claim's write lock is not held while it hashes.
     password_hash = await asyncio.to_thread(hasher.hash, data.password)
     claimed = await session.execute(
@@ -212,7 +212,7 @@ async def complete_reset(*, session: AsyncSession, ctx: IdentityContext, data: R
         raise gone()
     user = await get_user(session=session, user_id=reset.user_id)
     if _weak_for(data.password, user.email, user.name):
-        raise wrong_field("password", "must not contain your e-mail address or name")
+        raise wrong_field("password", "must not contain your e-mail address or name", code="password_personal")
     password_hash = await asyncio.to_thread(hasher.hash, data.password)
     claimed = await session.execute(
         update(PasswordReset)

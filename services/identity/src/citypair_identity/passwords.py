@@ -24,24 +24,42 @@ def _sequential(password: str) -> bool:
     return steps in ({1}, {-1}) or steps <= {1, -9} or steps <= {-1, 9}  # digits wrap: ...7890123
 
 
-def weakness(password: str, *, context: Iterable[str] = ()) -> str | None:
-    """Why `password` may not be used (a message for the person choosing it), or None if it may.
+# Why a password may not be used, by code (the API's error `type`): a message for the person choosing it.
+WEAKNESSES = {
+    "password_too_short": (
+        "must be at least {min_length} characters long (a passphrase of a few words is easy to remember)"
+    ),
+    "password_too_long": "must be at most {max_length} characters long",
+    "password_common": "is one of the most common passwords, which are tried first: choose another",
+    "password_repetitive": "is too repetitive or sequential to be hard to guess",
+    "password_personal": "must not contain your e-mail address or name",
+}
+
+
+def weakness_code(password: str, *, context: Iterable[str] = ()) -> tuple[str, dict[str, int]] | None:
+    """Why `password` may not be used, as a code of WEAKNESSES and the values its message names; None if it may.
 
     `context`: words a guesser would try first for this account (the e-mail address, its parts).
     """
     if len(password) < MIN_LENGTH:
-        return f"must be at least {MIN_LENGTH} characters long (a passphrase of a few words is easy to remember)"
+        return "password_too_short", {"min_length": MIN_LENGTH}
     if len(password) > MAX_LENGTH:
-        return f"must be at most {MAX_LENGTH} characters long"
+        return "password_too_long", {"max_length": MAX_LENGTH}
     folded = password.lower()
     if folded in _common():
-        return "is one of the most common passwords, which are tried first: choose another"
+        return "password_common", {}
     if len(set(folded)) < MIN_DISTINCT or _sequential(folded):
-        return "is too repetitive or sequential to be hard to guess"
+        return "password_repetitive", {}
     for word in context:
         if len(word) >= CONTEXT_MIN and word.lower() in folded:
-            return "must not contain your e-mail address or name"
+            return "password_personal", {}
     return None
+
+
+def weakness(password: str, *, context: Iterable[str] = ()) -> str | None:
+    """Why `password` may not be used (a message for the person choosing it), or None if it may."""
+    found = weakness_code(password, context=context)
+    return WEAKNESSES[found[0]].format(**found[1]) if found else None
 
 
 def email_words(email: str) -> list[str]:

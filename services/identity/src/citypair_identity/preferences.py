@@ -74,10 +74,10 @@ async def unsubscribe(session: AsyncSession, token: str) -> tuple[str, str]:
             raise jwt.InvalidTokenError("unknown key")
         claims = jwt.decode(token, jwt.PyJWK(key.public_jwk).key, algorithms=[ALGORITHM], audience=UNSUBSCRIBE_AUDIENCE)
     except jwt.InvalidTokenError:
-        raise invalid("token", "is not a valid unsubscribe link") from None
+        raise invalid("token", "is not a valid unsubscribe link", code="bad_unsubscribe_link") from None
     user_id, kind = claims.get("sub"), claims.get("kind")
     if not isinstance(user_id, str) or kind not in (*KINDS, DIGEST) or await session.get(User, user_id) is None:
-        raise invalid("token", "is not a valid unsubscribe link")
+        raise invalid("token", "is not a valid unsubscribe link", code="bad_unsubscribe_link")
     # The row is created if missing, then locked: two links clicked at once both take effect.
     await insert_if_absent(
         session, MailPreference, user_id=user_id, notifications={}, suggestion_min_score=DEFAULT_MIN_SCORE

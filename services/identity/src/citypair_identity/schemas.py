@@ -12,8 +12,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from citypair_identity.passwords import MAX_LENGTH, MIN_LENGTH, email_words, weakness
+from citypair_identity.passwords import MAX_LENGTH, MIN_LENGTH, WEAKNESSES, email_words, weakness, weakness_code
 from citypair_identity.preferences import DEFAULT_MIN_SCORE, KINDS, MODES
 from citypair_shared.contract import EMAIL_PATTERN
 from citypair_shared.deps import Timestamp
@@ -30,8 +31,9 @@ Email = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN, examples=["of
 
 
 def _not_weak(password: str) -> str:
-    if why := weakness(password):
-        raise ValueError(f"the password {why}")
+    if found := weakness_code(password):
+        code, params = found
+        raise PydanticCustomError(code, "the password " + WEAKNESSES[code], params)
     return password
 
 
@@ -71,7 +73,7 @@ class UserCreate(BaseModel):
     @classmethod
     def _password_not_about_the_user(cls, password: str, info: ValidationInfo) -> str:
         if "email" in info.data and weakness(password, context=email_words(info.data["email"])):
-            raise ValueError("the password must not contain the e-mail address or name")
+            raise PydanticCustomError("password_personal", "the password " + WEAKNESSES["password_personal"])
         return password
 
 

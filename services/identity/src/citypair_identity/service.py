@@ -280,8 +280,8 @@ async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -
     )
 
 
-def wrong_field(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": message}])
+def wrong_field(field: str, message: str, *, code: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"type": code, "loc": ("body", field), "msg": message}])
 
 
 @retry_on_conflict
@@ -301,9 +301,13 @@ async def change_password(
         await throttle.record_failure(session, account=user.email, now=now, policy=policy)
         audit(session, "password.change_refused", actor=user.id, subject=user.id, address=address)
         await session.commit()
-        raise wrong_field("current_password", "is not your current password") from None
+        raise wrong_field("current_password", "is not your current password", code="password_not_current") from None
     if weakness(data.new_password, context=[*email_words(user.email), data.current_password]):
-        raise wrong_field("new_password", "must not contain your e-mail address, name or current password")
+        raise wrong_field(
+            "new_password",
+            "must not contain your e-mail address, name or current password",
+            code="password_like_current",
+        )
     user.password_hash = await asyncio.to_thread(hasher.hash, data.new_password)
     user.updated_at = now
     await void_tokens(session, ctx, user, reason="password_changed")

@@ -152,7 +152,7 @@ async def decide(
     if city_id is None:
         raise forbidden("only an official of one of the two cities decides for it", required_roles=["official"])
     if city_a == city_b:
-        raise invalid("city_b", "a city is never its own partner")
+        raise invalid("city_b", "a city is never its own partner", code="own_partner")
     other = city_b if city_id == city_a else city_a
     decision, pair_status = await service.decide(
         session=session, relay=runtime.relay, index=index, user=user, city_id=city_id, other_id=other, body=body

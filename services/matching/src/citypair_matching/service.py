@@ -192,7 +192,14 @@ async def decide(
     """Record `city_id`'s decision on the pair; publish accepted (both accepted) or declined through the outbox."""
     allowed = DeclineReason if body.decision == "decline" else AcceptReason
     if body.reason not in {r.value for r in allowed}:
-        raise invalid("reason", f"for {body.decision!r} use one of {[r.value for r in allowed]}")
+        allowed_reasons = [r.value for r in allowed]
+        raise invalid(
+            "reason",
+            f"for {body.decision!r} use one of {allowed_reasons}",
+            code="reason_not_allowed",
+            decision=body.decision,
+            allowed=allowed_reasons,
+        )
     explanation = index.explain(city_id, other_id)
     if body.decision == "accept" and not explanation.eligible:
         failed = [c for c in explanation.checks if not c.passed]
@@ -274,7 +281,7 @@ def round_positions(index: MatchIndex, body: RoundIn) -> np.ndarray:
     wanted = body.cities
     unknown = [c for c in wanted.city_ids if c not in index]
     if unknown:
-        raise invalid("cities.city_ids", f"unknown cities {unknown[:10]}")
+        raise invalid("cities.city_ids", f"unknown cities {unknown[:10]}", code="unknown_cities", city_ids=unknown[:10])
     ids = set(wanted.city_ids)
     keep = []
     for pos in index.positions():

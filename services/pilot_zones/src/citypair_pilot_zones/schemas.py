@@ -15,6 +15,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.contract import URL_PATTERN, VISIBLE_TEXT_PATTERN, CalendarDate
@@ -30,7 +31,7 @@ CityId = Annotated[str, Field(min_length=1, max_length=36, pattern=ID_PATTERN)]
 def _currency(value: str) -> str:
     value = value.upper()
     if len(value) != 3 or pycountry.currencies.get(alpha_3=value) is None:
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+        raise PydanticCustomError("unknown_currency", "'{value}' is not an ISO 4217 currency code", {"value": value})
     return value
 
 
@@ -99,7 +100,7 @@ class ProposalDocument(BaseModel):
 
 def _distinct(value: list | None) -> list | None:
     if value is not None and len(set(value)) != len(value):
-        raise ValueError("each may be listed only once")
+        raise PydanticCustomError("listed_twice", "each may be listed only once")
     return value
 
 
@@ -126,7 +127,7 @@ class _ProposalFields(BaseModel):
     def _ends_after_start(cls, value: date | None, info: ValidationInfo) -> date | None:
         start = info.data.get("start_date")
         if value is not None and start is not None and value < start:
-            raise ValueError("the end date is before the start date")
+            raise PydanticCustomError("end_before_start", "the end date is before the start date")
         return value
 
 

@@ -269,9 +269,9 @@ async def _check_cities(session: AsyncSession, city_ids: list[str]) -> None:
     for position, city_id in enumerate(city_ids):
         city = cities.get(city_id)
         if city is None:
-            raise invalid(f"city_ids[{position}]", f"unknown city {city_id!r}")
+            raise invalid(f"city_ids[{position}]", f"unknown city {city_id!r}", code="unknown_city", city_id=city_id)
         if city.status == "retired":
-            raise invalid(f"city_ids[{position}]", f"city {city_id!r} is retired")
+            raise invalid(f"city_ids[{position}]", f"city {city_id!r} is retired", code="retired_city", city_id=city_id)
 
 
 async def _open_duplicate(session: AsyncSession, key: str, *, other_than: str | None = None) -> str | None:
@@ -342,7 +342,7 @@ def _check_lead(city_ids: list[str], lead: str | None) -> str:
     if lead is None:
         return city_ids[0]
     if lead not in city_ids:
-        raise invalid("lead_city_id", "the lead city must be one of city_ids")
+        raise invalid("lead_city_id", "the lead city must be one of city_ids", code="lead_not_member")
     return lead
 
 
@@ -508,7 +508,7 @@ async def edit(
     start = values.get("start_date", proposal.start_date)
     end = values.get("end_date", proposal.end_date)
     if start and end and end < start:
-        raise invalid("end_date", "the end date is before the start date")
+        raise invalid("end_date", "the end date is before the start date", code="end_before_start")
     changes = {}
     for key, value in values.items():
         old = getattr(proposal, key)
@@ -552,7 +552,9 @@ async def _check_coordinator(session: AsyncSession, user_id: str) -> None:
     """422 unless identity's events said `user_id` is an enabled coordinator."""
     known = await session.get(KnownUser, user_id)
     if known is None or not known.coordinator:
-        raise invalid("coordinator_id", f"no coordinator has the id {user_id!r}")
+        raise invalid(
+            "coordinator_id", f"no coordinator has the id {user_id!r}", code="unknown_coordinator", user_id=user_id
+        )
 
 
 @retry_on_conflict
@@ -562,7 +564,11 @@ async def assign(
     """Assign a coordinator (oneself by default) to review and follow the proposal."""
     proposal = await get(session=session, proposal_id=proposal_id)
     if coordinator_id is None and not user.has_role("coordinator"):
-        raise invalid("coordinator_id", "name the coordinator to assign (only a coordinator assigns themselves)")
+        raise invalid(
+            "coordinator_id",
+            "name the coordinator to assign (only a coordinator assigns themselves)",
+            code="coordinator_not_named",
+        )
     target = coordinator_id or user.user_id
     if not (target == user.user_id and user.has_role("coordinator")):
         await _check_coordinator(session, target)
@@ -762,7 +768,12 @@ async def add_comment(*, session: AsyncSession, user: Principal, proposal_id: st
     if data.parent_id is not None:
         parent = await session.get(Comment, data.parent_id)
         if parent is None or parent.proposal_id != proposal_id or (parent.private and not coordinator):
-            raise invalid("parent_id", f"no comment {data.parent_id!r} on this proposal")
+            raise invalid(
+                "parent_id",
+                f"no comment {data.parent_id!r} on this proposal",
+                code="unknown_comment",
+                comment_id=data.parent_id,
+            )
         private = private or parent.private
     comment = Comment(
         id=str(uuid.uuid4()),

@@ -17,6 +17,7 @@ from pydantic import (
     StrictFloat,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from citypair_shared.contract import EMAIL_PATTERN, URL_PATTERN, VISIBLE_TEXT_PATTERN, json_integer
 from citypair_shared.events.profiles import Indicator
@@ -35,20 +36,22 @@ def _timezones() -> frozenset[str]:
 def _country(value: str) -> str:
     value = value.upper()
     if pycountry.countries.get(alpha_2=value) is None:
-        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        raise PydanticCustomError(
+            "unknown_country", "'{value}' is not an ISO 3166-1 alpha-2 country code", {"value": value}
+        )
     return value
 
 
 def _language(value: str) -> str:
     value = value.lower()
     if len(value) != 2 or pycountry.languages.get(alpha_2=value) is None:
-        raise ValueError(f"{value!r} is not an ISO 639-1 language code")
+        raise PydanticCustomError("unknown_language", "'{value}' is not an ISO 639-1 language code", {"value": value})
     return value
 
 
 def _timezone(value: str) -> str:
     if value not in _timezones():
-        raise ValueError(f"{value!r} is not an IANA time zone")
+        raise PydanticCustomError("unknown_time_zone", "'{value}' is not an IANA time zone", {"value": value})
     return value
 
 
@@ -77,7 +80,11 @@ def _check_indicator_ranges(indicators: dict | None) -> None:
     for key, indicator in (indicators or {}).items():
         _, _, low, high = INDICATORS[key]
         if not low <= indicator.value <= high:
-            raise ValueError(f"indicators.{key}.value must be within {low}–{high}")
+            raise PydanticCustomError(
+                "indicator_out_of_range",
+                "indicators.{indicator}.value must be within {low}–{high}",
+                {"indicator": str(key), "low": low, "high": high},
+            )
 
 
 # Each indicator's own range (`_check_indicator_ranges`), stated per key in the schema.
@@ -194,7 +201,7 @@ NEVER_PUBLIC = frozenset({"contacts", "external_id"})
 
 def _not_private(value):
     if isinstance(value, str) and (value in NEVER_PUBLIC or value.startswith("contact")):
-        raise ValueError(f"{value} is never public")
+        raise PydanticCustomError("never_public", "{value} is never public", {"value": value})
     return value
 
 

@@ -1,5 +1,7 @@
 """Form fields ⇄ API bodies, and the API's field errors ⇄ form fields. Pure."""
 
+from babel.lists import format_list
+
 from citypair_shared.geography import CORRIDORS
 from citypair_shared.themes import THEME_IDS
 from citypair_web import i18n
@@ -113,10 +115,69 @@ VALIDATION = {
 }
 
 
+# The services' own rules by their code (the error's `type`), naming the values of its `params`; said so in every
+# language, English too. A code new to the pages keeps the API's English `message`.
+RULES = {
+    "unknown_country": N_("“%(value)s” is not an ISO 3166-1 alpha-2 country code."),
+    "unknown_language": N_("“%(value)s” is not an ISO 639-1 language code."),
+    "unknown_time_zone": N_("“%(value)s” is not an IANA time zone."),
+    "unknown_currency": N_("“%(value)s” is not an ISO 4217 currency code."),
+    "indicator_out_of_range": N_("%(indicator)s must be within %(low)s–%(high)s."),
+    "never_public": N_("%(value)s is never public."),
+    "listed_twice": N_("Each may be listed only once."),
+    "end_before_start": N_("The end date is before the start date."),
+    "unknown_city": N_("No city has the id “%(city_id)s”."),
+    "retired_city": N_("The city “%(city_id)s” is retired."),
+    "unknown_cities": N_("Unknown cities: %(city_ids)s."),
+    "lead_not_member": N_("The lead city must be one of the member cities."),
+    "unknown_coordinator": N_("No coordinator has the id “%(user_id)s”."),
+    "coordinator_not_named": N_("Name the coordinator to assign (only a coordinator assigns themselves)."),
+    "unknown_comment": N_("There is no comment “%(comment_id)s” on this proposal."),
+    "reason_not_allowed": N_("Choose one of these reasons: %(allowed)s."),
+    "own_partner": N_("A city is never its own partner."),
+    "bad_unsubscribe_link": N_("This is not a valid unsubscribe link."),
+    "password_too_short": N_(
+        "The password must be at least %(min_length)s characters long (a passphrase of a few words is easy to "
+        "remember)."
+    ),
+    "password_too_long": N_("The password must be at most %(max_length)s characters long."),
+    "password_common": N_("This is one of the most common passwords, which are tried first: choose another."),
+    "password_repetitive": N_("The password is too repetitive or sequential to be hard to guess."),
+    "password_personal": N_("The password must not contain your e-mail address or name."),
+    "password_like_current": N_("The password must not contain your e-mail address, name or current password."),
+    "password_not_current": N_("This is not your current password."),
+    "idempotency_key_repeated": N_("Send one Idempotency-Key."),
+    "idempotency_key_empty": N_("The Idempotency-Key must not be empty."),
+    "idempotency_key_too_long": N_("The Idempotency-Key must be at most %(max_length)s characters."),
+    "idempotency_key_not_ascii": N_("The Idempotency-Key must be printable ASCII (a UUID is best)."),
+    "idempotency_key_reused": N_("This Idempotency-Key was used for a different request in the last 24 hours."),
+}
+
+
 def error_message(error: dict, lang: str) -> str:
-    """A field's failure as the page says it (see VALIDATION; a service's own rule keeps the API's words)."""
-    text = VALIDATION.get(error.get("type", "")) if lang != "en" else None
+    """A field's failure as the page says it: a service's rule (RULES) in every language, a schema check
+    (VALIDATION) in the other languages (the API's English names its limits); else the API's words."""
+    code, params = error.get("type", ""), error.get("params") or {}
+    if code in RULES:
+        try:
+            return i18n.gettext(RULES[code], lang) % {name: _param(name, value, lang) for name, value in params.items()}
+        except (KeyError, TypeError):  # a parameter the sentence names is missing: the API's words say it all
+            return error["message"]
+    text = VALIDATION.get(code) if lang != "en" else None
     return i18n.gettext(text, lang) if text else error["message"]
+
+
+def _param(name: str, value, lang: str) -> str:
+    """A value a rule's sentence names, as `lang` says it (an indicator's name, reasons, lists, numbers)."""
+    if name == "indicator":
+        return i18n.term("indicator", value, lang)
+    if name == "allowed":
+        return format_list([i18n.term("reason", reason, lang) for reason in value], locale=lang)
+    if isinstance(value, list):
+        return format_list([str(item) for item in value], locale=lang)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return i18n.number(value, lang)
+    return str(value)
 
 
 def field_errors(response, lang: str) -> dict[str, str]:

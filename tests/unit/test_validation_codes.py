@@ -1,0 +1,154 @@
+"""Every rule a service checks itself names its code and the values its message names (`type`, `params`), and the
+pages say each code in every language: a new code without a sentence, or a sentence naming a value the service
+does not send, fails here."""
+
+import ast
+import re
+import string
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError, field_validator
+
+from citypair_identity.passwords import WEAKNESSES
+from citypair_pilot_zones.schemas import ProposalCreate
+from citypair_profiles.schemas import CityUpdate
+from citypair_shared.problems import _error, invalid
+from citypair_web import forms, i18n
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("shared/src/**/*.py")]
+RAISERS = ("invalid", "wrong_field")  # problems.invalid and identity's RequestValidationError of one field
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff"), "ar": ("\u0600", "\u06ff")}
+
+
+def _name(call: ast.Call) -> str:
+    return getattr(call.func, "id", getattr(call.func, "attr", ""))
+
+
+def raised_codes() -> dict[str, set[str]]:
+    """{code: the names of the values sent with it}, from every call that raises a coded field error."""
+    codes: dict[str, set[str]] = {code: set(_fields(template)) for code, template in WEAKNESSES.items()}
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            if _name(node) in RAISERS:
+                keywords = {k.arg: k.value for k in node.keywords}
+                if isinstance(keywords.get("code"), ast.Constant):
+                    codes.setdefault(keywords["code"].value, set()).update(k for k in keywords if k != "code")
+            elif _name(node) == "PydanticCustomError" and isinstance(node.args[0], ast.Constant):
+                params = node.args[2] if len(node.args) > 2 else None
+                names = {k.value for k in params.keys} if isinstance(params, ast.Dict) else set()
+                codes.setdefault(node.args[0].value, set()).update(names)
+    return codes
+
+
+def _fields(template: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+CODES = raised_codes()
+
+
+def test_the_scan_finds_the_rules():
+    # The scan itself: a rule of each service and of the shared library, and each kind of call.
+    assert {"unknown_time_zone", "end_before_start", "unknown_city", "own_partner", "bad_unsubscribe_link"} <= set(
+        CODES
+    )
+    assert {"idempotency_key_reused", "password_too_short", "password_not_current", "date_parsing"} <= set(CODES)
+    assert CODES["unknown_city"] == {"city_id"} and CODES["indicator_out_of_range"] == {"indicator", "low", "high"}
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_code_has_a_sentence_in_every_language(code):
+    assert code in forms.RULES or code in forms.VALIDATION, f"{code}: add its sentence to citypair_web.forms.RULES"
+    english = forms.RULES.get(code) or forms.VALIDATION[code]
+    named = set(PLACEHOLDER.findall(english))
+    assert named <= CODES[code], f"{code}: the sentence names {named - CODES[code]}, which the service never sends"
+    for lang, (low, high) in SCRIPTS.items():
+        text = i18n.translations(lang).gettext(english)
+        assert text != english and any(low <= ch <= high for ch in text), (code, lang, text)
+        assert set(PLACEHOLDER.findall(text)) == named, (code, lang, text)
+
+
+def test_every_sentence_is_of_a_code_a_service_raises():
+    assert set(forms.RULES) <= set(CODES), set(forms.RULES) - set(CODES)
+
+
+def _page(errors: list[dict], lang: str) -> list[str]:
+    return [forms.error_message(_error(e), lang) for e in errors]
+
+
+def test_a_schema_rule_reaches_the_page_in_its_language():
+    errors = []
+    for body in ({"timezone": "Mars/Base"}, {"indicators": {"internet_users_pct": {"value": 150.0, "year": 2024}}}):
+        with pytest.raises(ValidationError) as caught:
+            CityUpdate.model_validate(body)
+        errors += caught.value.errors()
+    problem = [_error(e) for e in errors]
+    assert problem[0] == {
+        "field": "timezone",
+        "message": "'Mars/Base' is not an IANA time zone",
+        "type": "unknown_time_zone",
+        "params": {"value": "Mars/Base"},
+    }
+    assert _page(errors, "zh") == ["“Mars/Base”不是 IANA 时区。", "“互联网用户占比”的值必须在 0–100 之间。"]
+    assert _page(errors, "en") == [
+        "“Mars/Base” is not an IANA time zone.",
+        "Internet users must be within 0–100.",
+    ]
+
+
+def test_a_proposal_ending_before_it_starts_is_said_in_russian():
+    body = {"title": "x", "city_ids": ["a", "b"], "start_date": "2028-01-01", "end_date": "2027-01-01"}
+    with pytest.raises(ValidationError) as caught:
+        ProposalCreate.model_validate(body)
+    assert _page(caught.value.errors(), "ru") == ["Дата окончания раньше даты начала."]
+
+
+def test_a_service_rule_names_its_code_and_values():
+    problem = invalid("city_ids[1]", "unknown city 'x'", code="unknown_city", city_id="x")
+    assert problem.extra["errors"] == [
+        {"field": "city_ids[1]", "message": "unknown city 'x'", "type": "unknown_city", "params": {"city_id": "x"}}
+    ]
+    assert forms.error_message(problem.extra["errors"][0], "ar") == "لا توجد مدينة بالمعرّف «x»."
+    # A rule without a code keeps the old shape: the API's words in every language.
+    bare = invalid("body", "line 3: not UTF-8").extra["errors"][0]
+    assert bare == {"field": "body", "message": "line 3: not UTF-8"}
+    assert forms.error_message(bare, "zh") == "line 3: not UTF-8"
+
+
+def test_lists_and_reasons_are_said_in_the_page_language():
+    error = {"field": "reason", "message": "…", "type": "reason_not_allowed"}
+    error["params"] = {"decision": "accept", "allowed": ["shared_priorities", "corridor"]}
+    assert forms.error_message(error, "en") == "Choose one of these reasons: Shared priorities and Same corridor."
+    said = forms.error_message(error, "zh")
+    assert i18n.term("reason", "corridor", "zh") in said and "corridor" not in said
+
+
+def test_params_carry_only_json_values():
+    class Ranged(BaseModel):
+        n: int
+
+        @field_validator("n")
+        @classmethod
+        def _plain(cls, value):
+            raise ValueError("a plain ValueError")  # pydantic puts the exception itself in ctx["error"]
+
+    with pytest.raises(ValidationError) as caught:
+        Ranged.model_validate({"n": 1})
+    (error,) = [_error(e) for e in caught.value.errors()]
+    assert error == {"field": "n", "message": "Value error, a plain ValueError", "type": "value_error"}
+    with pytest.raises(ValidationError) as caught:
+        CityUpdate.model_validate({"name": "x" * 201})
+    assert _error(caught.value.errors()[0])["params"] == {"max_length": 200}
+
+
+def test_a_code_the_pages_do_not_know_or_a_missing_value_keeps_the_apis_words():
+    assert forms.error_message({"field": "f", "message": "new rule", "type": "brand_new", "params": {}}, "zh") == (
+        "new rule"
+    )
+    no_value = {"field": "timezone", "message": "'X' is not an IANA time zone", "type": "unknown_time_zone"}
+    assert forms.error_message(no_value, "ru") == "'X' is not an IANA time zone"
