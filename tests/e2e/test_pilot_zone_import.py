@@ -272,10 +272,10 @@ def test_the_gateway_takes_an_import_up_to_its_import_limit_and_no_more(official
 @pytest.mark.parametrize(
     "body, media, status, says",
     [
-        (b"title,city_ids\nT,a|b\n", XLSX, 422, "not an XLSX workbook"),
-        (b"name,city_ids\nT,a|b\n", "text/csv", 422, "`title` column"),
-        (b"title\n\xff\xfe\xfa\n", "text/csv", 422, "UTF-8, UTF-16"),
-        (b"title\nT\n", "text/plain", 415, ""),
+        (b"title,city_ids\nT,a|b\n", XLSX, 422, ("not an XLSX workbook", "workbook_not_zip", {})),
+        (b"name,city_ids\nT,a|b\n", "text/csv", 422, ("`title` column", "header_missing_column", {"column": "title"})),
+        (b"title\n\xff\xfe\xfa\n", "text/csv", 422, ("UTF-8, UTF-16", "file_not_text", {})),
+        (b"title\nT\n", "text/plain", 415, None),
     ],
     ids=["not a workbook", "no title column", "no known encoding", "not a known media type"],
 )
@@ -283,9 +283,16 @@ def test_a_file_refused_whole_is_a_problem_and_writes_nothing(official, db, body
     before = proposal_count(db)
     response = import_file(official, body, media)
     assert response.status_code == status and response.headers["content-type"] == PROBLEM_JSON, response.text
-    if says:
-        assert response.json()["errors"] == [{"field": "body", "message": response.json()["errors"][0]["message"]}]
-        assert says in response.json()["errors"][0]["message"]
+    if says:  # the API's words, and the rule's code and values, by which a page says it in its own language
+        text, code, params = says
+        (error,) = response.json()["errors"]
+        assert error == {
+            "field": "body",
+            "message": error["message"],
+            "type": code,
+            **({"params": params} if params else {}),
+        }
+        assert text in error["message"]
     assert proposal_count(db) == before
 
 

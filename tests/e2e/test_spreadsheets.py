@@ -166,19 +166,20 @@ def zip_of(name: str, text: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "body, says",
+    "body, says, code",
     [
-        (b"name,country_code\nXi'an,CN\n", "not an XLSX workbook"),
-        (zip_of("readme.txt", "hello"), "not an XLSX workbook"),
-        (b"PK\x03\x04" + b"\x00" * 64, "not an XLSX workbook"),
+        (b"name,country_code\nXi'an,CN\n", "not an XLSX workbook", "workbook_not_zip"),
+        (zip_of("readme.txt", "hello"), "not an XLSX workbook", "workbook_unreadable"),
+        (b"PK\x03\x04" + b"\x00" * 64, "not an XLSX workbook", "workbook_not_zip"),
     ],
     ids=["not a zip", "a zip of something else", "a broken zip"],
 )
-def test_a_file_that_is_no_workbook_is_a_problem_naming_the_body(coordinator, body, says):
+def test_a_file_that_is_no_workbook_is_a_problem_naming_the_body(coordinator, body, says, code):
     response = import_file(coordinator, body, XLSX)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["errors"][0]["field"] == "body" and says in response.json()["errors"][0]["message"]
+    (error,) = response.json()["errors"]
+    assert error["field"] == "body" and says in error["message"] and error["type"] == code
 
 
 def test_the_wrong_sheet_is_a_problem(coordinator):
@@ -189,6 +190,26 @@ def test_the_wrong_sheet_is_a_problem(coordinator):
     book.save(out)
     response = import_file(coordinator, out.getvalue(), XLSX)
     assert response.status_code == 422 and "`name` column" in response.json()["detail"] + response.text
+    # its code and the value its message names: a page says it in its own language
+    (error,) = response.json()["errors"]
+    assert (error["type"], error["params"]) == ("header_missing_column", {"column": "name"})
+
+
+def test_a_twin_city_file_refused_whole_names_its_code(coordinator):
+    def refusal(body: bytes) -> dict:
+        response = coordinator.post(
+            "/api/v1/cities/partnerships/import", content=body, headers={"Content-Type": "text/csv"}
+        )
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert error["field"] == "body"
+        return error
+
+    columns = ["city1", "city2", "country1", "country2", "lat1", "lat2", "lng1", "lng2"]
+    missing = refusal(b"city1,country1\nXi'an,China\n")
+    assert missing["message"] == "needs the columns " + ",".join(columns)
+    assert (missing["type"], missing["params"]) == ("columns_missing", {"columns": columns})
+    assert refusal(b"city1\n\xff\xfe\n")["type"] == "file_not_utf8"
 
 
 def test_pilot_zones_export_as_xlsx(coordinator):

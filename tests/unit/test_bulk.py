@@ -7,8 +7,10 @@ import pickle
 import pytest
 
 from citypair_shared import bulk
+from citypair_shared.spreadsheet import UnreadableText
 from citypair_shared.strict_json import BadJson
 from citypair_shared.upload import BadFile, TooManyRows
+from citypair_shared.xlsx import BadWorkbook
 
 
 @pytest.mark.parametrize(
@@ -16,7 +18,10 @@ from citypair_shared.upload import BadFile, TooManyRows
     [
         TooManyRows(50_000),
         BadJson([{"loc": ("3", "name"), "msg": "duplicate key", "type": "value_error"}]),
-        BadFile("x"),
+        BadFile("x", code="header_repeats_column", column="name"),
+        BadFile("the file is not UTF-8", code="file_not_utf8"),
+        BadWorkbook("the sheet 'cities' cannot be read (KeyError)", code="sheet_unreadable", sheet="cities"),
+        UnreadableText("not text", code="file_not_text"),
     ],
 )
 def test_a_refused_file_survives_the_trip_back_from_the_worker(error):

@@ -13,12 +13,15 @@ from pydantic import BaseModel, ValidationError, field_validator
 from citypair_identity.passwords import WEAKNESSES
 from citypair_pilot_zones.schemas import ProposalCreate
 from citypair_profiles.schemas import CityUpdate
+from citypair_profiles.tabular import Upload as CityUpload
 from citypair_shared.problems import _error, invalid
+from citypair_shared.upload import BadFile, refused
 from citypair_web import forms, i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("shared/src/**/*.py")]
 RAISERS = ("invalid", "wrong_field")  # problems.invalid and identity's RequestValidationError of one field
+REFUSALS = ("BadFile", "BadWorkbook", "UnreadableText")  # an import's file refused whole (spreadsheet.FileRefused)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff"), "ar": ("\u0600", "\u06ff")}
 
@@ -34,7 +37,7 @@ def raised_codes() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue
-            if _name(node) in RAISERS:
+            if _name(node) in RAISERS + REFUSALS:
                 keywords = {k.arg: k.value for k in node.keywords}
                 if isinstance(keywords.get("code"), ast.Constant):
                     codes.setdefault(keywords["code"].value, set()).update(k for k in keywords if k != "code")
@@ -59,6 +62,16 @@ def test_the_scan_finds_the_rules():
     )
     assert {"idempotency_key_reused", "password_too_short", "password_not_current", "date_parsing"} <= set(CODES)
     assert CODES["unknown_city"] == {"city_id"} and CODES["indicator_out_of_range"] == {"indicator", "low", "high"}
+    assert {"file_not_text", "workbook_no_sheet", "columns_missing"} <= set(CODES)
+    assert CODES["header_missing_column"] == {"column"} and CODES["sheet_unreadable"] == {"sheet"}
+
+
+def test_every_refused_file_names_its_code():
+    # A refusal without a code of its own must carry over the one it wraps (`BadFile.of`).
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _name(node) in REFUSALS:
+                assert any(k.arg == "code" for k in node.keywords), f"{path.name}:{node.lineno}: name its code"
 
 
 @pytest.mark.parametrize("code", sorted(CODES))
@@ -118,6 +131,23 @@ def test_a_service_rule_names_its_code_and_values():
     bare = invalid("body", "line 3: not UTF-8").extra["errors"][0]
     assert bare == {"field": "body", "message": "line 3: not UTF-8"}
     assert forms.error_message(bare, "zh") == "line 3: not UTF-8"
+
+
+def test_a_refused_file_is_said_in_the_page_language():
+    with pytest.raises(BadFile) as caught:
+        list(CityUpload(b"name,name\nX,Y\n", "csv"))
+    (error,) = refused(caught.value).extra["errors"]
+    assert error == {
+        "field": "body",
+        "message": "the header repeats the column 'name'",
+        "type": "header_repeats_column",
+        "params": {"column": "name"},
+    }
+    assert forms.error_message(error, "zh") == "标题行中“name”列重复出现。"
+    with pytest.raises(BadFile) as caught:
+        list(CityUpload(b"PK not a zip", "xlsx"))
+    assert caught.value.code == "workbook_not_zip"  # the workbook's refusal, carried over
+    assert forms.error_message(refused(caught.value).extra["errors"][0], "ru").startswith("Файл не является книгой")
 
 
 def test_lists_and_reasons_are_said_in_the_page_language():

@@ -53,7 +53,19 @@ SNIFF_CHARS = 64 * 1024
 DECODE_CHUNK = 1024 * 1024
 
 
-class UnreadableText(ValueError):
+class FileRefused(ValueError):
+    """A file refused whole: the API's English words, and the rule's `code` and the values they name (`params`),
+    by which a page says it in its own language (as a service's rule: citypair_shared.problems.invalid)."""
+
+    def __init__(self, message: str, code: str, **params):
+        super().__init__(message)
+        self.code, self.params = code, params
+
+    def __reduce__(self):  # raised in the bulk worker process, answered in the service's
+        return type(self), (str(self), self.code), {"params": self.params}
+
+
+class UnreadableText(FileRefused):
     """The bytes are in none of the encodings spreadsheets save CSV in."""
 
 
@@ -74,7 +86,7 @@ def text_encoding(body: bytes) -> str:
         except UnicodeDecodeError:
             continue
         return encoding
-    raise UnreadableText("the file is not text in UTF-8, UTF-16 (with a BOM) or GB18030")
+    raise UnreadableText("the file is not text in UTF-8, UTF-16 (with a BOM) or GB18030", code="file_not_text")
 
 
 def csv_delimiter(sample: str) -> str:

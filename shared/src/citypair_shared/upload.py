@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_shared import strict_json
 from citypair_shared.problems import Problem, invalid, problem_responses
-from citypair_shared.spreadsheet import UnreadableText, open_csv
+from citypair_shared.spreadsheet import FileRefused, UnreadableText, open_csv
 from citypair_shared.xlsx import XLSX_MEDIA, BadWorkbook, SheetReader, workbook_bytes
 
 Media = Literal["csv", "xlsx", "json"]
@@ -30,8 +30,13 @@ IMPORT_MEDIA = {"text/csv": "csv", "application/json": "json", XLSX_MEDIA: "xlsx
 EXTRA_CELLS = "cells past the last column"  # as csv.DictReader's restkey: validation names it
 
 
-class BadFile(ValueError):
+class BadFile(FileRefused):
     """The file as a whole cannot be read (not one row: the whole thing)."""
+
+    @classmethod
+    def of(cls, exc: FileRefused) -> "BadFile":
+        """The refusal of a part (the text, the workbook) as the file's, its code and values kept."""
+        return cls(str(exc), code=exc.code, **exc.params)
 
 
 class TooManyRows(ValueError):
@@ -56,11 +61,14 @@ def formula_errors(formulas: dict[str, tuple[str, str]]) -> tuple[dict, ...]:
 
 def _checked_header(header: list[str] | None, what: str, required: str) -> None:
     if header and any("\x00" in column for column in header if isinstance(column, str)):
-        raise BadFile("the header contains the NUL character (U+0000)")
+        raise BadFile("the header contains the NUL character (U+0000)", code="header_nul")
     if not header or required not in header:
-        raise BadFile(f"{what} needs a header row with at least a `{required}` column")
+        message = f"{what} needs a header row with at least a `{required}` column"
+        raise BadFile(message, code="header_missing_column", column=required)
     if repeated := sorted({c for c in header if header.count(c) > 1}):
-        raise BadFile(f"the header repeats the column {repeated[0]!r}")
+        raise BadFile(
+            f"the header repeats the column {repeated[0]!r}", code="header_repeats_column", column=repeated[0]
+        )
 
 
 # (line, value, errors): the line is the CSV line or sheet row (the header is 1), or the JSON array position (from
@@ -117,19 +125,25 @@ class Upload:
         try:
             text, delimiter = open_csv(self._body)
         except UnreadableText as exc:
-            raise BadFile(str(exc)) from exc
+            raise BadFile.of(exc) from exc
         reader = csv.DictReader(text, restkey=EXTRA_CELLS, delimiter=delimiter)
         try:
             _checked_header(reader.fieldnames, "a CSV import", self.required)
             for row in reader:
                 # no text may hold U+0000 (PostgreSQL cannot store it; see citypair_shared.deps)
                 if any("\x00" in v for v in row.values() if isinstance(v, str)):
-                    raise BadFile(f"the file contains the NUL character (U+0000) on line {reader.line_num}")
+                    line = reader.line_num
+                    raise BadFile(
+                        f"the file contains the NUL character (U+0000) on line {line}", code="file_nul", line=line
+                    )
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise BadFile(f"not CSV (line {reader.line_num}): {exc}") from exc
+            raise BadFile(f"not CSV (line {reader.line_num}): {exc}", code="not_csv", line=reader.line_num) from exc
         except UnicodeDecodeError as exc:
-            raise BadFile(f"the file is not text in its encoding (after line {reader.line_num})") from exc
+            line = reader.line_num
+            raise BadFile(
+                f"the file is not text in its encoding (after line {line})", code="file_encoding_broken", line=line
+            ) from exc
 
     def _xlsx_records(self) -> Iterator:
         try:
@@ -138,17 +152,18 @@ class Upload:
             _checked_header(sheet.header(), what, self.required)
             for row in sheet.rows():
                 if any("\x00" in v for v in row.cells.values() if isinstance(v, str)):
-                    raise BadFile(f"the sheet contains the NUL character (U+0000) in row {row.number}")
+                    message = f"the sheet contains the NUL character (U+0000) in row {row.number}"
+                    raise BadFile(message, code="sheet_nul", row=row.number)
                 yield row
         except BadWorkbook as exc:
-            raise BadFile(str(exc)) from exc
+            raise BadFile.of(exc) from exc
 
     def _json_items(self) -> Iterator[tuple[int, object]]:
         if self._text is None:
             try:
                 self._text = self._body.decode("utf-8-sig")
             except UnicodeDecodeError as exc:
-                raise BadFile("the file is not UTF-8") from exc
+                raise BadFile("the file is not UTF-8", code="file_not_utf8") from exc
             self._body = b""  # the text is what is read from now on
         try:
             for loc, item in strict_json.array_items(self._text, under=self.json_key):
@@ -156,7 +171,8 @@ class Upload:
         except ValueError as exc:
             if isinstance(exc, strict_json.BadJson):
                 raise
-            raise BadFile(f'a JSON import is an array of rows (or {{"{self.json_key}": [...]}})') from exc
+            message = f'a JSON import is an array of rows (or {{"{self.json_key}": [...]}})'
+            raise BadFile(message, code="json_not_array", key=self.json_key) from exc
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -172,6 +188,11 @@ async def read_body(request: Request) -> bytes:
         if len(body) > IMPORT_MAX_BYTES:
             raise Problem(413, "Request body too large", f"imports are limited to {IMPORT_MAX_BYTES // 2**20} MB")
     return bytes(body)
+
+
+def refused(exc: FileRefused) -> Problem:
+    """A file refused whole as a 422 naming `body`, with the refusal's code and values."""
+    return invalid("body", str(exc), code=exc.code, **exc.params)
 
 
 def too_many_rows(exc: TooManyRows) -> Problem:
@@ -205,7 +226,7 @@ def refusing_bad_files() -> Iterator[None]:
     except strict_json.BadJson as exc:  # the rules every JSON body is held to (citypair_shared.strict_json)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors]) from exc
     except BadFile as exc:
-        raise invalid("body", str(exc)) from exc
+        raise refused(exc) from exc
 
 
 def import_route(csv_schema: dict) -> dict:

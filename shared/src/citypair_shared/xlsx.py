@@ -17,7 +17,7 @@ from datetime import date, datetime, time
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
-from citypair_shared.spreadsheet import defuse
+from citypair_shared.spreadsheet import FileRefused, defuse
 
 XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SEND_CHUNK = 64 * 1024
@@ -25,7 +25,7 @@ SEND_CHUNK = 64 * 1024
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 
 
-class BadWorkbook(ValueError):
+class BadWorkbook(FileRefused):
     """The file as a whole is not a workbook that can be read."""
 
 
@@ -131,17 +131,22 @@ class SheetReader:
             with zipfile.ZipFile(io.BytesIO(self._body)) as archive:
                 unpacked = sum(info.file_size for info in archive.infolist())
         except zipfile.BadZipFile as exc:
-            raise BadWorkbook("not an XLSX workbook (an XLSX file is a zip archive; this is not one)") from exc
+            raise BadWorkbook(
+                "not an XLSX workbook (an XLSX file is a zip archive; this is not one)", code="workbook_not_zip"
+            ) from exc
         if unpacked > MAX_UNPACKED_BYTES:
-            raise BadWorkbook(f"the workbook unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB")
+            limit = MAX_UNPACKED_BYTES // 2**20
+            raise BadWorkbook(f"the workbook unpacks to more than {limit} MB", code="workbook_too_large", max_mb=limit)
 
     def _open(self):
         try:
             book = load_workbook(io.BytesIO(self._body), read_only=True, data_only=False)
         except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise BadWorkbook(f"not an XLSX workbook that can be read ({type(exc).__name__})") from exc
+            raise BadWorkbook(
+                f"not an XLSX workbook that can be read ({type(exc).__name__})", code="workbook_unreadable"
+            ) from exc
         if not book.worksheets:
-            raise BadWorkbook("the workbook has no sheet")
+            raise BadWorkbook("the workbook has no sheet", code="workbook_no_sheet")
         names = [ws.title for ws in book.worksheets]
         return book, book[self._sheet] if self._sheet in names else book.worksheets[0]
 
@@ -186,6 +191,10 @@ class SheetReader:
                 else:
                     yield number, list(cells)
         except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            raise BadWorkbook(f"the sheet {sheet.title!r} cannot be read ({type(exc).__name__})") from exc
+            raise BadWorkbook(
+                f"the sheet {sheet.title!r} cannot be read ({type(exc).__name__})",
+                code="sheet_unreadable",
+                sheet=sheet.title,
+            ) from exc
         finally:
             book.close()

@@ -61,6 +61,17 @@ def test_forms_without_the_csrf_token_are_refused(stack, admin_page):
     assert missing.status == 400
 
 
+def test_a_file_refused_whole_is_said_in_the_page_language(stack, admin_page):
+    admin_page.goto(stack.config.gateway_url + "/import?lang=zh")
+    try:
+        refused = {"name": "cities.csv", "mimeType": "text/csv", "buffer": b"name,name\nX,Y\n"}
+        admin_page.set_input_files("#file", files=[refused])
+        admin_page.click("form[action='/import'] button[type=submit]")
+        assert admin_page.locator("p[role=alert]").inner_text() == "标题行中“name”列重复出现。"
+    finally:
+        admin_page.goto(stack.config.gateway_url + "/import?lang=en")  # the page is shared: back to English
+
+
 def test_directory_of_5000_cities_loads_within_500_ms(stack, admin, admin_page):
     rows = [city_body(f"Perf City {i}", latitude=(i % 160) - 80, longitude=(i % 340) - 170) for i in range(5000)]
     before = handled(stack)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pycountry
 
-from citypair_profiles.tabular import TooManyRows
+from citypair_profiles.tabular import BadFile, TooManyRows
 from citypair_profiles.text import fold
 
 TWIN_CITIES = Path(__file__).parent / "data" / "twin_cities" / "twin_cities.csv"
@@ -129,16 +129,17 @@ class Gazetteer:
 def read_twin_rows(text: str, *, max_rows: int) -> list[dict]:
     """Rows of city1,country1,lat1,lng1,city2,country2,lat2,lng2 (the twin_cities.csv format).
 
-    Raises TooManyRows past `max_rows` (having read no more than one row past it).
+    Raises TooManyRows past `max_rows` (having read no more than one row past it), BadFile if it is no such CSV.
     """
     reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = {"city1", "country1", "lat1", "lng1", "city2", "country2", "lat2", "lng2"}
     try:
         if not reader.fieldnames or not needed <= set(reader.fieldnames):
-            raise ValueError("needs the columns " + ",".join(sorted(needed)))
+            columns = sorted(needed)
+            raise BadFile("needs the columns " + ",".join(columns), code="columns_missing", columns=columns)
         rows = list(itertools.islice(reader, max_rows + 1))
     except csv.Error as exc:
-        raise ValueError(f"not CSV (line {reader.line_num}): {exc}") from exc
+        raise BadFile(f"not CSV (line {reader.line_num}): {exc}", code="not_csv", line=reader.line_num) from exc
     if len(rows) > max_rows:
         raise TooManyRows(max_rows)
     return rows

@@ -30,11 +30,13 @@ from citypair_shared.themes import THEME_IDS
 from citypair_shared.upload import (
     EXCEL_BOM,
     AllOrNothing,
+    BadFile,
     Bom,
     TooManyRows,
     import_media,
     import_route,
     read_body,
+    refused,
     refusing_bad_files,
     template_response,
     too_many_rows,
@@ -302,8 +304,10 @@ async def import_partnerships(
         )
     except TooManyRows as exc:
         raise too_many_rows(exc) from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid("body", str(exc)) from exc
+    except BadFile as exc:
+        raise refused(exc) from exc
+    except UnicodeDecodeError as exc:
+        raise invalid("body", str(exc), code="file_not_utf8") from exc
     return await service.import_partnerships(session=session, relay=runtime.relay, user=user, rows=rows, source=source)
 
 

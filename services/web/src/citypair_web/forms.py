@@ -151,6 +151,23 @@ RULES = {
     "idempotency_key_too_long": N_("The Idempotency-Key must be at most %(max_length)s characters."),
     "idempotency_key_not_ascii": N_("The Idempotency-Key must be printable ASCII (a UUID is best)."),
     "idempotency_key_reused": N_("This Idempotency-Key was used for a different request in the last 24 hours."),
+    # an import's file refused whole (citypair_shared.upload.BadFile)
+    "file_not_text": N_("The file is not text in UTF-8, UTF-16 (with a byte-order mark) or GB18030."),
+    "file_not_utf8": N_("The file is not UTF-8 text."),
+    "file_encoding_broken": N_("The file stops being text in its encoding after line %(line)s."),
+    "not_csv": N_("The file is not CSV (line %(line)s)."),
+    "header_nul": N_("The header row contains the NUL character (U+0000)."),
+    "header_missing_column": N_("The file needs a header row with at least a “%(column)s” column."),
+    "header_repeats_column": N_("The header row repeats the column “%(column)s”."),
+    "columns_missing": N_("The file needs the columns %(columns)s."),
+    "file_nul": N_("The file contains the NUL character (U+0000) on line %(line)s."),
+    "sheet_nul": N_("The sheet contains the NUL character (U+0000) in row %(row)s."),
+    "json_not_array": N_("A JSON import is an array of rows, or an object with the array under “%(key)s”."),
+    "workbook_not_zip": N_("The file is not an XLSX workbook (an XLSX file is a zip archive; this is not one)."),
+    "workbook_too_large": N_("The workbook unpacks to more than %(max_mb)s MB."),
+    "workbook_unreadable": N_("The file is not an XLSX workbook that can be read."),
+    "workbook_no_sheet": N_("The workbook has no sheet."),
+    "sheet_unreadable": N_("The sheet “%(sheet)s” cannot be read."),
 }
 
 

@@ -296,7 +296,7 @@ async def clusters(page: UserPage, request: Request):
 
 @router.get("/import", response_class=HTMLResponse)
 async def import_form(page: UserPage):
-    return page.render("import.html", report=None)
+    return page.render("import.html", report=None, refusal=[])
 
 
 @router.post("/import", response_class=HTMLResponse)
@@ -312,4 +312,9 @@ async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annota
     )
     if response.status_code >= 400 and response.status_code != 422:
         return failure(page, response)
-    return page.render("import.html", report=response.json(), status_code=response.status_code)
+    report = response.json()
+    # a file refused whole: each reason in the page's language (the problem's `detail` is the API's English)
+    refusal = (
+        [forms.error_message(error, page.lang) for error in report.get("errors", ())] if "rows" not in report else []
+    )
+    return page.render("import.html", report=report, refusal=refusal, status_code=response.status_code)
