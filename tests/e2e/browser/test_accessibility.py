@@ -107,6 +107,8 @@ def spoken(page, lang: str, where: str) -> None:
     """The page in `lang` shows no raw key, and in another language than English no raw value nor English menu."""
     text = page.evaluate(OWN_TEXT, lang)
     assert not RAW_KEY.findall(text), f"{where} in {lang} shows raw keys {RAW_KEY.findall(text)}"
+    if lang in RTL:  # arrows from one thing to the next point the way the page reads
+        assert "→" not in text, f"{where} in {lang} points an arrow left to right"
     if lang != "en":
         assert not RAW_VALUE.findall(text), f"{where} in {lang} shows raw values {RAW_VALUE.findall(text)}"
         menu = " ".join(page.locator("header nav").all_inner_texts())

@@ -65,6 +65,8 @@ class Page:
                 "lang": self.lang,
                 "languages": i18n.NAMES,
                 "direction": "rtl" if self.lang in i18n.RTL else "ltr",
+                # from → to, pointing the way the page reads (mirrored right to left)
+                "forward": "←" if self.lang in i18n.RTL else "→",
                 "country": lambda code: i18n.country(code, self.lang),
                 "user": self.session.user if self.session else None,
                 "csrf": self.csrf,
