@@ -80,14 +80,55 @@ def test_every_code_has_a_sentence_in_every_language(code):
     english = forms.RULES.get(code) or forms.VALIDATION[code]
     named = set(PLACEHOLDER.findall(english))
     assert named <= CODES[code], f"{code}: the sentence names {named - CODES[code]}, which the service never sends"
+    _assert_translated(english, named)
+
+
+def _assert_translated(english: str, named: set[str] = frozenset()) -> None:
+    """Said in each catalog's own script, naming the same values."""
     for lang, (low, high) in SCRIPTS.items():
         text = i18n.translations(lang).gettext(english)
-        assert text != english and any(low <= ch <= high for ch in text), (code, lang, text)
-        assert set(PLACEHOLDER.findall(text)) == named, (code, lang, text)
+        assert text != english and any(low <= ch <= high for ch in text), (english, lang, text)
+        assert set(PLACEHOLDER.findall(text)) == named, (english, lang, text)
 
 
 def test_every_sentence_is_of_a_code_a_service_raises():
     assert set(forms.RULES) <= set(CODES), set(forms.RULES) - set(CODES)
+
+
+# Problem types as the services and the gateway write them (web only reads them: its PROBLEMS would find itself).
+PROBLEM_TYPE = re.compile(r'"(/problems/[a-z-]+)"')
+TYPE_SOURCES = [
+    *(p for p in SOURCES if "services/web/" not in p.as_posix()),
+    *ROOT.glob("deploy/caddy/*.caddy"),
+]
+TYPES = sorted({t for path in TYPE_SOURCES for t in PROBLEM_TYPE.findall(path.read_text(encoding="utf-8"))})
+
+
+def test_the_scan_finds_the_problem_types():
+    # a type_= keyword, a module constant, a handler's argument, and the gateway's own answer
+    assert {"/problems/stale", "/problems/idempotency-in-progress", "/problems/conflict"} <= set(TYPES)
+    assert "/problems/upstream-unavailable" in TYPES
+
+
+@pytest.mark.parametrize("type_", TYPES)
+def test_every_problem_type_has_a_sentence_in_every_language(type_):
+    assert type_ in forms.PROBLEMS, f"{type_}: add its sentence to citypair_web.forms.PROBLEMS"
+    _assert_translated(forms.PROBLEMS[type_])
+
+
+def test_every_problem_sentence_is_of_a_type_raised():
+    assert set(forms.PROBLEMS) <= set(TYPES), set(forms.PROBLEMS) - set(TYPES)
+
+
+def test_a_problem_naming_no_field_is_said_in_the_page_language():
+    stale = {"type": "/problems/stale", "detail": "the proposal changed since you read it (now version 4); reload"}
+    assert forms.problem_message(stale, "ru") == (
+        "За это время кто-то другой изменил эти данные. Обновите страницу и внесите изменение снова."
+    )
+    assert forms.problem_message(stale, "en") == forms.PROBLEMS["/problems/stale"]
+    # a type new to the pages, or none: the caller keeps the API's words
+    assert forms.problem_message({"type": "/problems/brand-new", "detail": "x"}, "zh") is None
+    assert forms.problem_message({"type": "about:blank", "detail": "x"}, "zh") is None
 
 
 def _page(errors: list[dict], lang: str) -> list[str]:

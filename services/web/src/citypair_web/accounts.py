@@ -286,7 +286,7 @@ def _problem_fields(page: Page, response: httpx.Response, *, default: str) -> di
     problem = response.json()
     if problem.get("errors"):
         return forms.field_errors(response, page.lang)
-    return {default: problem.get("detail") or problem.get("title", "")}
+    return {default: forms.problem_message(problem, page.lang) or problem.get("detail") or problem.get("title", "")}
 
 
 # --- The pages the mails link to (no sign-in) -------------------------------------------------------------

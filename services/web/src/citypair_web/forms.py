@@ -171,6 +171,40 @@ RULES = {
 }
 
 
+# Problems that name no field, by their `type` (a stable URI path), said in every language, English too: each sentence
+# is true wherever that type is raised. A type new to the pages keeps the API's English `detail`.
+PROBLEMS = {
+    "/problems/validation": N_("Some of what was sent is not valid."),
+    "/problems/not-found": N_("This does not exist, or no longer does."),
+    "/problems/unauthorized": N_("Your sign-in is missing or has expired. Sign in again."),
+    "/problems/forbidden": N_("You are not allowed to do this."),
+    "/problems/stale": N_("Someone else changed this meanwhile. Reload it, then make your change again."),
+    "/problems/conflict": N_("Someone else changed this at the same moment; nothing was saved. Try again."),
+    "/problems/duplicate": N_("One with the same details exists already."),
+    "/problems/state": N_("This is not possible in the city's current state."),
+    "/problems/transition": N_("This step is not possible in the proposal's current state."),
+    "/problems/not-editable": N_("In its current state, this proposal cannot be changed this way."),
+    "/problems/unconfirmed": N_("Every member city must confirm its membership first."),
+    "/problems/pair-excluded": N_("This pair of cities does not meet the rules for a partnership."),
+    "/problems/already-decided": N_("This city has already made this decision on the pair."),
+    "/problems/link-gone": N_("This link was used already, has expired, or is unknown: ask for a new one."),
+    "/problems/throttled": N_("Too many attempts. Wait a little, then try again."),
+    "/problems/too-many-rows": N_("The file has more rows than one import takes: split it."),
+    "/problems/media-type": N_("Send a CSV, JSON or XLSX file."),
+    "/problems/idempotency-in-progress": N_("The same request is still being handled. Wait a moment, then try again."),
+    "/problems/idempotency-response-lost": N_("Your request was done, but its answer was lost. Reload to see it."),
+    "/problems/upstream-unavailable": N_(
+        "The service did not answer. Reload to see whether your change was made before trying again."
+    ),
+}
+
+
+def problem_message(body: dict, lang: str) -> str | None:
+    """A problem's sentence in the page's language, by its type; None for a type the pages do not know."""
+    text = PROBLEMS.get(body.get("type", "")) if isinstance(body, dict) else None
+    return i18n.gettext(text, lang) if text else None
+
+
 def error_message(error: dict, lang: str) -> str:
     """A field's failure as the page says it: a service's rule (RULES) in every language, a schema check
     (VALIDATION) in the other languages (the API's English names its limits); else the API's words."""

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from citypair_shared.themes import THEME_IDS
 from citypair_shared.vocabulary import Status
+from citypair_web import forms
 from citypair_web import proposal_forms as pforms
 from citypair_web.pages import Page, redirect
 from citypair_web.router import FormPage, UserPage, act, api, failure
@@ -122,7 +123,9 @@ def _problem(page: Page, response) -> dict:
     message = (
         page.gettext("Please fix the fields marked below.")
         if errors
-        else body.get("detail") or page.gettext("Something went wrong. Please try again.")
+        else forms.problem_message(body, page.lang)
+        or body.get("detail")
+        or page.gettext("Something went wrong. Please try again.")
     )
     return {"errors": errors, "message": message}
 

@@ -66,8 +66,13 @@ def failure(page: Page, response) -> HTMLResponse:
         message = page.gettext("Not found.")
     else:
         message = page.gettext("Something went wrong. Please try again.")
-    detail = response.json().get("detail", "") if "json" in response.headers.get("content-type", "") else ""
-    return page.render("error.html", status_code=response.status_code, message=message, detail=detail)
+    body = response.json() if "json" in response.headers.get("content-type", "") else {}
+    # a known problem type in the page's language; else the API's English words, marked so by the template
+    said = forms.problem_message(body, page.lang)
+    detail = said or body.get("detail", "")
+    return page.render(
+        "error.html", status_code=response.status_code, message=message, detail=detail, english=said is None
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -317,4 +322,5 @@ async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annota
     refusal = (
         [forms.error_message(error, page.lang) for error in report.get("errors", ())] if "rows" not in report else []
     )
-    return page.render("import.html", report=report, refusal=refusal, status_code=response.status_code)
+    problem = forms.problem_message(report, page.lang)
+    return page.render("import.html", report=report, refusal=refusal, problem=problem, status_code=response.status_code)
