@@ -50,3 +50,17 @@ def test_an_error_in_the_worker_is_raised_in_the_service():
 
     with pytest.raises(ValueError):
         asyncio.run(run())
+
+
+def test_a_worker_that_dies_is_replaced_for_the_next_import():
+    from concurrent.futures.process import BrokenProcessPool
+
+    async def run():
+        try:
+            with pytest.raises(BrokenProcessPool):
+                await bulk.in_worker(os._exit, 1)
+            return await bulk.in_worker(os.getpid)
+        finally:
+            bulk.shutdown()
+
+    assert asyncio.run(run()) != os.getpid()

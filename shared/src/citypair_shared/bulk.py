@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from citypair_shared.db import create_engine, create_session_factory
@@ -34,7 +35,13 @@ async def in_worker(work: Callable[..., T], /, *args) -> T:
     if _pool is None:
         context = multiprocessing.get_context("spawn")
         _pool = ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority)
-    return await asyncio.get_running_loop().run_in_executor(_pool, work, *args)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool, work, *args)
+    except BrokenProcessPool:
+        # The worker died (killed, out of memory): this import failed, and without a new worker every later one
+        # would fail the same way until the service restarted.
+        shutdown()
+        raise
 
 
 def shutdown() -> None:
