@@ -68,11 +68,16 @@ class CityTheme(Base):
     """One cooperation theme of a city: what it offers and needs (0–5), with notes."""
 
     __tablename__ = "city_theme"
+    # The directory's `offers=ai:3` filter: the cities at a level or above, read from the index alone.
+    __table_args__ = (
+        Index("ix_city_theme_theme_offer", "theme", "offer", "city_id"),
+        Index("ix_city_theme_theme_need", "theme", "need", "city_id"),
+    )
 
     city_id: Mapped[str] = mapped_column(ForeignKey("city.id", ondelete="CASCADE"), primary_key=True)
     theme: Mapped[str] = mapped_column(String(40), primary_key=True)
-    offer: Mapped[int] = mapped_column(Integer, default=0, index=True)
-    need: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    offer: Mapped[int] = mapped_column(Integer, default=0)
+    need: Mapped[int] = mapped_column(Integer, default=0)
     notes: Mapped[str] = mapped_column(Text, default="")
     key_projects: Mapped[list] = mapped_column(JSON, default=list)
 

@@ -396,7 +396,10 @@ _SORTS = {
 }
 
 
-def directory_query(f: DirectoryFilter) -> Select:
+def directory_query(f: DirectoryFilter, *, counting: bool = False) -> Select:
+    """The cities `f` chooses. `counting`: for their count, where a theme level is read as one range of its index
+    (166 → 23 ms at 60,000 cities on SQLite); a page in name order instead probes each city's themes as it reaches
+    it, and stops at its last row."""
     query = select(City)
     if f.q:
         query = query.where(City.search_text.contains(fold(f.q), autoescape=True))
@@ -406,10 +409,11 @@ def directory_query(f: DirectoryFilter) -> Select:
         query = query.where(exists().where(CityCorridor.city_id == City.id, CityCorridor.corridor == f.corridor))
     for column, wanted in (("offer", f.offers), ("need", f.needs)):
         for theme, level in wanted:
-            level_column = getattr(CityTheme, column)
-            query = query.where(
-                exists().where(and_(CityTheme.city_id == City.id, CityTheme.theme == theme, level_column >= level))
-            )
+            at_level = and_(CityTheme.theme == theme, getattr(CityTheme, column) >= level)
+            if counting:
+                query = query.where(City.id.in_(select(CityTheme.city_id).where(at_level)))
+            else:
+                query = query.where(exists().where(CityTheme.city_id == City.id, at_level))
     if f.population_min is not None:
         query = query.where(City.population >= f.population_min)
     if f.population_max is not None:
@@ -428,7 +432,8 @@ async def directory(
     *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey, limit: int, offset: int
 ) -> tuple[list[City], int]:
     query = directory_query(filters)
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    counted = directory_query(filters, counting=True)
+    total = await session.scalar(select(func.count()).select_from(counted.subquery()))
     rows = await session.scalars(query.order_by(*_SORTS[sort]).limit(limit).offset(offset))
     return list(rows), total
 
