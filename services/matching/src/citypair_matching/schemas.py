@@ -1,6 +1,6 @@
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, TypeAdapter
 
 from citypair_matching.explain import DETAILS
 from citypair_shared.contract import json_integer
@@ -97,6 +97,33 @@ class DecisionIn(BaseModel):
     )
     text: str = Field("", max_length=2000)
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
+        """The contract says which reasons go with which decision (one schema per `decision`); validation keeps one
+        model, so that a reason of the other decision is answered 422 naming `reason` and the reasons allowed."""
+        either = Annotated[AcceptDecision | DeclineDecision, Field(discriminator="decision")]
+        return handler(TypeAdapter(either).core_schema)
+
+
+class AcceptDecision(BaseModel):
+    """An accept as the contract states it (`DecisionIn` validates it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept"]
+    reason: AcceptReason
+    text: str = Field("", max_length=2000)
+
+
+class DeclineDecision(BaseModel):
+    """A decline as the contract states it (`DecisionIn` validates it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["decline"]
+    reason: DeclineReason
+    text: str = Field("", max_length=2000)
+
 
 class DecisionOut(BaseModel):
     city_a: str
@@ -187,4 +214,8 @@ class ClustersOut(BaseModel):
     weights_version: str
     size: int
     theme: str | None
+    computed_at: Timestamp = Field(description="When the index these clusters were found in was taken")
+    stale: bool = Field(
+        description="The index has changed since `computed_at`: newer clusters are being found (ask again later)"
+    )
     items: list[ClusterOut]
