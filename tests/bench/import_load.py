@@ -137,7 +137,7 @@ class DirectoryLoad:
 
     def __init__(self, base_url: str, sign_in, threads: int = 2):
         self.base_url, self.sign_in, self.threads = base_url, sign_in, threads
-        self.samples: list[tuple[float, float]] = []  # (start, seconds)
+        self.samples: list[tuple[float, float, str]] = []  # (start, seconds, the filter: what slows shows by kind)
         self.errors = 0
         self._stop = threading.Event()
 
@@ -149,7 +149,7 @@ class DirectoryLoad:
                                      {"q": f"city {rng.randint(1, 9999)}"}, {"sort": "-population"}])  # fmt: skip
                 start = time.perf_counter()
                 response = client.get("/api/v1/cities", params={**params, "limit": 20})
-                self.samples.append((start, time.perf_counter() - start))
+                self.samples.append((start, time.perf_counter() - start, ",".join(params) or "none"))
                 if response.status_code == 401:  # the access token expired (a phase can outlast it)
                     client.headers.update(self.sign_in())
                 self.errors += response.status_code != 200
@@ -167,7 +167,14 @@ class DirectoryLoad:
             worker.join()
 
     def between(self, start: float, end: float) -> list[float]:
-        return [seconds * 1000 for begun, seconds in self.samples if start <= begun <= end]
+        return [seconds * 1000 for begun, seconds, _ in self.samples if start <= begun <= end]
+
+    def p99_by_kind(self, start: float, end: float) -> dict[str, float]:
+        kinds: dict[str, list[float]] = {}
+        for begun, seconds, kind in self.samples:
+            if start <= begun <= end:
+                kinds.setdefault(kind, []).append(seconds * 1000)
+        return {kind: round(percentile(found, 99), 1) for kind, found in sorted(kinds.items())}
 
 
 def outbox_drained(profiles_url: str, timeout: float = 900) -> None:
@@ -203,6 +210,7 @@ def during(load: DirectoryLoad, memory: Memory, action) -> dict:
         "directory_p50_ms": round(statistics.median(latencies), 1),
         "directory_p99_ms": round(percentile(latencies, 99), 1),
         "directory_max_ms": round(max(latencies), 1),
+        "directory_p99_ms_by_filter": load.p99_by_kind(start, end),
         "rss_growth_mb": round(memory.growth(), 1),
         **(result or {}),
     }

@@ -131,13 +131,27 @@ def test_an_xlsx_file_drafts_proposals_and_reports_each_bad_row_by_line_and_colu
         "line": 4,
         "id": None,
         "action": "rejected",
-        "errors": [{"field": "city_ids", "message": "none of these cities is one of yours"}],
+        "errors": [
+            {
+                "field": "city_ids",
+                "message": "none of these cities is one of yours",
+                "type": "/problems/forbidden",  # a refusal's field error without a code: said as its problem
+                "params": None,
+            }
+        ],
     }
     assert formula["errors"] == [
         {"field": "budget_amount", "message": "cell G5 holds a formula (=2*1000); an import takes values only: "
-         "paste its value"}
+         "paste its value", "type": "cell_formula", "params": {"cell": "G5", "formula": "=2*1000"}}
     ]  # fmt: skip
-    assert unknown["errors"] == [{"field": "city_ids[1]", "message": "unknown city 'no-such-city'"}]
+    assert unknown["errors"] == [
+        {
+            "field": "city_ids[1]",
+            "message": "unknown city 'no-such-city'",
+            "type": "unknown_city",
+            "params": {"city_id": "no-such-city"},
+        }
+    ]
     assert proposal_count(db) == before + 1, "only the good row is written"
 
     proposal = official.get(f"/api/v1/pilot-zones/{created['id']}").json()
@@ -218,7 +232,14 @@ def test_a_row_editing_a_proposal_follows_the_rules_of_an_edit(official, officia
     not_member, not_editable = import_file(official, body.encode(), "text/csv").json()["rows"]
     assert (not_member["action"], not_member["errors"][0]["field"]) == ("rejected", "city_ids"), not_member
     assert "member cities" in not_member["errors"][0]["message"]
-    assert not_editable["errors"] == [{"field": "status", "message": "a submitted proposal cannot be edited"}]
+    assert not_editable["errors"] == [
+        {
+            "field": "status",
+            "message": "a submitted proposal cannot be edited",
+            "type": "/problems/not-editable",
+            "params": None,
+        }
+    ]
     for proposal in (others, submitted):
         assert official.get(f"/api/v1/pilot-zones/{proposal['id']}").json()["title"] == proposal["title"]
 

@@ -104,6 +104,8 @@ def test_a_formula_cell_is_refused_by_row_and_column(coordinator, tag):
         {
             "field": "population",
             "message": "cell E2 holds a formula (=2*1000); an import takes values only: paste its value",
+            "type": "cell_formula",
+            "params": {"cell": "E2", "formula": "=2*1000"},
         }
     ]
     assert created["action"] == "created"

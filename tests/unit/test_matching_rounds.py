@@ -1,6 +1,5 @@
 """Programme rounds and clusters: quality against networkx's exact matching, capacities, reasons."""
 
-import dataclasses
 import random
 from datetime import UTC, datetime
 
@@ -114,18 +113,3 @@ def test_the_double_cover_matching_solves_the_same_linear_programme_as_highs(see
     assert set(np.unique(x)) <= {0.0, 0.5, 1.0}
     load = np.bincount(ends.reshape(-1), weights=np.repeat(x, 2), minlength=n)
     assert (load <= room + 1e-9).all()
-
-
-def test_the_clusters_found_are_kept_until_the_index_changes():
-    """The clusters page asks for every view; finding them walks every city, so the answer is kept per query until
-    a city changes (and then found anew, with the change)."""
-    from citypair_matching import service
-
-    index = world(60, 7)
-    first = service.find_clusters(index, theme=None, size=4, limit=5)
-    assert service.find_clusters(index, theme=None, size=4, limit=5) is first
-    assert service.find_clusters(index, theme=None, size=3, limit=5) is not first  # another query, its own answer
-    row = index.row_at(int(first[0].members[0]))
-    index.upsert(dataclasses.replace(row, version=row.version + 1, status="retired"))
-    again = service.find_clusters(index, theme=None, size=4, limit=5)
-    assert again is not first and row.id not in {index.row_at(p).id for c in again for p in c.members}

@@ -14,6 +14,7 @@ from openpyxl import Workbook, load_workbook
 from citypair_profiles import tabular
 from citypair_profiles.schemas import CityCreate, CityFields
 from citypair_shared.spreadsheet import DELIMITERS, UnreadableText, csv_delimiter, text_encoding
+from citypair_shared.upload import ImportRow, validated
 from citypair_shared.xlsx import XLSX_MEDIA, WorkbookWriter, workbook_bytes
 
 NAMES = ["Xi'an", "西安", "Алматы", 'Ürümqi; "old", town']
@@ -181,9 +182,33 @@ def test_a_formula_cell_is_refused_by_its_column_and_cell():
         {
             "field": "population",
             "message": "cell C2 holds a formula (=1+1); an import takes values only: paste its value",
+            "type": "cell_formula",
+            "params": {"cell": "C2", "formula": "=1+1"},
         },
     )
     assert not second.errors and second.fields["population"] == 2_000_000
+
+
+def test_a_rows_validation_errors_carry_their_type_and_values():
+    body = "name,country_code,latitude,longitude,population,colour\nXi'an,XX,34.2,108.9,many,red\n,CN,1,2,3,\n"
+    bad, unnamed = validated(iter(imported(body.encode(), "csv")), 10, lambda _: CityCreate)
+    assert bad[1] == [
+        {
+            "field": "country_code",
+            "message": "'XX' is not an ISO 3166-1 alpha-2 country code",
+            "type": "unknown_country",
+            "params": {"value": "XX"},
+        },
+        {
+            "field": "population",
+            "message": "Input should be a valid integer, unable to parse string as an integer",
+            "type": "int_parsing",
+        },
+        {"field": "colour", "message": "Extra inputs are not permitted", "type": "extra_forbidden"},
+    ]
+    assert unnamed[1] == [{"field": "name", "message": "Field required", "type": "missing"}]
+    reported = ImportRow(line=2, action="rejected", errors=bad[1]).model_dump(exclude_none=True)["errors"]
+    assert reported == bad[1], "the report carries them"
 
 
 def test_the_cities_sheet_is_read_wherever_it_is_else_the_first():

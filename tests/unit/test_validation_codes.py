@@ -11,16 +11,20 @@ import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
 from citypair_identity.passwords import WEAKNESSES
+from citypair_pilot_zones import importing
 from citypair_pilot_zones.schemas import ProposalCreate
 from citypair_profiles.schemas import CityUpdate
 from citypair_profiles.tabular import Upload as CityUpload
-from citypair_shared.problems import _error, invalid
-from citypair_shared.upload import BadFile, refused
+from citypair_shared.auth import forbidden
+from citypair_shared.problems import Problem, field_error, invalid
+from citypair_shared.upload import BadFile, formula_errors, refused
+from citypair_shared.versions import check_if_match
 from citypair_web import forms, i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("shared/src/**/*.py")]
-RAISERS = ("invalid", "wrong_field")  # problems.invalid and identity's RequestValidationError of one field
+# problems.invalid, identity's RequestValidationError of one field, and an import row's error (upload.row_error)
+RAISERS = ("invalid", "wrong_field", "row_error")
 REFUSALS = ("BadFile", "BadWorkbook", "UnreadableText")  # an import's file refused whole (spreadsheet.FileRefused)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff"), "ar": ("\u0600", "\u06ff")}
@@ -64,6 +68,9 @@ def test_the_scan_finds_the_rules():
     assert CODES["unknown_city"] == {"city_id"} and CODES["indicator_out_of_range"] == {"indicator", "low", "high"}
     assert {"file_not_text", "workbook_no_sheet", "columns_missing"} <= set(CODES)
     assert CODES["header_missing_column"] == {"column"} and CODES["sheet_unreadable"] == {"sheet"}
+    # an import row's, each service's and the shared one
+    assert CODES["cell_formula"] == {"cell", "formula"} and CODES["ids_name_different_cities"] == {"city_ids"}
+    assert "version_not_whole_number" in CODES
 
 
 def test_every_refused_file_names_its_code():
@@ -132,7 +139,7 @@ def test_a_problem_naming_no_field_is_said_in_the_page_language():
 
 
 def _page(errors: list[dict], lang: str) -> list[str]:
-    return [forms.error_message(_error(e), lang) for e in errors]
+    return [forms.error_message(field_error(e), lang) for e in errors]
 
 
 def test_a_schema_rule_reaches_the_page_in_its_language():
@@ -141,7 +148,7 @@ def test_a_schema_rule_reaches_the_page_in_its_language():
         with pytest.raises(ValidationError) as caught:
             CityUpdate.model_validate(body)
         errors += caught.value.errors()
-    problem = [_error(e) for e in errors]
+    problem = [field_error(e) for e in errors]
     assert problem[0] == {
         "field": "timezone",
         "message": "'Mars/Base' is not an IANA time zone",
@@ -191,6 +198,32 @@ def test_a_refused_file_is_said_in_the_page_language():
     assert forms.error_message(refused(caught.value).extra["errors"][0], "ru").startswith("Файл не является книгой")
 
 
+def test_an_import_rows_own_rule_is_said_in_the_page_language():
+    (formula,) = formula_errors({"population": ("C2", "=1+1")})
+    assert forms.error_message(formula, "zh") == "单元格 C2 含有公式（=1+1）；导入只接受值：请改为粘贴其值。"
+    assert forms.error_message(formula, "en") == (
+        "Cell C2 holds a formula (=1+1); an import takes values only: paste its value."
+    )
+
+
+def test_a_pilot_zone_row_refused_as_a_request_would_be_is_said_as_its_rule_or_problem():
+    not_mine = forbidden("only an official…", errors=[{"field": "city_ids", "message": "none of these is yours"}])
+    unknown = invalid("city_ids[1]", "unknown city 'x'", code="unknown_city", city_id="x")
+    with pytest.raises(Problem) as stale:
+        check_if_match(version=4, if_match='"3"', what="proposal")
+    errors = [e for problem in (not_mine, unknown, stale.value) for e in importing._problem_errors(problem)]
+    assert [(e["field"], e["type"], e.get("params")) for e in errors] == [
+        ("city_ids", "/problems/forbidden", None),  # a field it names, without a code: the problem's type
+        ("city_ids[1]", "unknown_city", {"city_id": "x"}),  # a rule's code and values win
+        ("version", "/problems/stale", None),  # a problem naming no field: the column it is about
+    ]
+    assert [forms.error_message(e, "ru") for e in errors] == [
+        i18n.gettext(forms.PROBLEMS["/problems/forbidden"], "ru"),
+        "Нет города с идентификатором «x».",
+        i18n.gettext(forms.PROBLEMS["/problems/stale"], "ru"),
+    ]
+
+
 def test_lists_and_reasons_are_said_in_the_page_language():
     error = {"field": "reason", "message": "…", "type": "reason_not_allowed"}
     error["params"] = {"decision": "accept", "allowed": ["shared_priorities", "corridor"]}
@@ -210,11 +243,11 @@ def test_params_carry_only_json_values():
 
     with pytest.raises(ValidationError) as caught:
         Ranged.model_validate({"n": 1})
-    (error,) = [_error(e) for e in caught.value.errors()]
+    (error,) = [field_error(e) for e in caught.value.errors()]
     assert error == {"field": "n", "message": "Value error, a plain ValueError", "type": "value_error"}
     with pytest.raises(ValidationError) as caught:
         CityUpdate.model_validate({"name": "x" * 201})
-    assert _error(caught.value.errors()[0])["params"] == {"max_length": 200}
+    assert field_error(caught.value.errors()[0])["params"] == {"max_length": 200}
 
 
 def test_a_code_the_pages_do_not_know_or_a_missing_value_keeps_the_apis_words():

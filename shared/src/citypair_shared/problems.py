@@ -141,7 +141,7 @@ def _json_safe(value: Any) -> Any:
     return None
 
 
-def _error(e: Mapping[str, Any]) -> dict[str, Any]:
+def field_error(e: Mapping[str, Any]) -> dict[str, Any]:
     """One of pydantic's errors as a problem's: the values its message names (`ctx`) as `params`."""
     params = {name: safe for name, value in (e.get("ctx") or {}).items() if (safe := _json_safe(value)) is not None}
     return {"field": _field(e["loc"]), "message": e["msg"], "type": e["type"], **({"params": params} if params else {})}
@@ -156,7 +156,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        errors = [_error(e) for e in exc.errors()]
+        errors = [field_error(e) for e in exc.errors()]
         fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
         return problem_response(
             422,

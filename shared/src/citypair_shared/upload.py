@@ -12,7 +12,7 @@ import csv
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_shared import strict_json
-from citypair_shared.problems import Problem, invalid, problem_responses
+from citypair_shared.problems import Problem, field_error, invalid, problem_responses
 from citypair_shared.spreadsheet import FileRefused, UnreadableText, open_csv
 from citypair_shared.xlsx import XLSX_MEDIA, BadWorkbook, SheetReader, workbook_bytes
 
@@ -48,13 +48,22 @@ class TooManyRows(ValueError):
         return type(self), (self.limit,)
 
 
+def row_error(field: str, message: str, *, code: str, **params: Any) -> dict:
+    """A row's error found by a rule of the import's own (not its schema): `code` names the rule and `params` the
+    values `message` names, so that a client can say it in another language (as `problems.invalid` does)."""
+    return {"field": field, "message": message, "type": code, **({"params": params} if params else {})}
+
+
 def formula_errors(formulas: dict[str, tuple[str, str]]) -> tuple[dict, ...]:
     """A sheet row's formula cells as row errors: an import never evaluates a formula."""
     return tuple(
-        {
-            "field": column,
-            "message": f"cell {cell} holds a formula ({formula[:100]}); an import takes values only: paste its value",
-        }
+        row_error(
+            column,
+            f"cell {cell} holds a formula ({formula[:100]}); an import takes values only: paste its value",
+            code="cell_formula",
+            cell=cell,
+            formula=formula[:100],
+        )
         for column, (cell, formula) in formulas.items()
     )
 
@@ -331,14 +340,26 @@ async def template_response(
 
 
 class ImportRowError(BaseModel):
-    field: str
-    message: str
+    field: str = Field(description="The column (a CSV or sheet's) or the field's dotted path (a JSON row's)")
+    message: str = Field(description="Why, in English")
+    type: str | None = Field(
+        None,
+        description="A machine-readable kind: the schema check's (`missing`, …), the rule's code (`unknown_country`, "
+        "`cell_formula`, …), or the type of the problem that refused the row (`/problems/forbidden`, …)",
+    )
+    params: dict[str, Any] | None = Field(
+        None, description="The values the message names, by their names in its `type` (e.g. `value`, `cell`)"
+    )
+
+
+# What an import did with a row: `not imported` is a good row kept out by a bad one (all or nothing).
+ImportAction = Literal["created", "updated", "unchanged", "rejected", "not imported"]
 
 
 class ImportRow(BaseModel):
     line: int = Field(description="CSV line or sheet row (the header is 1), or JSON array position (from 1)")
     id: str | None = None
-    action: str = Field(description="created, updated, unchanged, rejected, or not imported (all or nothing)")
+    action: ImportAction = Field(description="created, updated, unchanged, rejected, or not imported (all or nothing)")
     errors: list[ImportRowError] = []
 
 
@@ -356,10 +377,11 @@ R = TypeVar("R")  # an import row: its `fields` as given and its `errors` found 
 
 
 def row_errors(exc: ValidationError) -> list[dict]:
-    """A row's validation errors as its report names them: each field's dotted path, and the message."""
+    """A row's validation errors as its report names them: each field's dotted path, the message, its type and the
+    values the message names (as a problem's field errors carry them)."""
+    # a problem's field error, but for where: a row's loc is its own (no `body` in front), and empty for the row
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "row", "message": e["msg"]}
-        for e in exc.errors(include_url=False)
+        {**field_error(e), "field": ".".join(str(p) for p in e["loc"]) or "row"} for e in exc.errors(include_url=False)
     ]
 
 

@@ -244,12 +244,17 @@ async def clusters(
     request: Request,
     _: CurrentUser,
     theme: Annotated[ThemeId | None, Query(description="Members strong (3+) in this theme")] = None,
-    size: Annotated[int, Query(ge=3, le=8, description="Cities per cluster at most")] = 5,
-    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    size: Annotated[int, Query(ge=3, le=8, description="Cities per cluster at most")] = service.CLUSTER_SIZE,
+    limit: Annotated[int, Query(ge=1, le=50)] = service.CLUSTERS_SHOWN,
 ):
-    """Groups of 3–8 cities with strong mutual scores, for multi-city pilot zones."""
+    """Groups of 3–8 cities with strong mutual scores, for multi-city pilot zones.
+
+    Answered at once: after a change to the index, the clusters found before it (`stale`) while newer ones are
+    found in the background; only a query never answered since the service started waits for them."""
     index = request.app.state.index
-    found = service.find_clusters(index, theme=theme, size=size, limit=limit)
+    found, stale = await service.find_clusters(
+        cache=request.app.state.clusters, index=index, theme=theme, size=size, limit=limit
+    )
     items = [
         ClusterOut(
             members=[
@@ -260,6 +265,13 @@ async def clusters(
             min_pair_score=c.min_pair_score,
             shared_themes=c.shared_themes,
         )
-        for c in found
+        for c in found.clusters
     ]
-    return ClustersOut(weights_version=index.weights.version, size=size, theme=theme, items=items)
+    return ClustersOut(
+        weights_version=index.weights.version,
+        size=size,
+        theme=theme,
+        computed_at=found.computed_at,
+        stale=stale,
+        items=items,
+    )

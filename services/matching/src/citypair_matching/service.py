@@ -1,7 +1,10 @@
 """Matching use cases: keep the projection and the graph, answer for suggestions, record decisions, run rounds."""
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -9,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_matching import clusters as clustering
 from citypair_matching import rounds as rounding
+from citypair_matching.cluster_cache import ClusterCache, Found, FrozenIndex, Snapshot
 from citypair_matching.core import CityRow, Explanation, MatchIndex
 from citypair_matching.models import CityProjection, MatchDecision, MatchPair, MatchRound, Partnership
 from citypair_matching.schemas import AcceptReason, DecisionIn, DeclineReason, RoundIn
@@ -404,23 +408,46 @@ async def publish_round(*, session: AsyncSession, relay: OutboxRelay, user: Prin
     return stored
 
 
-# The clusters last found, kept until the index changes or a decline ends: finding them ranks every city (seconds at
-# 25,000 when the top lists are not kept), and the clusters page asks again for every view.
-_found_clusters: dict[tuple, list[clustering.Cluster]] = {}
+# ---------------------------------------------------------------------- clusters
+
+CLUSTER_SIZE = 5  # cities per cluster at most, when not asked (the clusters page asks only when its user chooses)
+CLUSTERS_SHOWN = 10
 
 
-def find_clusters(index: MatchIndex, *, theme: str | None, size: int, limit: int) -> list[clustering.Cluster]:
+def clusters_state(index: MatchIndex, now: datetime) -> tuple[int, int]:
+    """What clusters found depend on: the index's changes, and how many declines have ended (they end with time)."""
+    return index.links.generation, index.links.declines_ended(now)
+
+
+async def find_clusters(
+    *, cache: ClusterCache, index: MatchIndex, theme: str | None, size: int, limit: int
+) -> tuple[Found, bool]:
+    """The query's clusters and whether they are stale (the index changed since): at once, unless the query was
+    never answered (see `ClusterCache`)."""
+    key, snapshot = _clusters_query(index, theme=theme, size=size, limit=limit)
+    return await cache.get(key, clusters_state(index, datetime.now(UTC)), snapshot)
+
+
+def refresh_clusters(
+    *, cache: ClusterCache, index: MatchIndex, theme: str | None, size: int, limit: int
+) -> asyncio.Task[Found]:
+    """The query's build under way in the background, started if none is."""
+    return cache.refresh(*_clusters_query(index, theme=theme, size=size, limit=limit))
+
+
+def _clusters_query(index: MatchIndex, *, theme: str | None, size: int, limit: int) -> tuple[tuple, Snapshot]:
+    """The query's key in the cache, and how a build for it starts."""
+    return (theme, size, limit), partial(_snapshot_clusters, index, theme=theme, size=size, limit=limit)
+
+
+def _snapshot_clusters(index: MatchIndex, *, theme: str | None, size: int, limit: int) -> Callable[[], Found]:
+    """On the loop: the index as it is now; returns the work of finding the clusters in it, for another thread."""
     now = datetime.now(UTC)
-    state = (index.links.generation, index.links.declines_ended(now))
-    key = (state, id(index), theme, size, limit)
-    if key not in _found_clusters:
-        for old in [k for k in _found_clusters if k[0] != state]:
-            del _found_clusters[old]
-        _found_clusters[key] = _clusters_now(index, theme=theme, size=size, limit=limit, now=now)
-    return _found_clusters[key]
+    frozen, state = FrozenIndex(index), clusters_state(index, now)
+    return lambda: Found(_clusters_now(frozen, theme=theme, size=size, limit=limit, now=now), state, now)
 
 
-def _clusters_now(index: MatchIndex, *, theme: str | None, size: int, limit: int, now: datetime):
+def _clusters_now(index: FrozenIndex, *, theme: str | None, size: int, limit: int, now: datetime):
     keep = [
         int(p)
         for p in index.positions()

@@ -115,10 +115,12 @@ async def _import_row(session: AsyncSession, user: Principal, row: ImportedRow, 
 
 
 def _problem_errors(problem: Problem) -> list[dict]:
-    """A refusal as the row's errors: the fields it names, else the field it is about (or the row) and why."""
+    """A refusal as the row's errors: the fields it names, else the field it is about (or the row) and why; each of
+    the rule's code and values if it names them, else of the problem's type (which a client says as the problem)."""
+    kind = {} if problem.type == "about:blank" else {"type": problem.type}
     if named := problem.extra.get("errors"):
-        return [{"field": e["field"], "message": e["message"]} for e in named]
+        return [{**kind, **error} for error in named]  # an error's own `type` (a rule's code) wins
     message = problem.detail or problem.title
     if existing := problem.extra.get("existing_id"):
         message += f" ({existing})"
-    return [{"field": FIELD_OF_PROBLEM.get(problem.type, "row"), "message": message}]
+    return [{"field": FIELD_OF_PROBLEM.get(problem.type, "row"), "message": message, **kind}]

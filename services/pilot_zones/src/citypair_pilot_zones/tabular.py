@@ -128,7 +128,8 @@ class Upload(upload.Upload):
         else:
             fields, proposal_id, version = row_to_fields(value)
         if version is not None and (type(version) is not int or version < 1):
-            errors += ({"field": "version", "message": "a version is a whole number from 1 (an export's)"},)
+            message = "a version is a whole number from 1 (an export's)"
+            errors += (upload.row_error("version", message, code="version_not_whole_number"),)
             version = None
         return ImportedRow(line, fields, proposal_id if isinstance(proposal_id, str) else None, version, errors)
 

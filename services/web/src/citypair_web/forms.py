@@ -1,5 +1,7 @@
 """Form fields ⇄ API bodies, and the API's field errors ⇄ form fields. Pure."""
 
+import os
+
 from babel.lists import format_list
 
 from citypair_shared.geography import CORRIDORS
@@ -76,6 +78,22 @@ def profile_body(form) -> dict:
     return body
 
 
+# The API's media types of an import by the file's ending (citypair_shared.upload.IMPORT_MEDIA: not imported here,
+# which would load openpyxl into web for two strings).
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+IMPORT_MEDIA = {".csv": "text/csv", ".json": "application/json", ".xlsx": XLSX_MEDIA}
+ZIP_SIGNATURE = b"PK\x03\x04"  # how an XLSX file starts (a zip archive), whatever its name
+
+
+def import_media(filename: str, content: bytes) -> str:
+    """The Content-Type the API reads an uploaded file as: by its name's ending, else an XLSX by its first bytes,
+    else CSV (which the API reads in any of the encodings spreadsheets save)."""
+    ending = os.path.splitext(filename)[1].lower()
+    if ending in IMPORT_MEDIA:
+        return IMPORT_MEDIA[ending]
+    return XLSX_MEDIA if content.startswith(ZIP_SIGNATURE) else "text/csv"
+
+
 def round_body(form) -> dict:
     """The round form as a POST body: the cities by country and corridor (none: every published city)."""
     return {
@@ -112,6 +130,7 @@ VALIDATION = {
     "url_scheme": N_("Not a web address."),
     "string_type": N_("Not text."),
     "list_type": N_("Not a list."),
+    "extra_forbidden": N_("Not a known column or field."),
 }
 
 
@@ -168,6 +187,12 @@ RULES = {
     "workbook_unreadable": N_("The file is not an XLSX workbook that can be read."),
     "workbook_no_sheet": N_("The workbook has no sheet."),
     "sheet_unreadable": N_("The sheet “%(sheet)s” cannot be read."),
+    # an import's row refused before or beside validation (citypair_shared.upload.row_error)
+    "cell_formula": N_("Cell %(cell)s holds a formula (%(formula)s); an import takes values only: paste its value."),
+    "ids_name_different_cities": N_(
+        "The row's id, geonames_id and external_id name different cities (%(city_ids)s): it updates none of them."
+    ),
+    "version_not_whole_number": N_("A version is a whole number from 1 (the one an export wrote)."),
 }
 
 
@@ -207,13 +232,16 @@ def problem_message(body: dict, lang: str) -> str | None:
 
 def error_message(error: dict, lang: str) -> str:
     """A field's failure as the page says it: a service's rule (RULES) in every language, a schema check
-    (VALIDATION) in the other languages (the API's English names its limits); else the API's words."""
-    code, params = error.get("type", ""), error.get("params") or {}
+    (VALIDATION) in the other languages (the API's English names its limits), an import row refused as a request
+    would be, by the problem's type (PROBLEMS); else the API's words."""
+    code, params = error.get("type") or "", error.get("params") or {}
     if code in RULES:
         try:
             return i18n.gettext(RULES[code], lang) % {name: _param(name, value, lang) for name, value in params.items()}
         except (KeyError, TypeError):  # a parameter the sentence names is missing: the API's words say it all
             return error["message"]
+    if code in PROBLEMS:
+        return i18n.gettext(PROBLEMS[code], lang)
     text = VALIDATION.get(code) if lang != "en" else None
     return i18n.gettext(text, lang) if text else error["message"]
 

@@ -1,8 +1,10 @@
 """The pages. Each calls the API as the signed-in user; the services decide what is allowed."""
 
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated
 
+from babel.dates import format_timedelta
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
@@ -295,8 +297,20 @@ async def clusters(page: UserPage, request: Request):
     if response.status_code >= 400:
         return failure(page, response)
     found = response.json()
+    found_ago = None
+    if found["stale"]:  # matching answered at once with the clusters found before its index changed; new ones follow
+        # Said as how long ago (at least a second, whatever the clocks say): web does not know the viewer's time zone.
+        since = datetime.fromisoformat(found["computed_at"]) - datetime.now(UTC)
+        found_ago = format_timedelta(min(since, -timedelta(seconds=1)), add_direction=True, locale=page.lang)
     # The size shown is the one matching used (its default when none was asked), never a default of web's own.
-    return page.render("clusters.html", clusters=found["items"], size=found["size"], query=params, theme_ids=THEME_IDS)
+    return page.render(
+        "clusters.html",
+        clusters=found["items"],
+        size=found["size"],
+        query=params,
+        theme_ids=THEME_IDS,
+        found_ago=found_ago,
+    )
 
 
 @router.get("/import", response_class=HTMLResponse)
@@ -306,13 +320,13 @@ async def import_form(page: UserPage):
 
 @router.post("/import", response_class=HTMLResponse)
 async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annotated[bool, Form()] = False):
-    kind = "application/json" if (file.filename or "").lower().endswith(".json") else "text/csv"
+    content = await file.read()
     response = await api(
         page,
         "POST",
         "/api/v1/cities/import",
-        content=await file.read(),
-        headers={"Content-Type": kind},
+        content=content,
+        headers={"Content-Type": forms.import_media(file.filename or "", content)},
         params={"all_or_nothing": all_or_nothing},
     )
     if response.status_code >= 400 and response.status_code != 422:
@@ -323,4 +337,11 @@ async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annota
         [forms.error_message(error, page.lang) for error in report.get("errors", ())] if "rows" not in report else []
     )
     problem = forms.problem_message(report, page.lang)
-    return page.render("import.html", report=report, refusal=refusal, problem=problem, status_code=response.status_code)
+    return page.render(
+        "import.html",
+        report=report,
+        refusal=refusal,
+        problem=problem,
+        said=partial(forms.error_message, lang=page.lang),  # a row's error in the page's language
+        status_code=response.status_code,
+    )

@@ -1,5 +1,6 @@
 """The English names of the APIs' keys (themes, corridors, indicators, matching factors and constraints, statuses,
-decisions and their reasons): the msgids the catalogs translate, each in the context of its kind.
+decisions and their reasons, what an import did with a row): the msgids the catalogs translate, each in the
+context of its kind.
 
 The keys are the APIs' values, defined once in citypair_shared (vocabulary, themes, geography); the pages keep only
 their names, and take the values themselves from shared or the APIs (tests/unit/test_web_vocabulary.py).
@@ -164,6 +165,14 @@ LABELS: dict[str, dict[str, str]] = {
         "overdue_milestone": "A milestone is overdue",
     },
     "city_action": {"verify": "Verify", "publish": "Publish", "retire": "Retire"},
+    # What an import did with a row (citypair_shared.upload.ImportAction).
+    "import_action": {
+        "created": "Created",
+        "updated": "Updated",
+        "unchanged": "Unchanged",
+        "rejected": "Rejected",
+        "not imported": "Not imported (another row was rejected)",
+    },
     # What happened, by the type of the event a notification was made from (identity titles it in English).
     "event": {
         "matching.match.accepted.v1": "Match accepted",
