@@ -16,7 +16,12 @@ class City(Base):
     __tablename__ = "city"
     # The map's list and the directory page: published cities in name order, a range of this index (at 25,000 on
     # SQLite, 8.7 → 0.25 ms a page: with the status index alone, every published city was sorted for each page).
-    __table_args__ = (Index("ix_city_status_name", "status", "name"),)
+    __table_args__ = (
+        Index("ix_city_status_name", "status", "name"),
+        # The directory's `q`: names searched in an index of their own, narrow where the table's rows are wide, and
+        # in name order (at 60,000 cities on SQLite: 57 → 20 ms for a count and a page).
+        Index("ix_city_name_search", "name", "id", "search_text"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Bumped on every change; events carry it so consumers apply only newer snapshots. Every UPDATE is a
@@ -25,7 +30,7 @@ class City(Base):
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
     external_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     geonames_id: Mapped[int | None] = mapped_column(Integer, unique=True)
-    name: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
     local_name: Mapped[str | None] = mapped_column(String(200))
     alternate_names: Mapped[list] = mapped_column(JSON, default=list)
     # Every name folded for search (case, accents, apostrophes), so "xian" finds Xi’an and 西安 finds 西安.
