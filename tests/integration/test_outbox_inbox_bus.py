@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from citypair_shared.bus import Subscription
 from citypair_shared.events import CityRegistered, CitySnapshot, CloudEvent, new_event
 from citypair_shared.inbox import handle_once
+from citypair_shared.metrics import OUTBOX_BACKLOG
 from citypair_shared.outbox import OutboxRelay
 from tests.integration.conftest import Inbox, Outbox
 
@@ -35,6 +36,37 @@ async def test_committed_event_is_published_with_its_id_as_msg_id(session_factor
     assert CloudEvent.model_validate_json(message.data) == event
     async with session_factory() as session:
         assert (await session.scalar(select(Outbox.published_at))) is not None
+
+
+class PausingBus:
+    """The real bus, held before its `pause_at`-th publish until `go` is set (to look at the relay mid-drain)."""
+
+    def __init__(self, bus, pause_at: int):
+        self.bus, self.pause_at, self.published = bus, pause_at, 0
+        self.paused, self.go = asyncio.Event(), asyncio.Event()
+
+    async def publish_stored(self, event_type: str, event_id: str, payload: str) -> None:
+        self.published += 1
+        if self.published == self.pause_at:
+            self.paused.set()
+            await self.go.wait()
+        await self.bus.publish_stored(event_type, event_id, payload)
+
+
+async def test_the_backlog_gauge_counts_down_while_a_backlog_drains(session_factory, bus):
+    """An import stages tens of thousands of events: the gauge said 0 (the last pass's count) until all were out."""
+    paused = PausingBus(bus, pause_at=150)
+    relay = OutboxRelay(session_factory, Outbox, paused, sweep_seconds=60)
+    OUTBOX_BACKLOG.set(0)
+    async with session_factory() as session:
+        await relay.add_many(session, [city_event() for _ in range(250)])
+        await session.commit()
+    draining = asyncio.create_task(relay.publish_pending(batch=100))
+    await asyncio.wait_for(paused.paused.wait(), timeout=30)
+    assert OUTBOX_BACKLOG._value.get() == 150  # the first batch of 100 is out
+    paused.go.set()
+    assert await draining == 250
+    assert OUTBOX_BACKLOG._value.get() == 0 and await stream_messages(bus) == 250
 
 
 async def test_rolled_back_event_is_never_published(session_factory, bus):

@@ -41,6 +41,10 @@ def configure_tracing(*, service: str, endpoint: str | None) -> bool:
     return True
 
 
+def tracing_enabled() -> bool:
+    return _provider is not None
+
+
 def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
