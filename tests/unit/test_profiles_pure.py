@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from citypair_profiles.partnering import Candidate, Gazetteer, country_code, distance_km, match_pairs
 from citypair_profiles.schemas import CityCreate
 from citypair_profiles.tabular import BadFile, ImportedRow, TooManyRows, Upload, csv_header, csv_rows
-from citypair_profiles.text import fold, search_text
+from citypair_shared.text import fold, search_text
 
 
 @pytest.mark.parametrize(

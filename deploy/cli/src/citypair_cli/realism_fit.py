@@ -22,7 +22,7 @@ from citypair_matching.core import CityRow, MatchIndex
 from citypair_matching.realism import FEATURES, PARAMS_FILE, RealismModel, feature_arrays
 from citypair_matching.rows import Rules
 from citypair_profiles.partnering import MAX_DISTANCE_KM, TWIN_CITIES, country_code, distance_km
-from citypair_profiles.text import fold
+from citypair_shared.text import fold
 from citypair_shared.themes import THEME_IDS
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import sqlite
 
-from citypair_profiles.text import fold
+from citypair_shared.text import fold
 
 # revision identifiers, used by Alembic.
 revision: str = "0002"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pycountry
 
 from citypair_profiles.tabular import BadFile, TooManyRows
-from citypair_profiles.text import fold
+from citypair_shared.text import fold
 
 TWIN_CITIES = Path(__file__).parent / "data" / "twin_cities" / "twin_cities.csv"
 MAX_DISTANCE_KM = 50.0

@@ -27,7 +27,6 @@ from citypair_profiles.schemas import (
     SortKey,
 )
 from citypair_profiles.tabular import ImportedRow, Upload
-from citypair_profiles.text import fold, search_text
 from citypair_shared import bulk
 from citypair_shared.auth import Principal, forbidden
 from citypair_shared.db import retry_on_conflict
@@ -36,6 +35,7 @@ from citypair_shared.geography import INDICATORS
 from citypair_shared.idempotency import Claim
 from citypair_shared.outbox import OutboxRelay
 from citypair_shared.problems import Problem, not_found
+from citypair_shared.text import fold, search_text
 from citypair_shared.upload import Media, finish, row_error, validated
 from citypair_shared.versions import check_if_match
 

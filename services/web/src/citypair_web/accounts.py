@@ -13,7 +13,7 @@ import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 
-from citypair_web import forms, i18n
+from citypair_web import city_picker, forms, i18n
 from citypair_web.pages import Page, csrf_ok, redirect, remember_language, start_session
 from citypair_web.router import BadCsrf, FormPage, PageDep, UserPage, api, failure
 from citypair_web.sessions import COOKIE
@@ -168,8 +168,16 @@ def _notice(page: Page, request: Request) -> str | None:
 
 
 async def _users_page(
-    page: Page, query: dict, status_code: int = 200, *, invite: dict | None = None, **context
+    page: Page,
+    query: dict,
+    status_code: int = 200,
+    *,
+    invite: dict | None = None,
+    typed: dict[str, str] | None = None,
+    **context,
 ) -> HTMLResponse:
+    """The list, the invitation form (`invite`: as typed in a refused one) and each user's cities field (`typed`:
+    what a refused change typed, by user id; else their cities by name)."""
     response = await api(page, "GET", "/api/v1/users", params={**query, "limit": PAGE_SIZE})
     if response.status_code == 422:
         context["errors"] = {**forms.field_errors(response, page.lang), **context.get("errors", {})}
@@ -180,6 +188,7 @@ async def _users_page(
     result = response.json()
     invitations = await api(page, "GET", "/api/v1/invitations", params={"limit": 100})
     city_names = await _city_names(page, {c for user in result["items"] for c in user["city_ids"]})
+    city_fields = {user["id"]: city_picker.field_value(user["city_ids"], city_names) for user in result["items"]}
     may_administer = "admin" in page.session.roles
     invitable = LABELS["role"] if may_administer else INVITED_BY_COORDINATORS
     return page.render(
@@ -191,6 +200,7 @@ async def _users_page(
         pager=_pager(query, result),
         invitations=invitations.json()["items"] if invitations.status_code == 200 else [],
         city_names=city_names,
+        city_fields={**city_fields, **(typed or {})},
         may_administer=may_administer,
         roles={key: page.term("role", key) for key in LABELS["role"]},
         invitable={key: page.term("role", key) for key in invitable},
@@ -222,38 +232,71 @@ def _back(form) -> dict:
     return {k: v for k, v in httpx.QueryParams(form.get("back") or "").items() if k in USER_FILTERS and v}
 
 
-def _city_ids(text: str) -> list[str]:
-    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+async def _city_ids(
+    page: Page, text: str, current: dict[str, str] | None = None
+) -> tuple[list[str], str | None] | HTMLResponse:
+    """The cities field's entries as city ids, or the field's error (city_picker reads them; `current`: the names of
+    the user's cities now, by id); the failure page if the directory did not answer."""
+    typed, current = city_picker.entries(text), current or {}
+    searched = city_picker.to_search(typed, current)
+    searches = (api(page, "GET", "/api/v1/cities", params={"q": q, "limit": city_picker.SEARCHED}) for q in searched)
+    answers = await asyncio.gather(*searches)
+    found = {}
+    for entry, answer in zip(searched, answers, strict=True):
+        if answer.status_code not in (200, 422):
+            return failure(page, answer)
+        # a 422 refuses the search itself (a `q` longer than any name): no city is called so
+        found[entry] = answer.json() if answer.status_code == 200 else {"items": [], "total": 0}
+    ids, unresolved = city_picker.resolve(typed, found, current)
+    return ids, city_picker.message(unresolved, page.lang) if unresolved else None
+
+
+async def _current_cities(page: Page, user_id: str) -> dict[str, str]:
+    """The names of the cities a user acts for now, by id (none if the user cannot be read: the change says why)."""
+    response = await api(page, "GET", f"/api/v1/users/{user_id}")
+    return await _city_names(page, set(response.json()["city_ids"])) if response.status_code == 200 else {}
 
 
 @router.post("/users/invite", response_class=HTMLResponse)
 async def invite(page: FormPage, request: Request):
     form = await request.form()
+    typed = form.get("city_ids") or ""
     invite = {
         "email": (form.get("email") or "").strip(),
         "name": (form.get("name") or "").strip(),
         "roles": form.getlist("roles"),
-        "city_ids": _city_ids(form.get("city_ids") or ""),
         "language": form.get("language") or page.lang,
     }
-    response = await api(page, "POST", "/api/v1/invitations", json=invite)
     back = _back(form)
+    cities = await _city_ids(page, typed)
+    if isinstance(cities, HTMLResponse):
+        return cities
+    city_ids, error = cities
+    if error:  # nothing goes to identity
+        return await _users_page(page, back, 422, invite={**invite, "city_ids": typed}, errors={"city_ids": error})
+    response = await api(page, "POST", "/api/v1/invitations", json={**invite, "city_ids": city_ids})
     if response.status_code == 201:
         return redirect("/users?" + urlencode({**back, "done": "invited", "email": invite["email"]}))
     if response.status_code in (409, 422):
         errors = _problem_fields(page, response, default="email")
-        shown = {**invite, "city_ids": ", ".join(invite["city_ids"])}
-        return await _users_page(page, back, response.status_code, invite=shown, errors=errors)
+        return await _users_page(page, back, response.status_code, invite={**invite, "city_ids": typed}, errors=errors)
     return failure(page, response)
 
 
 @router.post("/users/{user_id}", response_class=HTMLResponse)
 async def update_user(page: FormPage, user_id: str, request: Request):
     form = await request.form()
-    body: dict = {"city_ids": _city_ids(form.get("city_ids") or "")}
+    typed, back = form.get("city_ids") or "", _back(form)
+    cities = await _city_ids(page, typed, await _current_cities(page, user_id))
+    if isinstance(cities, HTMLResponse):
+        return cities
+    city_ids, error = cities
+    if error:  # nothing goes to identity
+        return await _users_page(page, back, 422, errors={f"{user_id}.city_ids": error}, typed={user_id: typed})
+    body: dict = {"city_ids": city_ids}
     if form.get("has_roles"):  # the roles are on the form for admins only (none ticked is an answer too)
         body["roles"] = form.getlist("roles")
-    return await _change_user(page, user_id, body, _back(form))
+    return await _change_user(page, user_id, body, back, typed={user_id: typed})
 
 
 @router.post("/users/{user_id}/disabled", response_class=HTMLResponse)
@@ -261,13 +304,13 @@ async def set_disabled(page: FormPage, user_id: str, request: Request, disabled:
     return await _change_user(page, user_id, {"disabled": disabled}, _back(await request.form()))
 
 
-async def _change_user(page: Page, user_id: str, body: dict, back: dict):
+async def _change_user(page: Page, user_id: str, body: dict, back: dict, typed: dict[str, str] | None = None):
     response = await api(page, "PATCH", f"/api/v1/users/{user_id}", json=body)
     if response.status_code == 200:
         return redirect("/users?" + urlencode({**back, "done": "saved"}))
     if response.status_code == 422:
         errors = {f"{user_id}.{field}": text for field, text in forms.field_errors(response, page.lang).items()}
-        return await _users_page(page, back, 422, errors=errors)
+        return await _users_page(page, back, 422, errors=errors, typed=typed)
     return failure(page, response)
 
 
