@@ -82,6 +82,11 @@ def percentile(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100)[q - 1]
 
 
+def outbox_backlog(service_url: str) -> float:
+    found = re.search(r"^outbox_backlog (\S+)$", httpx.get(service_url + "/metrics").text, re.MULTILINE)
+    return float(found.group(1)) if found else float("nan")
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -108,13 +113,18 @@ def run(cities: int, queries: int) -> dict:
             accepted_at = time.perf_counter() - start
             assert response.status_code == 200, response.text[:500]
             assert response.json()["accepted"] == cities, response.json()["rejected"]
-            matching = config.service_url("matching")
+            matching, profiles = config.service_url("matching"), config.service_url("profiles")
+            published_at = None  # when profiles' outbox had published every event: which side the rest is
             while handled_registrations(matching) < cities:
                 if time.perf_counter() - start > 600:
                     raise TimeoutError("matching did not catch up in 10 minutes")
+                if published_at is None and outbox_backlog(profiles) == 0:
+                    published_at = time.perf_counter() - start
                 time.sleep(0.05)
             import_total = time.perf_counter() - start
-            log(f"imported in {accepted_at:.1f} s; events handled by matching after {import_total:.1f} s")
+            published_at = published_at or import_total
+            log(f"imported in {accepted_at:.1f} s; events published by {published_at:.1f} s, "
+                f"handled by matching after {import_total:.1f} s")  # fmt: skip
 
             rng = random.Random(11)
             filters = [
@@ -140,6 +150,7 @@ def run(cities: int, queries: int) -> dict:
         "cities": cities,
         "import_accepted_s": round(accepted_at, 2),
         "import_to_matching_s": round(import_total, 2),
+        "events_published_s": round(published_at, 2),
         "import_rows_per_s": round(cities / import_total),
         **{f"directory_{k}_p50_ms": round(statistics.median(v), 2) for k, v in timings.items()},
         **{f"directory_{k}_p95_ms": round(percentile(v, 95), 2) for k, v in timings.items()},
