@@ -23,8 +23,8 @@ from citypair_web import forms, i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("shared/src/**/*.py")]
-# problems.invalid, identity's RequestValidationError of one field, and an import row's error (upload.row_error)
-RAISERS = ("invalid", "wrong_field", "row_error")
+# problems.invalid and rule_error (an import row's error too), and identity's RequestValidationError of one field
+RAISERS = ("invalid", "wrong_field", "rule_error")
 REFUSALS = ("BadFile", "BadWorkbook", "UnreadableText")  # an import's file refused whole (spreadsheet.FileRefused)
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff"), "ar": ("\u0600", "\u06ff")}

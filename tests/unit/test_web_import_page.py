@@ -6,6 +6,7 @@ from typing import get_args
 import pytest
 
 from citypair_shared import upload
+from citypair_shared.spreadsheet import MEDIA_BY_ENDING, XLSX_MEDIA
 from citypair_web import forms, i18n
 from citypair_web.terms import LABELS
 
@@ -13,8 +14,8 @@ SCRIPTS = {"zh": ("\u4e00", "\u9fff"), "ru": ("\u0400", "\u04ff"), "ar": ("\u060
 
 
 def test_the_pages_send_only_media_types_the_api_reads():
-    assert set(forms.IMPORT_MEDIA.values()) == set(upload.IMPORT_MEDIA)
-    assert {forms.IMPORT_MEDIA[f".{media}"] for media in get_args(upload.Media)} == set(upload.IMPORT_MEDIA)
+    assert set(MEDIA_BY_ENDING.values()) == set(upload.IMPORT_MEDIA)
+    assert {MEDIA_BY_ENDING[f".{media}"] for media in get_args(upload.Media)} == set(upload.IMPORT_MEDIA)
 
 
 @pytest.mark.parametrize(
@@ -22,8 +23,8 @@ def test_the_pages_send_only_media_types_the_api_reads():
     [
         ("cities.csv", b"name\nX\n", "text/csv"),
         ("cities.JSON", b"[]", "application/json"),
-        ("cities.xlsx", b"PK\x03\x04...", forms.XLSX_MEDIA),
-        ("cities", b"PK\x03\x04...", forms.XLSX_MEDIA),  # a workbook without its ending, by its first bytes
+        ("cities.xlsx", b"PK\x03\x04...", XLSX_MEDIA),
+        ("cities", b"PK\x03\x04...", XLSX_MEDIA),  # a workbook without its ending, by its first bytes
         ("cities.txt", b"name\nX\n", "text/csv"),
         ("", b"name\nX\n", "text/csv"),
     ],

@@ -44,6 +44,15 @@ async def in_worker(work: Callable[..., T], /, *args) -> T:
         raise
 
 
+async def in_worker_claiming(claim: Claim | None, work: Callable[..., tuple[T, Claim | None]], /, *args) -> T:
+    """`work(claim, *args)` in the worker process, where `with_session` writes the request's Idempotency-Key claim
+    with the effect; the claim here learns whether that transaction committed (the service keeps the response)."""
+    result, worked = await in_worker(work, claim, *args)
+    if claim is not None:
+        claim.committed = worked.committed
+    return result
+
+
 def shutdown() -> None:
     """Stop the worker, if one was started (the service is stopping)."""
     global _pool

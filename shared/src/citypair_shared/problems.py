@@ -106,15 +106,20 @@ def not_found(what: str, ident: str) -> Problem:
     return Problem(404, "Not found", f"{what} {ident!r} does not exist", type_="/problems/not-found")
 
 
-def invalid(field: str, message: str, *, code: str | None = None, **params: Any) -> Problem:
-    """A 422 for one field that passed the schema but breaks a rule (e.g. an unknown city). `code` names the rule
-    and `params` the values `message` names, so a client can say it in another language (as for a schema check)."""
-    error = {
+def rule_error(field: str, message: str, *, code: str | None = None, **params: Any) -> dict[str, Any]:
+    """A field's error found by a rule (not the schema): `code` names the rule and `params` the values `message`
+    names, so a client can say it in another language (as for a schema check)."""
+    return {
         "field": field,
         "message": message,
         **({"type": code} if code else {}),
         **({"params": params} if params else {}),
     }
+
+
+def invalid(field: str, message: str, *, code: str | None = None, **params: Any) -> Problem:
+    """A 422 for one field that passed the schema but breaks a rule (e.g. an unknown city): see `rule_error`."""
+    error = rule_error(field, message, code=code, **params)
     return Problem(422, "Validation failed", f"{field}: {message}", type_="/problems/validation", errors=[error])
 
 

@@ -42,6 +42,12 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping], *, header: bool = 
     return out.getvalue()
 
 
+# What a file's ending says it holds, as the imports' media types (here, not in `xlsx`: a client naming a workbook
+# need not load openpyxl).
+XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MEDIA_BY_ENDING = {".csv": "text/csv", ".xlsx": XLSX_MEDIA, ".json": "application/json"}
+
+
 # --------------------------------------------------------------------------- reading CSV as spreadsheets save it
 
 # What Excel, LibreOffice and WPS save as "CSV": UTF-8 with or without a BOM, "Unicode text" (UTF-16 with a BOM),

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_shared import strict_json
-from citypair_shared.problems import Problem, field_error, invalid, problem_responses
+from citypair_shared.problems import Problem, field_error, invalid, problem_responses, rule_error
 from citypair_shared.spreadsheet import FileRefused, UnreadableText, open_csv
 from citypair_shared.xlsx import XLSX_MEDIA, BadWorkbook, SheetReader, workbook_bytes
 
@@ -48,16 +48,10 @@ class TooManyRows(ValueError):
         return type(self), (self.limit,)
 
 
-def row_error(field: str, message: str, *, code: str, **params: Any) -> dict:
-    """A row's error found by a rule of the import's own (not its schema): `code` names the rule and `params` the
-    values `message` names, so that a client can say it in another language (as `problems.invalid` does)."""
-    return {"field": field, "message": message, "type": code, **({"params": params} if params else {})}
-
-
 def formula_errors(formulas: dict[str, tuple[str, str]]) -> tuple[dict, ...]:
     """A sheet row's formula cells as row errors: an import never evaluates a formula."""
     return tuple(
-        row_error(
+        rule_error(
             column,
             f"cell {cell} holds a formula ({formula[:100]}); an import takes values only: paste its value",
             code="cell_formula",

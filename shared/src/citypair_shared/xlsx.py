@@ -17,9 +17,9 @@ from datetime import date, datetime, time
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
+from citypair_shared.spreadsheet import XLSX_MEDIA as XLSX_MEDIA  # where the routes have always found it
 from citypair_shared.spreadsheet import FileRefused, defuse
 
-XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SEND_CHUNK = 64 * 1024
 # A workbook is a zip: refuse one whose parts would unpack to more than this (a "zip bomb" of a few MB).
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024

@@ -22,7 +22,7 @@ from citypair_cli.users import users_app
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import IN_PROGRESS_TYPE, new_key
 from citypair_shared.services import SERVICES
-from citypair_shared.xlsx import XLSX_MEDIA
+from citypair_shared.spreadsheet import MEDIA_BY_ENDING
 
 app = typer.Typer(help="citypair: city-pair cooperation on the Digital Silk Road.", no_args_is_help=True)
 app.add_typer(dead_letters_app, name="dead-letters")
@@ -182,8 +182,7 @@ def demo(gateway: str = GatewayOption, email: str = EmailOption, password: str =
     typer.echo(f"{load_demo_if_empty(gateway, token)} cities loaded")
 
 
-# What a file's extension says it holds: its media type in an import, the `format` of an export.
-IMPORT_MEDIA = {".csv": "text/csv", ".xlsx": XLSX_MEDIA, ".json": "application/json"}
+# What a file's extension says it holds as the `format` of an export (its media type in an import: MEDIA_BY_ENDING).
 EXPORT_FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".json": "json"}
 PilotZonesOption = typer.Option(False, "--pilot-zones", help="Pilot-zone proposals instead of city profiles")
 
@@ -203,7 +202,7 @@ def import_cities(
 ) -> None:
     """Import city profiles (re-importing updates, never duplicates) or, with --pilot-zones, draft proposals (as
     an official of their cities; a row with an export's `id` edits that proposal); prints the row-by-row report."""
-    kind = IMPORT_MEDIA.get(file.suffix.lower(), "application/json")
+    kind = MEDIA_BY_ENDING.get(file.suffix.lower(), "application/json")
     with _client(gateway, email, password) as client:
         _report(
             _post(

@@ -46,8 +46,8 @@ def _model(row: ImportedRow) -> type[ProposalCreate | ProposalUpdate]:
 
 
 def import_file(
-    database_url: str,
     claim: Claim | None,
+    database_url: str,
     user: Principal,
     body: bytes,
     media: Media,

@@ -216,10 +216,8 @@ async def import_pilot_zones(
     settings, media = runtime.settings, import_media(request)
     body = await read_body(request)
     with refusing_bad_files():
-        args = settings.database_url, claim, user, body, media, settings.import_max_rows, all_or_nothing
-        report, worked = await bulk.in_worker(importing.import_file, *args)
-    if claim is not None:
-        claim.committed = worked.committed  # the worker's transaction wrote the key with the effect
+        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
+        report = await bulk.in_worker_claiming(claim, importing.import_file, *args)
     if report is None:  # after the file's checks, as `POST /api/v1/pilot-zones` checks its body first
         raise forbidden("only officials draft pilot zones (each for one of their cities)", required_roles=["official"])
     return report

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from citypair_pilot_zones.schemas import ProposalCreate, ProposalOut
 from citypair_shared import upload
+from citypair_shared.problems import rule_error
 from citypair_shared.spreadsheet import csv_text, restore
 from citypair_shared.upload import LIST_SEPARATOR, describe_columns, template_workbook
 
@@ -129,7 +130,7 @@ class Upload(upload.Upload):
             fields, proposal_id, version = row_to_fields(value)
         if version is not None and (type(version) is not int or version < 1):
             message = "a version is a whole number from 1 (an export's)"
-            errors += (upload.row_error("version", message, code="version_not_whole_number"),)
+            errors += (rule_error("version", message, code="version_not_whole_number"),)
             version = None
         return ImportedRow(line, fields, proposal_id if isinstance(proposal_id, str) else None, version, errors)
 

@@ -275,10 +275,8 @@ async def import_cities(
     settings, media = runtime.settings, import_media(request)
     body = await read_body(request)
     with refusing_bad_files():  # checked whole and imported in the bulk worker process, at a lower priority
-        args = settings.database_url, claim, user, body, media, settings.import_max_rows, all_or_nothing
-        report, worked = await bulk.in_worker(service.import_file, *args)
-    if claim is not None:
-        claim.committed = worked.committed  # the worker's transaction wrote the key with the effect
+        args = settings.database_url, user, body, media, settings.import_max_rows, all_or_nothing
+        report = await bulk.in_worker_claiming(claim, service.import_file, *args)
     runtime.relay.wake()
     return report
 

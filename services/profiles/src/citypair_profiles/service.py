@@ -34,9 +34,9 @@ from citypair_shared.events import CityRegistered, CityRetired, CitySnapshot, Ci
 from citypair_shared.geography import INDICATORS
 from citypair_shared.idempotency import Claim
 from citypair_shared.outbox import OutboxRelay
-from citypair_shared.problems import Problem, not_found
+from citypair_shared.problems import Problem, not_found, rule_error
 from citypair_shared.text import fold, search_text
-from citypair_shared.upload import Media, finish, row_error, validated
+from citypair_shared.upload import Media, finish, validated
 from citypair_shared.versions import check_if_match
 
 SOURCE = "/citypair/profiles"
@@ -583,8 +583,8 @@ async def open_partnerships(*, session: AsyncSession) -> AsyncIterator[list[dict
 
 
 def import_file(
-    database_url: str,
     claim: Claim | None,
+    database_url: str,
     user: Principal,
     body: bytes,
     media: Media,
@@ -634,7 +634,7 @@ async def _import_batch(
         named = {seen[k] if k in seen else existing[k].id for k in keys if k in seen or k in existing}
         if len(named) > 1:
             message = "the row's id, geonames_id and external_id name different cities"
-            errors = [row_error(k, message, code="ids_name_different_cities", city_ids=sorted(named)) for k, _ in keys]
+            errors = [rule_error(k, message, code="ids_name_different_cities", city_ids=sorted(named)) for k, _ in keys]
             report.append(ImportRow(line=row.line, action="rejected", errors=errors))
             continue
         city_id = named.pop() if named else str(uuid.uuid4())

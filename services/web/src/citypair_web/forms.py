@@ -5,6 +5,7 @@ import os
 from babel.lists import format_list
 
 from citypair_shared.geography import CORRIDORS
+from citypair_shared.spreadsheet import MEDIA_BY_ENDING, XLSX_MEDIA
 from citypair_shared.themes import THEME_IDS
 from citypair_web import i18n
 from citypair_web.i18n import N_
@@ -78,10 +79,6 @@ def profile_body(form) -> dict:
     return body
 
 
-# The API's media types of an import by the file's ending (citypair_shared.upload.IMPORT_MEDIA: not imported here,
-# which would load openpyxl into web for two strings).
-XLSX_MEDIA = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-IMPORT_MEDIA = {".csv": "text/csv", ".json": "application/json", ".xlsx": XLSX_MEDIA}
 ZIP_SIGNATURE = b"PK\x03\x04"  # how an XLSX file starts (a zip archive), whatever its name
 
 
@@ -89,8 +86,8 @@ def import_media(filename: str, content: bytes) -> str:
     """The Content-Type the API reads an uploaded file as: by its name's ending, else an XLSX by its first bytes,
     else CSV (which the API reads in any of the encodings spreadsheets save)."""
     ending = os.path.splitext(filename)[1].lower()
-    if ending in IMPORT_MEDIA:
-        return IMPORT_MEDIA[ending]
+    if ending in MEDIA_BY_ENDING:
+        return MEDIA_BY_ENDING[ending]
     return XLSX_MEDIA if content.startswith(ZIP_SIGNATURE) else "text/csv"
 
 
@@ -187,7 +184,7 @@ RULES = {
     "workbook_unreadable": N_("The file is not an XLSX workbook that can be read."),
     "workbook_no_sheet": N_("The workbook has no sheet."),
     "sheet_unreadable": N_("The sheet “%(sheet)s” cannot be read."),
-    # an import's row refused before or beside validation (citypair_shared.upload.row_error)
+    # an import's row refused before or beside validation (citypair_shared.problems.rule_error)
     "cell_formula": N_("Cell %(cell)s holds a formula (%(formula)s); an import takes values only: paste its value."),
     "ids_name_different_cities": N_(
         "The row's id, geonames_id and external_id name different cities (%(city_ids)s): it updates none of them."

@@ -315,7 +315,7 @@ async def clusters(page: UserPage, request: Request):
 
 @router.get("/import", response_class=HTMLResponse)
 async def import_form(page: UserPage):
-    return page.render("import.html", report=None, refusal=[])
+    return page.render("import.html", report=None)
 
 
 @router.post("/import", response_class=HTMLResponse)
@@ -332,16 +332,11 @@ async def import_upload(page: FormPage, file: UploadFile, all_or_nothing: Annota
     if response.status_code >= 400 and response.status_code != 422:
         return failure(page, response)
     report = response.json()
-    # a file refused whole: each reason in the page's language (the problem's `detail` is the API's English)
-    refusal = (
-        [forms.error_message(error, page.lang) for error in report.get("errors", ())] if "rows" not in report else []
-    )
-    problem = forms.problem_message(report, page.lang)
     return page.render(
         "import.html",
         report=report,
-        refusal=refusal,
-        problem=problem,
-        said=partial(forms.error_message, lang=page.lang),  # a row's error in the page's language
+        problem=forms.problem_message(report, page.lang),
+        # a row's error, or a file refused whole's reason, in the page's language (not the API's English `detail`)
+        said=partial(forms.error_message, lang=page.lang),
         status_code=response.status_code,
     )
