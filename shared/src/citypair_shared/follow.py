@@ -54,6 +54,8 @@ class Follower:
         self.next_sequence: int | None = None
         self.waiting = 0
         self.sub = None
+        # Set while the last fetch left nothing behind it in the stream (see `Runtime.followers_first`).
+        self.caught_up = asyncio.Event()
 
     async def open(self) -> None:
         """Create the consumer at its start position: it holds its place from now, whatever happens next."""
@@ -66,6 +68,7 @@ class Follower:
         while self.waiting > 0:
             batch = await patiently(lambda: self.sub.fetch(min(self.waiting, FETCH_BATCH), timeout=5))
             self.waiting -= self._apply(batch)
+        self.caught_up.set()
 
     async def follow(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -74,9 +77,11 @@ class Follower:
                     await self._subscribe()
                 msgs = await self.sub.fetch(FETCH_BATCH, timeout=1)
             except TimeoutError:  # nothing new (nats-py's own, or asyncio's when a fetch's deadline runs out)
+                self.caught_up.set()
                 continue
             except Exception as exc:  # the connection, or the consumer with it, was lost: resume in a new one
                 log.warning("follower.interrupted", event_type=self.event_type, error=repr(exc))
+                self.caught_up.set()  # one that cannot fetch holds nothing back
                 await self._drop()
                 await asyncio.sleep(0.5)
                 continue
@@ -111,8 +116,13 @@ class Follower:
     def _apply(self, msgs: list) -> int:
         """Apply a fetched batch: in one call with a `BatchApply`, else (or if that finds a bad event) one by one."""
         if not msgs:
+            self.caught_up.set()
             return 0
         self.next_sequence = msgs[-1].metadata.sequence.stream + 1
+        if msgs[-1].metadata.num_pending:
+            self.caught_up.clear()
+        else:
+            self.caught_up.set()
         events = []
         for msg in msgs:
             try:

@@ -30,6 +30,21 @@ def upgrade(service_dir: Path, database_url: str) -> None:
     command.upgrade(alembic_config(service_dir, database_url), "head")
 
 
+def create_outbox_unpublished_index() -> None:
+    """Every service's outbox gets the relay's partial index (`OutboxMixin`) in a migration of its own, calling this.
+    Migrations already run call it: change it only by adding another."""
+    from alembic import op
+
+    unpublished = text("published_at IS NULL")
+    op.create_index("ix_outbox_unpublished", "outbox", ["seq"], postgresql_where=unpublished, sqlite_where=unpublished)
+
+
+def drop_outbox_unpublished_index() -> None:
+    from alembic import op
+
+    op.drop_index("ix_outbox_unpublished", table_name="outbox")
+
+
 def _render_item(type_: str, obj, autogen_context):
     """Migrations spell our UtcDateTime as the plain column type it stores (no import of app code)."""
     from citypair_shared.db import UtcDateTime

@@ -4,9 +4,9 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-from sqlalchemy import Integer, String, Text, func, insert, select
+from sqlalchemy import Index, Integer, Select, String, Text, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from citypair_shared.bus import Bus
 from citypair_shared.db import UtcDateTime, after_commit
@@ -28,6 +28,27 @@ class OutboxMixin:
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        # The relay's next batch in one short index scan: by the primary key, PostgreSQL walked past every published
+        # row still kept (6.4 ms a batch at 20,000 of them, 0.4 ms with this; see the README's figures).
+        unpublished = text("published_at IS NULL")
+        return (
+            Index(f"ix_{cls.__tablename__}_unpublished", "seq", postgresql_where=unpublished, sqlite_where=unpublished),
+        )
+
+
+def next_batch(outbox: type, batch: int) -> Select:
+    """The oldest `batch` unsent rows of `outbox`, claimed until the transaction ends: another replica's relay takes
+    other rows (SQLite has one writer and no such clause; JetStream's duplicate window covers it)."""
+    return (
+        select(outbox.seq, outbox.event_id, outbox.type, outbox.payload)
+        .where(outbox.published_at.is_(None))
+        .order_by(outbox.seq)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
 
 
 class OutboxRelay:
@@ -68,7 +89,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_seconds)
             self._wake.clear()
 
-    async def publish_pending(self, batch: int = 100) -> int:
+    async def publish_pending(self, batch: int = 250) -> int:
         """Publish what is unsent, a batch at a time; returns how many JetStream acknowledged.
 
         A batch's publishes are in flight together (one round trip, not one per event), so events of
@@ -76,19 +97,10 @@ class OutboxRelay:
         the first failure the batch's failed rows stay unsent for the next pass.
         """
         sent = 0
+        outbox = self.model
         while True:
             async with self.session_factory() as session:
-                rows = (
-                    await session.scalars(
-                        select(self.model)
-                        .where(self.model.published_at.is_(None))
-                        .order_by(self.model.seq)
-                        .limit(batch)
-                        # Claimed until this transaction ends: another replica's relay takes other rows
-                        # (SQLite has one writer and no such clause; JetStream's duplicate window covers it).
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
+                rows = (await session.execute(next_batch(outbox, batch))).all()
                 if not rows:
                     break
                 if sent == 0 and len(rows) == batch:  # a backlog to drain: the gauge says how much meanwhile
@@ -97,18 +109,29 @@ class OutboxRelay:
                     *(self.bus.publish_stored(row.type, row.event_id, row.payload) for row in rows),
                     return_exceptions=True,
                 )
-                now = datetime.now(UTC)
+                # Columns and one UPDATE for the batch, not objects flushed one statement each: this runs on the
+                # loop, and a 10,000-event drain spent most of its time in the ORM's flush.
+                published = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+                if published:
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.seq.in_([row.seq for row in published]))
+                        .values(published_at=datetime.now(UTC))
+                    )
                 for row, outcome in zip(rows, outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        row.attempts += 1
-                        row.last_error = repr(outcome)[:500]
-                        continue
-                    row.published_at = now
-                    EVENTS_PUBLISHED.labels(row.type).inc()
-                    OUTBOX_BACKLOG.dec()
-                    sent += 1
+                    if outcome is not None:
+                        error = repr(outcome)[:500]
+                        await session.execute(
+                            update(outbox)
+                            .where(outbox.seq == row.seq)
+                            .values(attempts=outbox.attempts + 1, last_error=error)
+                        )
                 await session.commit()
-                if any(isinstance(o, BaseException) for o in outcomes):
+                for row in published:
+                    EVENTS_PUBLISHED.labels(row.type).inc()
+                OUTBOX_BACKLOG.dec(len(published))
+                sent += len(published)
+                if len(published) < len(rows):
                     break
         await self._record_backlog()
         return sent

@@ -1,6 +1,7 @@
 """What a service runs besides HTTP: its database, the bus, the outbox relay and its consumers."""
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,10 @@ from citypair_shared.revocations import follow_revocations
 from citypair_shared.settings import ServiceSettings
 
 log = get_logger(__name__)
+
+# How long a batch of a durable consumer waits for this replica's followers to catch up (a stalled follower must not
+# stop the consumers: after this they take turns).
+FOLLOWERS_FIRST_SECONDS = 2.0
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Runtime:
             password=password.get_secret_value() if password else None,
         )
         self.relay: OutboxRelay | None = None
+        self.followers: list[Follower] = []
         self.verifier = TokenVerifier(
             jwks_url=self.settings.jwks_url, issuer=self.settings.token_issuer, audience=self.settings.token_audience
         )
@@ -116,10 +122,10 @@ class Runtime:
             self._tasks.append(asyncio.create_task(prune, name="retention"))
         # Followers hold their places in the streams before memory is loaded from the database: no event
         # can fall between the two.
-        followers = [await self._open_follower(t, apply) for t, apply in sorted(self.event_followers.items())]
+        self.followers = [await self._open_follower(t, apply) for t, apply in sorted(self.event_followers.items())]
         for hook in self.on_start:
             await hook(self)
-        for follower in followers:
+        for follower in self.followers:
             await follower.catch_up()
             self._tasks.append(asyncio.create_task(follower.follow(self._stop), name=f"follow {follower.event_type}"))
         if self.uses_bus:
@@ -166,6 +172,7 @@ class Runtime:
         items = [(e, self.event_handlers[e.type]) for e in events if e.type in self.event_handlers]
         if not items:
             return
+        await self.followers_first()
         token = request_id_var.set(items[0][0].correlationid if len(items) == 1 else None)
         try:
             ran = await handle_all_once(
@@ -195,6 +202,15 @@ class Runtime:
                 duplicates=[e.id for (e, _), done in zip(items, ran, strict=True) if not done],
                 types=sorted({e.type for e, _ in items}),
             )
+
+    async def followers_first(self) -> None:
+        """Wait (a while at most) until every follower has applied what the stream holds: what this replica answers
+        from memory comes first, the once-per-service work after. Both run on this loop: taking turns, a 10,000-city
+        import reached matching's index 6.1 s after it returned, 5.2 s with its followers first (README, Events)."""
+        waiting = [f.caught_up.wait() for f in self.followers if not f.caught_up.is_set()]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waiting), timeout=FOLLOWERS_FIRST_SECONDS)
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency and whether it answers."""
