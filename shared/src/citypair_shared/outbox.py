@@ -111,7 +111,9 @@ class OutboxRelay:
                 )
                 # Columns and one UPDATE for the batch, not objects flushed one statement each: this runs on the
                 # loop, and a 10,000-event drain spent most of its time in the ORM's flush.
-                published = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
+                published = [
+                    row for row, outcome in zip(rows, outcomes, strict=True) if not isinstance(outcome, BaseException)
+                ]
                 if published:
                     await session.execute(
                         update(outbox)
@@ -119,7 +121,7 @@ class OutboxRelay:
                         .values(published_at=datetime.now(UTC))
                     )
                 for row, outcome in zip(rows, outcomes, strict=True):
-                    if outcome is not None:
+                    if isinstance(outcome, BaseException):
                         error = repr(outcome)[:500]
                         await session.execute(
                             update(outbox)
