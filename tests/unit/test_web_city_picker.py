@@ -80,6 +80,8 @@ def test_every_entry_refused_is_said_in_the_pages_language():
     unresolved = [picker.Unresolved("Kashgr"), picker.Unresolved("Osh", (city(OSH_KG, "Osh", "KG"),) * 2, 2)]
     said = picker.message(unresolved, "zh")
     assert "Kashgr" in said and OSH_KG in said and "No city" not in said and "could be" not in said
+    assert "。 " not in said and said.count("。") == 2  # Chinese sentences follow each other without a space
+    assert ". " in picker.message(unresolved, "en")
 
 
 def test_a_name_of_the_users_own_city_is_that_city_without_a_search():

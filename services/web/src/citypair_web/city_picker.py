@@ -81,9 +81,13 @@ def resolve(typed: list[str], found: dict[str, dict], current: dict[str, str]) -
     return ids, unresolved
 
 
+# What goes between two sentences: Chinese writes them one after the other (each ends with 。), no space.
+SENTENCE_GAP = {"zh": ""}
+
+
 def message(unresolved: list[Unresolved], lang: str) -> str:
     """The field's error: a sentence for each entry that names no one city."""
-    return " ".join(_sentence(entry, lang) for entry in unresolved)
+    return SENTENCE_GAP.get(lang, " ").join(_sentence(entry, lang) for entry in unresolved)
 
 
 def _own_names(current: dict[str, str]) -> dict[str, str]:
