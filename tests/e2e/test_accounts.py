@@ -71,6 +71,18 @@ def test_an_admin_cannot_give_a_new_user_a_common_password(admin):
     assert fields(admin.post("/api/v1/users", json=body)) == ["password"]
 
 
+def test_a_city_id_is_an_id_wherever_a_user_is_given_cities(admin):
+    """Not any string: markup, whitespace or 5,000 characters in a user's cities are refused, naming the entry, on
+    create, invite and change alike (ids are what the paths take: letters, digits, dashes, at most 36)."""
+    user = create_user(admin, ["official"])
+    for bad in ["<script>alert(1)</script>", "xian city", "\t", "x" * 5000]:
+        body = {"email": f"o.{uuid.uuid4().hex[:8]}@xian.gov.cn", "password": PASSWORD, "roles": ["official"]}
+        assert fields(admin.post("/api/v1/users", json={**body, "city_ids": [bad]})) == ["city_ids.0"]
+        invited = {"email": body["email"], "roles": ["official"], "city_ids": [str(uuid.uuid4()), bad]}
+        assert fields(admin.post("/api/v1/invitations", json=invited)) == ["city_ids.1"]
+        assert fields(admin.patch(f"/api/v1/users/{user['id']}", json={"city_ids": [bad]})) == ["city_ids.0"]
+
+
 # --- invitations, reset links and their mails (read from the stack's SMTP server) ------------------------------
 
 

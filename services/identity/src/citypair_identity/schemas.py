@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from citypair_identity.passwords import MAX_LENGTH, MIN_LENGTH, WEAKNESSES, email_words, weakness, weakness_code
 from citypair_identity.preferences import DEFAULT_MIN_SCORE, KINDS, MODES
 from citypair_shared.contract import EMAIL_PATTERN
-from citypair_shared.deps import Timestamp
+from citypair_shared.deps import CityId, Timestamp
 
 
 class Role(StrEnum):
@@ -67,7 +67,7 @@ class UserCreate(BaseModel):
     email: str = Email
     password: NewPassword
     roles: list[Role] = Field(min_length=1, max_length=4)
-    city_ids: list[str] = CityIds
+    city_ids: list[CityId] = CityIds
 
     @field_validator("password")
     @classmethod
@@ -92,7 +92,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     roles: list[Role] | None = Field(None, min_length=1, max_length=4)
-    city_ids: list[str] | None = Field(None, max_length=50)
+    city_ids: list[CityId] | None = Field(None, max_length=50)
     disabled: StrictBool | None = None
 
 
@@ -131,7 +131,7 @@ class InvitationCreate(BaseModel):
     email: str = Email
     name: PersonName = ""
     roles: list[Role] = Field(min_length=1, max_length=4)
-    city_ids: list[str] = CityIds
+    city_ids: list[CityId] = CityIds
     language: Language = "en"
 
 

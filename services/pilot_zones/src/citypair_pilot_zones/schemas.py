@@ -19,13 +19,11 @@ from pydantic_core import PydanticCustomError
 
 from citypair_pilot_zones.workflow import Status
 from citypair_shared.contract import URL_PATTERN, VISIBLE_TEXT_PATTERN, CalendarDate
-from citypair_shared.deps import ID_PATTERN, Timestamp
+from citypair_shared.deps import ID_PATTERN, CityId, Timestamp
 from citypair_shared.themes import THEME_IDS, ThemeId
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE_TEXT_PATTERN)]
 Url = Annotated[str, Field(max_length=500, pattern=URL_PATTERN, examples=["https://example.org/plan.pdf"])]
-# An id as the paths take it: the models that strip whitespace would find `\t` empty, and no id holds one.
-CityId = Annotated[str, Field(min_length=1, max_length=36, pattern=ID_PATTERN)]
 
 
 def _currency(value: str) -> str:
