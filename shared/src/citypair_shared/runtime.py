@@ -206,7 +206,8 @@ class Runtime:
     async def followers_first(self) -> None:
         """Wait (a while at most) until every follower has applied what the stream holds: what this replica answers
         from memory comes first, the once-per-service work after. Both run on this loop: taking turns, a 10,000-city
-        import reached matching's index 6.1 s after it returned, 5.2 s with its followers first (README, Events)."""
+        import reached matching's index 3.5–8.3 s after it returned; followers first (and the relay's cheaper passes)
+        2.2–2.5 s (README, Measured; docs/concurrency.md)."""
         waiting = [f.caught_up.wait() for f in self.followers if not f.caught_up.is_set()]
         if waiting:
             with contextlib.suppress(TimeoutError):
