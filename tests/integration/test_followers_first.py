@@ -24,8 +24,9 @@ class Replica:
 
     def __init__(self, bus, session_factory):
         self.bus, self.applied, self.seen_applied = bus, [], []
-        self.runtime = Runtime(ServiceSettings(service_name="replica"), inbox_model=Inbox)
-        self.runtime.event_handlers = {EVENT_TYPE: self.handle}
+        self.runtime = Runtime(
+            ServiceSettings(service_name="replica"), inbox_model=Inbox, event_handlers={EVENT_TYPE: self.handle}
+        )
         self.runtime.session_factory = session_factory
         self.follower = Follower(bus, EVENT_TYPE, BatchApply(self.apply), start={"deliver_policy": DeliverPolicy.ALL})
         self.runtime.followers = [self.follower]
@@ -67,7 +68,7 @@ async def test_the_durable_consumer_waits_for_the_followers_to_catch_up(bus, ses
     assert min(replica.seen_applied) == EVENTS
 
 
-async def test_a_stalled_follower_holds_the_consumers_back_only_a_while(bus, session_factory, monkeypatch):
+async def test_a_stalled_follower_holds_the_consumers_back_only_a_while(bus, monkeypatch):
     monkeypatch.setattr(runtime_module, "FOLLOWERS_FIRST_SECONDS", 0.2)
     runtime = Runtime(ServiceSettings(service_name="replica"), inbox_model=Inbox)
     stalled = Follower(bus, EVENT_TYPE, BatchApply(lambda events: None))  # never fetches: never caught up
