@@ -273,3 +273,22 @@ def test_users_edit_their_name_and_language_and_managers_find_users(stack, admin
     enabled = admin.get("/api/v1/users", params={"disabled": False, "limit": 100}).json()["items"]
     assert user["id"] in [u["id"] for u in disabled] and user["id"] not in [u["id"] for u in enabled]
     assert client.get("/api/v1/users").status_code in (401, 403)
+
+
+def test_the_user_list_pages_the_users_of_a_role_and_follows_role_changes(admin):
+    made = [create_user(admin, ["coordinator"]) for _ in range(3)] + [create_user(admin, ["observer"])]
+
+    def of_role(role: str) -> tuple[list[str], int]:
+        pages, offset, total = [], 0, None
+        while total is None or offset < total:
+            page = admin.get("/api/v1/users", params={"role": role, "limit": 2, "offset": offset}).json()
+            assert len(page["items"]) <= 2 and all(role in u["roles"] for u in page["items"])
+            pages += [u["id"] for u in page["items"]]
+            offset, total = offset + 2, page["total"]
+        assert len(pages) == len(set(pages)) == total  # pages in SQL: none repeated, none skipped
+        return pages, total
+
+    coordinators, _ = of_role("coordinator")
+    assert {u["id"] for u in made[:3]} <= set(coordinators) and made[3]["id"] not in coordinators
+    assert admin.patch(f"/api/v1/users/{made[0]['id']}", json={"roles": ["observer"]}).status_code == 200
+    assert made[0]["id"] not in of_role("coordinator")[0] and made[0]["id"] in of_role("observer")[0]

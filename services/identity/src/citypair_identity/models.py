@@ -1,7 +1,21 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 from citypair_shared.db import UtcDateTime, new_metadata
 from citypair_shared.idempotency import IdempotencyMixin
@@ -32,6 +46,38 @@ class User(Base):
     __mapper_args__ = {"version_id_col": token_version, "version_id_generator": False}
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now(), onupdate=func.now())
+
+
+class UserCity(Base):
+    """`User.city_ids` as rows, kept by `_index_user`: the officials of a city are found by an index, not by
+    reading every user (each city and suggestion event asks who is concerned)."""
+
+    __tablename__ = "user_city"
+
+    city_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+
+
+class UserRole(Base):
+    """`User.roles` as rows, kept by `_index_user`: the coordinators, or a page of users of one role, in SQL."""
+
+    __tablename__ = "user_role"
+
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+
+
+@event.listens_for(User, "after_insert")
+@event.listens_for(User, "after_update")
+def _index_user(mapper: Mapper, connection: Connection, user: User) -> None:
+    """Rewrite the user's rows in `user_city` and `user_role` in the flush that writes their lists, wherever the
+    lists were set (a new user, an accepted invitation, an admin's change)."""
+    state = inspect(user)
+    for attribute, table, column in (("city_ids", UserCity, "city_id"), ("roles", UserRole, "role")):
+        if state.attrs[attribute].history.has_changes():
+            connection.execute(delete(table).where(table.user_id == user.id))
+            if values := sorted(set(getattr(user, attribute))):
+                connection.execute(insert(table), [{"user_id": user.id, column: value} for value in values])
 
 
 class RefreshToken(Base):

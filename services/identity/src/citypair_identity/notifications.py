@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from citypair_identity import mail, preferences
-from citypair_identity.models import Notification, User
+from citypair_identity.models import Notification, User, UserCity, UserRole
 from citypair_shared.events import EVENT_TYPES, CloudEvent, SuggestionsFound
 from citypair_shared.problems import not_found
 
@@ -92,11 +92,7 @@ async def notify_suggestions(event: CloudEvent, session: AsyncSession) -> list[t
     """One notification per official of the new city or of a suggested partner, where a score reaches theirs."""
     found = event.parsed()
     cities = {found.city_id, *(s.city_id for s in found.suggestions)}
-    users = [
-        user
-        for user in await session.scalars(select(User).where(User.disabled.is_(False)))
-        if "official" in user.roles and cities & set(user.city_ids)
-    ]
+    users = [user for user in await _concerned(session, cities) if "official" in user.roles]
     chosen = await preferences.of_users(session, [user.id for user in users])
     made = []
     for user in users:
@@ -114,7 +110,7 @@ async def notify(event: CloudEvent, session: AsyncSession) -> list[tuple[User, N
     city_ids = set(event.data.get("city_ids", []))
     title, link = describe(event)
     made = []
-    for user in await session.scalars(select(User).where(User.disabled.is_(False))):
+    for user in await _concerned(session, city_ids, coordinators=event.type in COORDINATOR_EVENTS):
         mine = "official" in user.roles and city_ids & set(user.city_ids)
         decides = "coordinator" in user.roles and event.type in COORDINATOR_EVENTS
         if mine or decides:
@@ -122,6 +118,15 @@ async def notify(event: CloudEvent, session: AsyncSession) -> list[tuple[User, N
             notice = _add(session, event, user, title=title, link=link.format(city=own_city), decides=bool(decides))
             made.append((user, notice))
     return made
+
+
+async def _concerned(session: AsyncSession, city_ids: set[str], *, coordinators: bool = False) -> list[User]:
+    """The enabled users with one of the cities (and every coordinator, when `coordinators`), read through
+    `user_city` and `user_role`: an event reads its few users, not all of them."""
+    chosen = User.id.in_(select(UserCity.user_id).where(UserCity.city_id.in_(sorted(city_ids))))
+    if coordinators:
+        chosen |= User.id.in_(select(UserRole.user_id).where(UserRole.role == "coordinator"))
+    return list(await session.scalars(select(User).where(chosen, User.disabled.is_(False)).order_by(User.email)))
 
 
 def _add(session: AsyncSession, event: CloudEvent, user: User, *, title: str, link: str, decides: bool):

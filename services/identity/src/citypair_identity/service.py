@@ -20,7 +20,7 @@ from citypair_identity.config import Settings
 from citypair_identity.keys import current_key, new_signing_key, published
 from citypair_identity.mail_sender import MailSender
 from citypair_identity.metrics import SIGN_INS
-from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User
+from citypair_identity.models import AuditEntry, RefreshToken, SigningKey, User, UserRole
 from citypair_identity.passwords import email_words, weakness
 from citypair_identity.schemas import MeUpdate, PasswordChange, TokenOut, UserCreate, UserUpdate
 from citypair_shared.auth import ALGORITHM, Principal, forbidden, unauthorized
@@ -366,10 +366,10 @@ async def list_users(
         )
     if disabled is not None:
         query = query.where(User.disabled.is_(disabled))
-    users = list(await session.scalars(query))
-    if role:  # roles are a JSON list: filtered here, alike on SQLite and PostgreSQL
-        users = [u for u in users if role in u.roles]
-    return users[offset : offset + limit], len(users)
+    if role:
+        query = query.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == role)))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    return list(await session.scalars(query.limit(limit).offset(offset))), total
 
 
 @retry_on_conflict
