@@ -205,3 +205,27 @@ def test_near_cities_follow_every_change_while_an_index_grows_from_one_city():
         moved = replace(idx.city(rows[rng.randrange(i + 1)].id), latitude=rng.uniform(0, 55))
         idx.upsert(replace(moved, version=idx.city(moved.id).version + 1))
         assert np.array_equal(near_of(idx), near_of(from_scratch(idx, [x.id for x in rows[: i + 1]]))), i
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_near_cities_follow_rounds_of_a_few_new_and_moved_cities_in_a_crowd(seed):
+    """Many cities gain the newcomer in place of their farthest (a dense region: 300 cities in a small box, so each
+    new or moved city enters dozens of lists); after every round of up to NEAR_IN_PLACE changes, the kept lists
+    are those of a new index."""
+    rng = random.Random(seed)
+    rows = [replace(r, latitude=rng.uniform(40, 42), longitude=rng.uniform(70, 72)) for r in random_rows(300, rng)]
+    idx = MatchIndex(capacity=8)
+    for r in rows:
+        idx.upsert(r)
+    ids = [r.id for r in rows]
+    for round_ in range(12):
+        idx.links.near()  # kept: the round's changes are applied to these lists
+        for i in range(rng.randint(1, NEAR_IN_PLACE)):
+            place = {"latitude": rng.uniform(40, 42), "longitude": rng.uniform(70, 72)}
+            if rng.random() < 0.5:
+                ids.append(f"new{round_}-{i}")
+                idx.upsert(replace(random_rows(1, rng)[0], id=ids[-1], **place))
+            else:
+                moved = idx.city(rng.choice(ids))
+                idx.upsert(replace(moved, version=moved.version + 1, **place))
+        assert np.array_equal(near_of(idx), near_of(from_scratch(idx, ids))), round_

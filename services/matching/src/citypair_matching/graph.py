@@ -54,21 +54,39 @@ def _nearest_to(xyz: np.ndarray, c: int) -> tuple[np.ndarray, float]:
 
 def _follow_moves(lists: tuple | None, rows: list[CityRow], moved: list[int]) -> tuple | None:
     """The lists after the cities at `moved` (positions, ascending: new ones are appended) are new or moved: each
-    redoes its own list and those of the cities that listed it or now have it nearer than their farthest (a
-    product over every city each). None (rebuild) for many cities at once, or when the lists' length changes."""
+    redoes its own list and those of the cities that listed it (a product over every city each); a city that now
+    has it nearer than its farthest swaps that farthest for it (its own list only). None (rebuild) for many cities
+    at once, or when the lists' length changes."""
     if lists is None or len(moved) > NEAR_IN_PLACE or lists[1].shape[1] != NEAR_CITIES or len(rows) <= NEAR_CITIES:
         return None
     xyz, near, farthest = lists
+    known = len(xyz)
+    if len(rows) > known:  # the new cities' rows, filled below
+        grown = len(rows) - known
+        xyz = np.vstack([xyz, np.zeros((grown, 3))])
+        near, farthest = np.vstack([near, np.repeat(near[:1], grown, axis=0)]), np.append(farthest, np.full(grown, 2.0))
     for pos in moved:
-        if pos == len(xyz):
-            xyz, near, farthest = np.vstack([xyz, np.zeros(3)]), np.vstack([near, near[:1]]), np.append(farthest, 2.0)
         xyz[pos] = _unit_vectors([rows[pos]])[0]
+    for pos in moved:
         closeness = xyz @ xyz[pos]
         closeness[pos] = -np.inf
-        affected = {pos, *np.flatnonzero((near == pos).any(axis=1)), *np.flatnonzero(closeness > farthest)}
-        for c in affected:
+        listed_it = np.flatnonzero((near == pos).any(axis=1)) if pos < known else ()  # no list has a new city yet
+        redo = {pos, *listed_it}
+        for c in redo:
             near[c], farthest[c] = _nearest_to(xyz, c)
+        for c in np.flatnonzero(closeness > farthest):
+            if c not in redo and pos not in near[c]:  # (an earlier one's redo may have found it)
+                _swap_farthest(xyz, near, farthest, c, pos)
     return xyz, near, farthest
+
+
+def _swap_farthest(xyz: np.ndarray, near: np.ndarray, farthest: np.ndarray, c: int, pos: int) -> None:
+    """City c's list with `pos`, now nearer than c's farthest, in place of that farthest (k products, not n)."""
+    members = near[c]
+    closeness = xyz[members] @ xyz[c]
+    out = np.argmin(closeness)
+    members[out], closeness[out] = pos, xyz[pos] @ xyz[c]
+    near[c], farthest[c] = np.sort(members), float(closeness.min())
 
 
 class PartnershipGraph:
