@@ -236,6 +236,10 @@ def main() -> None:
     index.upsert(replace(target, version=3, themes=mirror, latitude=rows[1].latitude, longitude=rows[1].longitude))
     index.suggest(rows[1].id, 20, now=now)
     out["move_reflected_ms"] = ms(time.perf_counter() - t)
+    t = time.perf_counter()  # a new city (a city registered): its near cities, those it enters, its own partners
+    index.upsert(replace(rows[2], id="new-city", version=1, latitude=rows[1].latitude + 0.01))
+    index.suggest("new-city", 10, now=now)
+    out["new_city_reflected_ms"] = ms(time.perf_counter() - t)
 
     if args.quick:
         out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
