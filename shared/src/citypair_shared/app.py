@@ -1,37 +1,24 @@
 """The FastAPI app every service is built on: request ids, problem+json, Idempotency-Key, health, metrics, lifespan."""
 
 import gc
-import uuid
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
-from functools import partial
 
-from fastapi import APIRouter, Depends, FastAPI, Request
-from starlette.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.responses import JSONResponse
 
 from citypair_shared.contract import forbid_nul_in_inputs, method_not_allowed, name_body_schemas, operation_id
 from citypair_shared.deps import reject_nul
-from citypair_shared.idempotency import Answered, answered, document_key, keep_first_response
-from citypair_shared.logging import configure_logging, get_logger, request_id_var
-from citypair_shared.metrics import metrics_middleware, metrics_response
-from citypair_shared.problems import install_problem_handlers, problem_response, problem_responses, problem_schemas
+from citypair_shared.idempotency import Answered, answered, document_key
+from citypair_shared.logging import configure_logging
+from citypair_shared.metrics import metrics_response
+from citypair_shared.middleware import KeyedResponses, RequestContext
+from citypair_shared.problems import install_problem_handlers, problem_responses, problem_schemas
 from citypair_shared.runtime import Runtime
 from citypair_shared.strict_json import reject_bad_json
 from citypair_shared.tracing import configure_tracing, instrument_app
 
-log = get_logger(__name__)
-REQUEST_ID_HEADER = "X-Request-ID"
 UNREADABLE_BODY = problem_responses(described={400: "The body cannot be parsed (e.g. it is not UTF-8)"})[400]
-
-
-async def answer_errors(call_next, request: Request) -> Response:
-    """An unexpected error becomes the 500 problem here, and is not re-raised: re-raised, uvicorn would drop
-    the keep-alive connection, and the gateway's next request on it would fail too (a 503)."""
-    try:
-        return await call_next(request)
-    except Exception:
-        log.exception("request.unhandled", path=request.url.path)
-        return problem_response(500, "Internal error", "the error was logged", instance=request.url.path)
 
 
 def settle_heap() -> None:
@@ -67,19 +54,9 @@ def build_app(*, title: str, runtime: Runtime, routers: Iterable[APIRouter], ver
     install_problem_handlers(app)
     app.add_exception_handler(Answered, answered)  # a retry, answered from its key's record
     app.add_exception_handler(405, method_not_allowed)
-    # Added first, so it runs inside `request_id`: every answer gets a request id, and errors become problems there.
-    app.middleware("http")(keep_first_response)
-
-    @app.middleware("http")
-    async def request_id(request, call_next):
-        rid = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        token = request_id_var.set(rid[:100])
-        try:
-            response = await metrics_middleware(request, partial(answer_errors, call_next))
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = rid[:100]
-        return response
+    # Added first, so it runs inside `RequestContext`: every answer gets a request id, and errors become problems there.
+    app.add_middleware(KeyedResponses)
+    app.add_middleware(RequestContext)
 
     @app.get("/healthz", tags=["ops"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

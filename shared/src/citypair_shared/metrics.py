@@ -1,9 +1,7 @@
 """Prometheus metrics every service exposes at /metrics."""
 
-import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 
 from citypair_shared.logging import get_logger
@@ -29,25 +27,22 @@ DEAD_LETTERS = Counter("dead_letters_total", "Messages moved to the dead-letter 
 ROWS_PRUNED = Counter("rows_pruned_total", "Rows deleted by the retention job", ["table"])
 
 
-async def metrics_middleware(request: Request, call_next):
-    """Count and time each request, and write its access-log line (the request id is added by the logger)."""
-    start = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    elapsed = time.perf_counter() - start
-    LATENCY.labels(request.method, path).observe(elapsed)
-    REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+def record_request(scope: dict, status: int, elapsed: float) -> None:
+    """Count and time a request, and write its access-log line (the request id is added by the logger)."""
+    path = getattr(scope.get("route"), "path", "unmatched")
+    method = scope["method"]
+    LATENCY.labels(method, path).observe(elapsed)
+    REQUESTS.labels(method, path, str(status)).inc()
     if path not in QUIET_ROUTES:
+        user_id = scope.get("state", {}).get("user_id")
         access_log.info(
             "http.request",
-            method=request.method,
+            method=method,
             route=path,
-            status=response.status_code,
+            status=status,
             duration_ms=round(elapsed * 1000, 1),
-            user_id=getattr(request.state, "user_id", None),
+            user_id=user_id,
         )
-    return response
 
 
 def metrics_response() -> Response:
