@@ -5,11 +5,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import Select, String, and_, cast, exists, func, insert, or_, select
+from sqlalchemy import Select, String, and_, cast, exists, func, insert, intersect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -397,10 +397,18 @@ _SORTS = {
 }
 
 
-def directory_query(f: DirectoryFilter, *, counting: bool = False) -> Select:
-    """The cities `f` chooses. `counting`: for their count, where a theme level is read as one range of its index
-    (166 → 23 ms at 60,000 cities on SQLite); a page in name order instead probes each city's themes as it reaches
-    it, and stops at its last row."""
+def _theme_levels(f: DirectoryFilter) -> list:
+    """Each theme-level filter as a condition on one `city_theme` row."""
+    return [
+        and_(CityTheme.theme == theme, getattr(CityTheme, column) >= level)
+        for column, wanted in (("offer", f.offers), ("need", f.needs))
+        for theme, level in wanted
+    ]
+
+
+def directory_query(f: DirectoryFilter) -> Select:
+    """The cities `f` chooses. A page in name order probes each city's themes as it reaches them, and stops at its
+    last row."""
     query = select(City)
     if f.q:
         query = query.where(City.search_text.contains(fold(f.q), autoescape=True))
@@ -408,13 +416,8 @@ def directory_query(f: DirectoryFilter, *, counting: bool = False) -> Select:
         query = query.where(City.country_code == f.country.upper())
     if f.corridor:
         query = query.where(exists().where(CityCorridor.city_id == City.id, CityCorridor.corridor == f.corridor))
-    for column, wanted in (("offer", f.offers), ("need", f.needs)):
-        for theme, level in wanted:
-            at_level = and_(CityTheme.theme == theme, getattr(CityTheme, column) >= level)
-            if counting:
-                query = query.where(City.id.in_(select(CityTheme.city_id).where(at_level)))
-            else:
-                query = query.where(exists().where(CityTheme.city_id == City.id, at_level))
+    for at_level in _theme_levels(f):
+        query = query.where(exists().where(CityTheme.city_id == City.id, at_level))
     if f.population_min is not None:
         query = query.where(City.population >= f.population_min)
     if f.population_max is not None:
@@ -429,14 +432,29 @@ def directory_query(f: DirectoryFilter, *, counting: bool = False) -> Select:
     return query
 
 
+def directory_count(f: DirectoryFilter) -> Select:
+    """How many cities `f` chooses. A theme level is read as one range of its index; where themes are all `f`
+    asks, the count is of those ranges alone (a city has one row a theme), not of cities checked one by one (at
+    60,000 cities on SQLite, `offers=ai:3`: 25.7 → 1.5 ms)."""
+    levels = [select(CityTheme.city_id).where(at_level) for at_level in _theme_levels(f)]
+    if levels and replace(f, offers=(), needs=()) == DirectoryFilter():
+        chosen = levels[0] if len(levels) == 1 else intersect(*levels)
+        return select(func.count()).select_from(chosen.subquery())
+    query = directory_query(replace(f, offers=(), needs=()))
+    for chosen in levels:
+        query = query.where(City.id.in_(chosen))
+    return select(func.count()).select_from(query.subquery())
+
+
 async def directory(
     *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey, limit: int, offset: int
 ) -> tuple[list[City], int]:
-    query = directory_query(filters)
-    counted = directory_query(filters, counting=True)
-    total = await session.scalar(select(func.count()).select_from(counted.subquery()))
-    rows = await session.scalars(query.order_by(*_SORTS[sort]).limit(limit).offset(offset))
-    return list(rows), total
+    """A page of the directory and the total. A page shorter than `limit` (not past the end) is the last one: its
+    rows say the total, and the count is not run (a search finding a few cities scans the names once, not twice)."""
+    rows = list(await session.scalars(directory_query(filters).order_by(*_SORTS[sort]).limit(limit).offset(offset)))
+    if len(rows) < limit and (rows or offset == 0):
+        return rows, offset + len(rows)
+    return rows, await session.scalar(directory_count(filters))
 
 
 async def points_state(session: AsyncSession) -> str:
