@@ -51,3 +51,16 @@ def test_names_are_searched_in_their_own_index(tmp_path):
 
 def _plan(conn, query, engine) -> str:
     return " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {_sql(query, engine)}"))
+
+
+def test_a_country_is_paged_in_name_order_from_its_index(tmp_path):
+    """A country's page is a range of (country_code, name, id), read in order and stopped at its last row: no sort
+    of all the country's cities (at 60,000 cities on SQLite, 3,800 of them read whole and sorted a page)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'profiles.db'}"
+    upgrade(SERVICE_BY_NAME["profiles"].directory, url)
+    engine = create_engine(sync_url(url))
+    page = directory_query(DirectoryFilter(country="kz")).order_by(*_SORTS[SortKey.name]).limit(20)
+    with engine.connect() as conn:
+        plan = _plan(conn, page, engine)
+    engine.dispose()
+    assert "ix_city_country_name" in plan and "TEMP B-TREE" not in plan, plan

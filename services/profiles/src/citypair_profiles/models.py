@@ -21,6 +21,9 @@ class City(Base):
         # The directory's `q`: names searched in an index of their own, narrow where the table's rows are wide, and
         # in name order (at 60,000 cities on SQLite: 57 → 20 ms for a count and a page).
         Index("ix_city_name_search", "name", "id", "search_text"),
+        # The directory by country, in name order: a range of this index (at 60,000 cities on SQLite, a country's
+        # 3,800 cities were read whole and sorted for each page).
+        Index("ix_city_country_name", "country_code", "name", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -35,7 +38,7 @@ class City(Base):
     alternate_names: Mapped[list] = mapped_column(JSON, default=list)
     # Every name folded for search (case, accents, apostrophes), so "xian" finds Xi’an and 西安 finds 西安.
     search_text: Mapped[str] = mapped_column(Text, default="")
-    country_code: Mapped[str] = mapped_column(String(2), index=True)
+    country_code: Mapped[str] = mapped_column(String(2))
     admin_region: Mapped[str | None] = mapped_column(String(200))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
