@@ -6,6 +6,7 @@ import re
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser.session import sign_in
 from tests.support import city_body, client_for, create_user, eventually, partner_of
@@ -207,7 +208,7 @@ def test_open_data_pages_render_without_signing_in(stack, admin, browser, shoot,
     page.select_option("#country", "CN")
     page.click("form[role=search] button[type=submit]")
     cards = page.locator("ul.open-cities > li")
-    assert cards.count() == 2, cards.all_inner_texts()
+    expect(cards).to_have_count(2)  # waits for the answer to the search (count() would read the page before it)
     shown = {card.locator("h2").inner_text(): card.inner_text() for card in cards.all()}
     open_card = next(text for heading, text in shown.items() if heading.startswith(f"Xian{tag} Open"))
     closed_card = next(text for heading, text in shown.items() if heading.startswith(f"Xian{tag} Closed"))
