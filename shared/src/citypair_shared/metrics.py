@@ -1,6 +1,5 @@
 """Prometheus metrics every service exposes at /metrics."""
 
-
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils.exceptions import InvalidFileException
 
 from citypair_shared.spreadsheet import XLSX_MEDIA as XLSX_MEDIA  # where the routes have always found it
@@ -30,8 +31,9 @@ class BadWorkbook(FileRefused):
 
 
 def cell_value(value):
-    """A value as a cell holds it: text defused, None empty; numbers, booleans and dates as they are."""
-    return defuse(value) if isinstance(value, str) else value
+    """A value as a cell holds it: text without the control characters XML cannot hold (openpyxl refuses them, and
+    an export whose answer had begun was cut short), then defused; None empty; numbers, booleans, dates as they are."""
+    return defuse(ILLEGAL_CHARACTERS_RE.sub("", value)) if isinstance(value, str) else value
 
 
 class WorkbookWriter:
