@@ -2,10 +2,10 @@
 
 import httpx
 
-from citypair_shared.middleware import REQUEST_ID_HEADER
 from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
 from citypair_shared.idempotency import new_key
 from citypair_shared.logging import request_id_var
+from citypair_shared.middleware import REQUEST_ID_HEADER
 from citypair_web.sessions import Session, SessionStore, SignedOut
 
 
