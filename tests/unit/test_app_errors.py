@@ -4,10 +4,13 @@ Re-raised, uvicorn drops the keep-alive connection after the 500, and the gatewa
 already on its way over that connection fails as well (a 503 for a request that did nothing wrong).
 """
 
+import pytest
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 
 from citypair_shared.app import build_app
+from citypair_shared.metrics import REQUESTS
 from citypair_shared.runtime import Runtime
 from citypair_shared.settings import ServiceSettings
 
@@ -54,3 +57,26 @@ async def test_web_passes_the_pages_request_id_to_the_api():
     untouched = httpx.Request("GET", "http://gateway/api/v1/cities")
     await _pass_request_id(untouched)  # outside a page's request: no id made up
     assert "X-Request-ID" not in untouched.headers
+
+
+def test_an_answer_cut_short_by_an_error_is_counted_as_a_500_not_as_the_status_sent():
+    router = APIRouter()
+
+    @router.get("/cut")
+    async def cut():
+        async def rows():
+            yield b"first row\n"
+            raise RuntimeError("a bug in the middle of an export")
+
+        return StreamingResponse(rows(), media_type="text/csv")
+
+    app = build_app(title="t", runtime=Runtime(NoDatabase()), routers=[router])
+
+    def counted(status: str) -> float:
+        return REQUESTS.labels("GET", "/cut", status)._value.get()
+
+    before_ok, before_failed = counted("200"), counted("500")
+    with pytest.raises(RuntimeError):  # the answer had begun: the error can only cut the connection
+        TestClient(app).get("/cut")
+    assert counted("500") == before_failed + 1
+    assert counted("200") == before_ok

@@ -4,6 +4,8 @@ in a task of its own with a stream between them: ~110 µs a layer and request, m
 `RequestContext`, outermost: the request id (from `X-Request-ID`, else new; in the logging context, and sent back),
 the request's metrics and access-log line, and an unexpected error answered as the 500 problem, not re-raised:
 re-raised, uvicorn would drop the keep-alive connection, and the gateway's next request on it would fail too (a 503).
+An error after the answer has begun (a streamed export) can only cut the connection: it is re-raised, and the
+metrics and the access log count it as a 500, not as the status already sent.
 
 `KeyedResponses`: `idempotency.keep_first_response` for the requests that carry an `Idempotency-Key`; the others
 pass straight through.
@@ -57,6 +59,7 @@ class RequestContext:
         except Exception:
             log.exception("request.unhandled", path=scope["path"])
             if status is not None:
+                status = 500  # counted and logged as failed: the client got an answer cut short, not the status sent
                 raise  # the answer has begun: nothing else can be said on this connection
             answer = problem_response(500, "Internal error", "the error was logged", instance=scope["path"])
             await answer(scope, receive, send_with_id)
