@@ -248,7 +248,7 @@ def main() -> None:
     t = time.perf_counter()
     everyone = index.ranked_all(index.positions(), 20, now=now)
     out["all_top20_s"] = round(time.perf_counter() - t, 2)
-    assert len(everyone) == args.cities
+    assert len(everyone) == args.cities + 1  # and the new city
 
     t = time.perf_counter()
     result = pair_round(index, index.positions(), capacity=1, min_score=0.0, now=now)

@@ -29,7 +29,7 @@ def kernel_inputs(
         offer=t["offer_level"],
         need=t["need_level"],
         need_total=c["need_total"][:n],
-        xyz=c["xyz"][:n],
+        xyz=t["xyz"],
         utc=c["utc"][:n],
         logpop=c["logpop"][:n],
         country=c["country"][:n],

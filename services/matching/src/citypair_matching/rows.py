@@ -141,12 +141,13 @@ class _Vocabulary:
         return found
 
 
+assert LEVELS * len(THEME_IDS) < 256, "the kernel sums theme levels in bytes (scoring._scan)"
 _COLUMNS = {
     # name: (shape of one row, dtype)
     "offer": ((LEVELS * len(THEME_IDS),), np.float32),
     "need": ((LEVELS * len(THEME_IDS),), np.float32),
-    "offer_level": ((len(THEME_IDS),), np.float32),
-    "need_level": ((len(THEME_IDS),), np.float32),
+    "offer_level": ((len(THEME_IDS),), np.uint8),  # whole levels 0–5: the kernel's row sums read a byte a theme
+    "need_level": ((len(THEME_IDS),), np.uint8),
     "need_total": ((), np.float32),
     "xyz": ((3,), np.float32),
     "utc": ((), np.float32),
@@ -162,7 +163,7 @@ _COLUMNS = {
     "partners_in": ((MAX_COUNTRIES,), np.int16),
 }
 # Copied column-major (feature × city) for products against every city; patched in place when a column changes.
-_TRANSPOSED = ("offer", "need", "offer_level", "need_level", "partners_in")
+_TRANSPOSED = ("offer", "need", "offer_level", "need_level", "xyz", "partners_in")
 
 
 class Table:
@@ -222,12 +223,12 @@ class Table:
         offer, need = theme_vectors(row.themes)
         c["offer"][pos], c["need"][pos] = level_expanded(offer), level_expanded(need)
         c["offer_level"][pos], c["need_level"][pos] = offer, need
-        if self.transposed is not None:
-            for name in ("offer", "need", "offer_level", "need_level"):
-                self.transposed[name][:, pos] = c[name][pos]
         c["need_total"][pos] = need.sum()
         lat, lon = math.radians(row.latitude), math.radians(row.longitude)
         c["xyz"][pos] = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
+        if self.transposed is not None:
+            for name in ("offer", "need", "offer_level", "need_level", "xyz"):
+                self.transposed[name][:, pos] = c[name][pos]
         c["utc"][pos] = utc_offset_hours(row.timezone, row.longitude)
         c["population"][pos] = row.population
         c["logpop"][pos] = math.log1p(max(row.population, 0))

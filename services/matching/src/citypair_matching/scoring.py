@@ -195,10 +195,10 @@ def realism_distance_bounds(beta) -> np.ndarray:
 class Cities(NamedTuple):
     """Per-position arrays the kernel reads (n = cities in the index)."""
 
-    offer: np.ndarray  # (themes, ≥ n) float32 levels 0–5 (the columns past n are unused)
+    offer: np.ndarray  # (themes, ≥ n) uint8 levels 0–5 (the columns past n are unused)
     need: np.ndarray  # (themes, ≥ n)
     need_total: np.ndarray  # (n,) float32
-    xyz: np.ndarray  # (n, 3) float32 unit vectors
+    xyz: np.ndarray  # (3, ≥ n) float32 unit vectors
     utc: np.ndarray  # (n,) float32 hours
     logpop: np.ndarray  # (n,) float32
     country: np.ndarray  # (n,) int32
@@ -302,9 +302,9 @@ def _log1p_count(table, count):
 @_inline
 def _row_sums(a, cities, column, met_a, met_b, shared):
     """For city a and every candidate j: Σ_t min(need_a, offer_j), Σ_t min(offer_a, need_j), Σ_t min(need_a, need_j)."""
-    met_a[:] = 0.0
-    met_b[:] = 0.0
-    shared[:] = 0.0
+    met_a[:] = 0
+    met_b[:] = 0
+    shared[:] = 0
     for t in range(column.offer.shape[0]):
         need_a, offer_a = cities.need[t, a], cities.offer[t, a]
         offer_t, need_t = column.offer[t], column.need[t]  # may be wider than the candidates
@@ -429,8 +429,10 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
     Two passes per row: the cheap factors of every candidate in a loop without branches (vectorised), then the
     distance and realism only where the best case could still enter the top k (an exact bound)."""
     m = len(cand)
-    met_a, met_b, shared, partial, cosines = np.empty(m), np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    language, affinity, visit = np.empty(m), np.empty(m), np.empty(m, dtype=np.int64)
+    # bytes: sums of whole levels ≤ 5 × themes (see rows.py) are exact, and a row's sums move a quarter of the memory
+    met_a, met_b, shared = np.empty(m, np.uint8), np.empty(m, np.uint8), np.empty(m, np.uint8)
+    partial, cosines = np.empty(m), np.empty(m)
+    language, affinity, visit = np.empty(m, dtype=np.bool_), np.empty(m), np.empty(m, dtype=np.int64)
     adamic_adar, common, three_hop = np.zeros(m), np.zeros(m), np.zeros(m)
     near_partners, near_ties = np.zeros(m), np.zeros(m)
     blocked = np.zeros(m, dtype=np.bool_)
@@ -455,17 +457,20 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
         ca, total_a, utc_a = cities.country[a], np.float64(cities.need_total[a]), np.float64(cities.utc[a])
         corridors_a, hub_a, affinity_a = cities.corridors[a], cities.hub[a], model.affinity[ca]
         words, allow_same_country = cities.languages.shape[1], model.allow_same_country
-        for j in range(m):  # gathers and bit sets, apart: in the loop below they would keep it from vectorising
-            shared_language = False
-            for word in range(words):
-                shared_language |= (cities.languages[a, word] & column.languages[j, word]) != 0
-            language[j] = shared_language
+        # gathers and bit sets, apart: in the loop below they would keep it from vectorising; each in a loop of
+        # its own, so that each vectorises (strided loads) and a's empty language words are skipped
+        x0, x1, x2 = np.float64(cities.xyz[0, a]), np.float64(cities.xyz[1, a]), np.float64(cities.xyz[2, a])
+        y0, y1, y2 = column.xyz[0], column.xyz[1], column.xyz[2]
+        for j in range(m):
+            cosines[j] = x0 * np.float64(y0[j]) + x1 * np.float64(y1[j]) + x2 * np.float64(y2[j])
+        for j in range(m):
             affinity[j] = affinity_a[column.country[j]]
-            cosines[j] = (
-                np.float64(cities.xyz[a, 0]) * np.float64(column.xyz[j, 0])
-                + np.float64(cities.xyz[a, 1]) * np.float64(column.xyz[j, 1])
-                + np.float64(cities.xyz[a, 2]) * np.float64(column.xyz[j, 2])
-            )
+        language[:] = False
+        for word in range(words):
+            mine = cities.languages[a, word]
+            if mine:
+                for j in range(m):
+                    language[j] |= (mine & column.languages[j, word]) != 0
         for j in range(m):  # pass 1: the cheap factors; -inf where a constraint fails (but exclusions)
             total_b = np.float64(column.need_total[j])
             complementarity = _complementarity(_gain(met_a[j], total_a), _gain(met_b[j], total_b))
@@ -618,7 +623,7 @@ def columns(cities: Cities, cand: np.ndarray) -> tuple[Cities, np.ndarray]:
     column_of[cand] = np.arange(len(cand))
     if len(cand) == n and (cand == np.arange(n)).all():
         return cities, column_of
-    themes_first = {"offer", "need", "partners_in", "partners2_in"}  # (features, n) arrays
+    themes_first = {"offer", "need", "xyz", "partners_in", "partners2_in"}  # (features, n) arrays
     picked = {
         name: np.ascontiguousarray(value[:, cand] if name in themes_first else value[cand])
         for name, value in cities._asdict().items()
