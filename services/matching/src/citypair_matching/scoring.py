@@ -498,7 +498,8 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
         logpop_a, relative_a, degree_a = np.float64(cities.logpop[a]), cities.relative_logpop[a], cities.degree[a]
         log_degree_a = _log1p_count(model.log1p, degree_a)
         # Pass 2 takes the best partial scores first (about 4k of them, by a sample of at most 256), then the
-        # others: the floor of the top k rises early and the bounds skip more. The result does not depend on it.
+        # others that can still beat the floor those left (it only rises): the bounds skip more, and most
+        # candidates are dropped in one tight loop. The result does not depend on it.
         early = np.inf
         if 0 < 4 * k < m // 4:
             sample = partial[:: max(1, m // 256)]
@@ -509,13 +510,18 @@ def _scan(rows, cand, cities, column, column_of, links, model, k, min_score, out
             if partial[j] >= early:
                 visit[first] = j
                 first += 1
-        rest = first
-        for j in range(m):
-            if not partial[j] >= early:  # (`not`: every j goes in one of the two loops)
-                visit[rest] = j
-                rest += 1
-        for j in visit:
+        rest, at = first, 0
+        while True:
             floor = (top_score[worst] if size == k else min_score) if k else -np.inf
+            if at == first:  # the early ones done: the others that can still enter
+                for j in range(m):
+                    if not partial[j] >= early and partial[j] + rest_best + 1e-9 >= floor:
+                        visit[rest] = j
+                        rest += 1
+            if at == rest:
+                break
+            j = visit[at]
+            at += 1
             score = partial[j]
             if score + rest_best + 1e-9 < floor:
                 continue
