@@ -30,7 +30,7 @@ def test_registered_city_reaches_matching_and_is_suggested(gateway):
     assert items[0]["city_id"] == b
     best = items[0]
     assert (best["gain_to_city"], best["gain_to_partner"]) == (1.0, 1.0)
-    assert best["contributions"]["complementarity"] == pytest.approx(0.5)  # its full weight (weights 2026.3)
+    assert best["contributions"]["complementarity"] == pytest.approx(0.5)  # its full weight (weights 2026.4)
     assert best["score"] == pytest.approx(sum(best["contributions"].values()), abs=1e-5)
     assert best["score"] > best["contributions"]["complementarity"]  # the other factors add to it
     assert one_sided not in [i["city_id"] for i in items], "a pair where one side gains nothing is never suggested"

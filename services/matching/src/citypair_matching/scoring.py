@@ -278,7 +278,7 @@ FACTORS = (
     "country_affinity",  # how often cities of these two countries already partner
     "network",  # Adamic-Adar over the partnership graph
     "realism",  # the realism prior (`realism.py`), fitted on real twin-city pairs
-    "hub_damping",  # (negative weight) the mean hub-ness of the two, so a few large cities do not take every suggestion
+    "hub_damping",  # the mean hub-ness of the two (weight ≤ 0): 0 since 2026.4, the prior weighs degrees as fitted
 )
 # The kernel's index of each weight; numba reads IntEnum members as constants. Defined in this file so that numba's
 # cache (which watches this file only) notices a change of the order.
