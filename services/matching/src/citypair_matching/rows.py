@@ -162,8 +162,10 @@ _COLUMNS = {
     "eligible": ((), bool),
     "partners_in": ((MAX_COUNTRIES,), np.int16),
 }
-# Copied column-major (feature × city) for products against every city; patched in place when a column changes.
-_TRANSPOSED = ("offer", "need", "offer_level", "need_level", "xyz", "partners_in")
+# Copied column-major (feature × city) for products against every city; patched in place when a column changes:
+# the row's own by `Table.write`, partners_in by the partnership graph.
+_OWN_TRANSPOSED = ("offer", "need", "offer_level", "need_level", "xyz")
+_TRANSPOSED = (*_OWN_TRANSPOSED, "partners_in")
 
 
 class Table:
@@ -227,7 +229,7 @@ class Table:
         lat, lon = math.radians(row.latitude), math.radians(row.longitude)
         c["xyz"][pos] = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
         if self.transposed is not None:
-            for name in ("offer", "need", "offer_level", "need_level", "xyz"):
+            for name in _OWN_TRANSPOSED:
                 self.transposed[name][:, pos] = c[name][pos]
         c["utc"][pos] = utc_offset_hours(row.timezone, row.longitude)
         c["population"][pos] = row.population

@@ -629,9 +629,9 @@ def columns(cities: Cities, cand: np.ndarray) -> tuple[Cities, np.ndarray]:
     column_of[cand] = np.arange(len(cand))
     if len(cand) == n and (cand == np.arange(n)).all():
         return cities, column_of
-    themes_first = {"offer", "need", "xyz", "partners_in", "partners2_in"}  # (features, n) arrays
+    features_first = {"offer", "need", "xyz", "partners_in", "partners2_in"}  # (features, n) arrays
     picked = {
-        name: np.ascontiguousarray(value[:, cand] if name in themes_first else value[cand])
+        name: np.ascontiguousarray(value[:, cand] if name in features_first else value[cand])
         for name, value in cities._asdict().items()
     }
     return Cities(**picked), column_of
