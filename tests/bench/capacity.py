@@ -14,13 +14,16 @@ the gateway's baseline (`GET /healthz`, which Caddy passes to web), directory se
 the pilot-zone list, an edit (PATCH population), a create (POST with an Idempotency-Key) and an official's
 decline (`too_far`, each on a pair not decided before). After the writes it lets the events settle.
 Prints, per mode, a table: requests, successful req/s, p50/p99 of successful answers, errors (any other
-status, or no answer), and req/s as a percentage of /healthz's; with `--mode both` also cluster/single per
-operation. The load generator is one asyncio thread on the same machine: it competes with the stack for the CPUs.
+status, or no answer), req/s as a percentage of /healthz's, and the busiest parts: how many cores each kept busy
+while measured (CPU seconds from /proc over the wall time; `client` is this script, `postgres` every PostgreSQL
+process); with `--mode both` also cluster/single per operation. The load generator is one asyncio thread on the
+same machine: it competes with the stack for the CPUs, and a part near 1.00 is one Python process at its limit.
 Progress goes to stderr, the tables to stdout.
 """
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import itertools
 import os
@@ -220,6 +223,11 @@ class Result:
     errors: int = 0
     seconds: float = 0.0
     first_errors: list[str] = field(default_factory=list)
+    busy: dict[str, float] = field(default_factory=dict)  # cores each part kept busy while measured
+
+    def busiest(self, parts: int = 2) -> str:
+        top = sorted(self.busy.items(), key=lambda item: -item[1])[:parts]
+        return ", ".join(f"{name} {cores:.2f}" for name, cores in top)
 
     def failed(self, what: str) -> None:
         self.errors += 1
@@ -311,13 +319,41 @@ async def closed_loop(client: httpx.AsyncClient, op: Operation, concurrency: int
     return result
 
 
-async def measure_one(gateway_url: str, headers: dict, op: Operation, concurrency: int, seconds: float) -> Result:
+def cpu_seconds(parts: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) each group of processes has used so far, read from /proc (Linux; elsewhere
+    nothing). `postgres` is every PostgreSQL process of the machine; a backend that ends meanwhile is missed."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    groups = {**parts, "client": [os.getpid()], "postgres": []}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    groups["postgres"].append(int(entry.name))
+    used = {}
+    for name, pids in groups.items():
+        used[name] = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                used[name] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return used
+
+
+async def measure_one(
+    gateway_url: str, headers: dict, op: Operation, concurrency: int, seconds: float, parts: dict[str, list[int]]
+) -> Result:
+    """One operation's closed loop, and how many cores each part (`parts`: name -> pids) kept busy meanwhile."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
         base_url=gateway_url, headers=headers, timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False
     ) as client:
         await closed_loop(client, op, concurrency, min(WARMUP_S, seconds / 3))  # opens the connections
-        return await closed_loop(client, op, concurrency, seconds)
+        before = cpu_seconds(parts)
+        result = await closed_loop(client, op, concurrency, seconds)
+        after = cpu_seconds(parts)
+    result.busy = {name: (after[name] - before.get(name, 0.0)) / result.seconds for name in after}
+    return result
 
 
 def bearer(gateway_url: str, email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -334,14 +370,23 @@ def settle(gateway_url: str, headers: dict, last_created: str | None) -> None:
             wait_known(client, last_created, "the last created city")
 
 
-def measure(gateway_url: str, seeded: Seeded, args: argparse.Namespace) -> list[Result]:
+def stack_parts(stack: Stack) -> dict[str, list[int]]:
+    """The stack's processes by part, a service's replicas together (`profiles@8102` is `profiles`)."""
+    parts: dict[str, list[int]] = {}
+    for name, process in stack.processes.items():
+        parts.setdefault(name.split("@")[0], []).append(process.pid)
+    return parts
+
+
+def measure(stack: Stack, seeded: Seeded, args: argparse.Namespace) -> list[Result]:
+    gateway_url = stack.config.gateway_url
     results = []
     last_created: list[str] = [""]
     for op in operations(seeded, random.Random(11), last_created):
         headers = bearer(gateway_url, seeded.official if op.as_official else seeded.coordinator)
         log(f"  {op.name}: {args.concurrency} clients for {args.seconds:g} s ...")
-        result = asyncio.run(measure_one(gateway_url, headers, op, args.concurrency, args.seconds))
-        log(f"    {result.requests} requests, {result.rate:.1f}/s, {result.errors} errors")
+        result = asyncio.run(measure_one(gateway_url, headers, op, args.concurrency, args.seconds, stack_parts(stack)))
+        log(f"    {result.requests} requests, {result.rate:.1f}/s, {result.errors} errors; busiest: {result.busiest()}")
         for error in result.first_errors:
             log(f"    e.g. {error}")
         results.append(result)
@@ -367,7 +412,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> tuple[list[Result], float]:
                     stack.start(timeout=240 if mode == "cluster" else 120)
                 seeded = seed(config.gateway_url, args.cities, random.Random(7))
                 log(f"[{mode}] measuring ...")
-                return measure(config.gateway_url, seeded, args), load_at_start
+                return measure(stack, seeded, args), load_at_start
             finally:
                 log(f"[{mode}] stopping the stack ...")
                 with interrupts_deferred("stopped"):
@@ -386,14 +431,14 @@ def table(mode: str, results: list[Result], load_at_start: float, database: str)
     lines = [
         f"\n{mode}: {shape}, {database}; load average at its start {load_at_start:.2f}",
         f"{'operation (paths: /api/v1/...)':<32} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'% healthz':>10}",
+        f"{'errors':>7} {'% healthz':>10}  busiest parts (cores)",
     ]
     baseline = results[0].rate
     for r in results:
         share = f"{100 * r.rate / baseline:.1f}%" if baseline else "-"
         lines.append(
             f"{r.name:<32} {r.requests:>9} {r.rate:>9.1f} {fmt(r.percentile(50)):>8} {fmt(r.percentile(99)):>8} "
-            f"{r.errors:>7} {share:>10}"
+            f"{r.errors:>7} {share:>10}  {r.busiest()}"
         )
     return "\n".join(lines)
 
