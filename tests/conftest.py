@@ -5,7 +5,6 @@ from tests.support import NatsServer, drop_created_databases
 # The longest files, started first when the suite runs on several workers (`make test`): started last, one of them
 # would run alone at the end while the other worker sat idle.
 LONGEST_FIRST = (
-    "tests/e2e/test_cluster.py",
     "tests/e2e/test_schemathesis.py",
     "tests/e2e/browser/test_accessibility.py",
     "tests/e2e/test_backup_restore.py",
