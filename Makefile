@@ -35,12 +35,11 @@ run-cluster: install
 # files at once fill the cores (15 min, not 25, on two cores). More workers would only queue on those cores.
 # The cluster fault test runs alone afterwards: it kills replicas under a load of its own, and beside another
 # worker's load a read in flight at the instant of a kill was cut once in four runs.
+CLUSTER_TEST = tests/e2e/test_cluster.py
 test: install
 	$(BIN)/python -m pytest -p no:cacheprovider --durations=15 -n 2 --dist loadfile --no-loadscope-reorder \
 		--ignore=$(CLUSTER_TEST)
 	$(BIN)/python -m pytest -p no:cacheprovider $(CLUSTER_TEST)
-
-CLUSTER_TEST = tests/e2e/test_cluster.py
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit

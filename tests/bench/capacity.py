@@ -370,12 +370,11 @@ def settle(gateway_url: str, headers: dict, last_created: str | None) -> None:
             wait_known(client, last_created, "the last created city")
 
 
-def stack_parts(stack: Stack) -> dict[str, list[int]]:
-    """The stack's processes by part, a service's replicas together (`profiles@8102` is `profiles`)."""
-    parts: dict[str, list[int]] = {}
-    for name, process in stack.processes.items():
-        parts.setdefault(name.split("@")[0], []).append(process.pid)
-    return parts
+def stack_pids(stack: Stack) -> dict[str, list[int]]:
+    """The stack's process ids by what they run, a service's replicas together."""
+    return {
+        service: [stack.processes[part].pid for part in parts] for service, parts in stack.parts_by_service().items()
+    }
 
 
 def measure(stack: Stack, seeded: Seeded, args: argparse.Namespace) -> list[Result]:
@@ -385,7 +384,7 @@ def measure(stack: Stack, seeded: Seeded, args: argparse.Namespace) -> list[Resu
     for op in operations(seeded, random.Random(11), last_created):
         headers = bearer(gateway_url, seeded.official if op.as_official else seeded.coordinator)
         log(f"  {op.name}: {args.concurrency} clients for {args.seconds:g} s ...")
-        result = asyncio.run(measure_one(gateway_url, headers, op, args.concurrency, args.seconds, stack_parts(stack)))
+        result = asyncio.run(measure_one(gateway_url, headers, op, args.concurrency, args.seconds, stack_pids(stack)))
         log(f"    {result.requests} requests, {result.rate:.1f}/s, {result.errors} errors; busiest: {result.busiest()}")
         for error in result.first_errors:
             log(f"    e.g. {error}")

@@ -323,6 +323,13 @@ class Stack:
     def _part(self, name: str, port: int) -> str:
         return name if port == self.config.ports[name] else f"{name}@{port}"
 
+    def parts_by_service(self) -> dict[str, list[str]]:
+        """The running parts grouped by what they run: a service's replicas (`profiles@8102`) under its name."""
+        groups: dict[str, list[str]] = {}
+        for part in self.processes:
+            groups.setdefault(part.split("@")[0], []).append(part)
+        return groups
+
     def start_gateway(self) -> None:
         caddy_home = self.config.var_dir / "caddy"
         env = {**self.config.gateway_env(), "XDG_DATA_HOME": str(caddy_home), "XDG_CONFIG_HOME": str(caddy_home)}
@@ -353,20 +360,20 @@ class Stack:
         """Wait until each service answers /readyz (directly) and the gateway answers."""
         deadline = time.monotonic() + timeout
         names = list(SERVICE_BY_NAME) if names is None else names
-        targets = {
-            self._part(n, port): f"http://{self.config.host}:{port}/readyz"
+        targets = {  # part -> (what it runs, the address that says it is ready)
+            self._part(n, port): (n, f"http://{self.config.host}:{port}/readyz")
             for n in names
             for port in self.config.service_ports(n)
         }
         if "gateway" in self.processes:
-            targets["gateway"] = self.config.gateway_url + "/healthz"
-        for name, url in targets.items():
+            targets["gateway"] = ("gateway", self.config.gateway_url + "/healthz")
+        for name, (service, url) in targets.items():
             while True:
                 process = self.processes.get(name)
                 if process is not None and process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}; see {self.log_dir / name}.log")
                 try:
-                    if answered_by(httpx.get(url, timeout=2), name.split("@")[0]):
+                    if answered_by(httpx.get(url, timeout=2), service):
                         break
                 except httpx.HTTPError:
                     pass
@@ -421,7 +428,8 @@ class Stack:
     def stop(self) -> None:
         """The gateway first (no new requests), then every service at once, then the mailbox and the bus."""
         self.stop_part("gateway")
-        self.stop_parts([part for part in self.processes if part.split("@")[0] in SERVICE_BY_NAME])
+        groups = self.parts_by_service()
+        self.stop_parts([part for service in SERVICE_BY_NAME for part in groups.get(service, [])])
         self.stop_parts(["mailbox", *(name for name, _ in self.config.nats_nodes)])
 
     def __enter__(self) -> "Stack":
