@@ -2,7 +2,9 @@
 
 import asyncio
 import functools
+import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,11 +13,12 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+IDLE_BEFORE_PING = 1.0  # seconds: a connection idle longer is pinged before use (ping_when_idle)
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -34,7 +37,9 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets its folder, WAL and a busy timeout so readers never block writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10)
+        ping_when_idle(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -49,6 +54,31 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it has lain idle IDLE_BEFORE_PING: a server restart or a
+    closed idle connection is found then, and replaced, before a request meets it.
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout, three round trips on asyncpg (begin, ping, rollback) for
+    each request; under load a connection is back in use within milliseconds, so this pings almost never. A
+    connection that died while idle for less than that is met by its request, which fails, and SQLAlchemy then
+    replaces the whole pool.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy):
+        if time.monotonic() - record.info.get("idle_since", math.inf) < IDLE_BEFORE_PING:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection did not answer its ping") from exc  # the pool reconnects
 
 
 def sync_url(url: str) -> str:

@@ -35,7 +35,7 @@ Admin = Annotated[Principal, require_roles("admin")]
 UserManager = Annotated[Principal, require_roles("admin", "coordinator")]
 
 
-def _ctx(request: Request) -> service.IdentityContext:
+async def _ctx(request: Request) -> service.IdentityContext:
     return request.app.state.identity
 
 

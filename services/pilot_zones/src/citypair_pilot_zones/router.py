@@ -55,7 +55,7 @@ async def _out(session, proposal, user: Principal, runtime) -> ProposalOut:
     return (await service.to_out_many(session, [proposal], user, stale_after=sweeper.stale_after(runtime)))[0]
 
 
-def proposal_filter(
+async def proposal_filter(
     status: Status | None = None,
     city_id: Annotated[str | None, Query(min_length=1, max_length=36, description="A member city")] = None,
     theme: ThemeId | None = None,

@@ -77,7 +77,7 @@ def _theme_levels(values: list[str]) -> tuple[tuple[str, int], ...]:
     return tuple((theme, int(level)) for theme, level in (value.split(":") for value in values))
 
 
-def directory_filter(
+async def directory_filter(
     q: Annotated[
         str | None, Query(min_length=1, max_length=100, description="Name or alternate name, any script")
     ] = None,
