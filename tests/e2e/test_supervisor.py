@@ -1,6 +1,9 @@
-"""`citypair run` restarts a part killed with SIGKILL, says so, and still stops everything on SIGTERM."""
+"""`citypair run` restarts a part killed with SIGKILL, says so, and still stops everything on SIGTERM; its streams
+keep events as long as the environment says."""
 
+import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -8,12 +11,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from citypair_cli.stack import SERVICES, StackConfig
+from citypair_shared.bus import inbox_prefix
+from citypair_shared.bus_access import ADMIN
 from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD, city_body, client_for, eventually
 
 # How each part's command line is recognised among `citypair run`'s children.
+STREAM_DAYS, DEAD_LETTER_DAYS = 12, 40  # not the defaults (30, 90)
 MARKERS = {"nats": "nats-server", "gateway": "caddy", **{s.name: f"{s.package}.main:create_app" for s in SERVICES}}
 
 
@@ -29,6 +36,21 @@ def parts(parent: int) -> dict[str, int]:
         if ppid == parent:
             found.update({name: int(stat.parent.name) for name, marker in MARKERS.items() if marker in command})
     return found
+
+
+def stream_days(config: StackConfig) -> dict[str, float]:
+    """Days each of two streams keeps a message, read as the bus admin (password from `citypair run`'s secrets)."""
+    password = json.loads((config.var_dir / "secrets" / "nats.json").read_text())[ADMIN]
+
+    async def read() -> dict[str, float]:
+        nc = await nats.connect(config.nats_url, user=ADMIN, password=password, inbox_prefix=inbox_prefix(ADMIN))
+        try:
+            js = nc.jetstream()
+            return {name: (await js.stream_info(name)).config.max_age / 86400 for name in ("PROFILES", "DEADLETTER")}
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
 
 
 def ready(config: StackConfig, name: str) -> bool:
@@ -50,6 +72,8 @@ def citypair_run(tmp_path):
         "CITYPAIR_NATS_PORT": str(config.nats_port),
         "CITYPAIR_ADMIN_EMAIL": ADMIN_EMAIL,
         "CITYPAIR_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CITYPAIR_STREAM_MAX_AGE_DAYS": str(STREAM_DAYS),
+        "CITYPAIR_DEADLETTER_MAX_AGE_DAYS": str(DEAD_LETTER_DAYS),
         **{s.env_prefix + "PORT": str(config.ports[s.name]) for s in SERVICES},
     }
     output = tmp_path / "run.out"
@@ -77,6 +101,9 @@ def citypair_run(tmp_path):
 
 def test_killed_parts_come_back_and_sigterm_still_stops_everything(citypair_run):
     process, config, output = citypair_run
+    # The streams keep what the services were told: an inbox row (kept as long as the stream keeps its event, and
+    # a day more) never outlives, nor is outlived by, the event it guards against.
+    assert stream_days(config) == {"PROFILES": STREAM_DAYS, "DEADLETTER": DEAD_LETTER_DAYS}
 
     def until(check, what: str) -> None:
         """Wait for `check` (a restarted part may take seconds to import on a busy machine); stop at once if

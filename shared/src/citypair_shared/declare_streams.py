@@ -7,6 +7,7 @@ a stream that exists is brought to the configuration in the code.
 
 import asyncio
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 
 from citypair_shared.bus import DEAD_LETTER_MAX_AGE, STREAM_MAX_AGE, Bus
@@ -34,19 +35,24 @@ async def declare_streams(url: str, *, admin_password: str | None, replicas: int
         await bus.close()
 
 
+def stream_limits(env: Mapping[str, str]) -> dict[str, timedelta]:
+    """How long the streams keep events and dead letters, from the environment (the services read the first too:
+    an inbox row outlives its event's redeliveries)."""
+    return {
+        "max_age": timedelta(days=float(env.get("CITYPAIR_STREAM_MAX_AGE_DAYS", STREAM_MAX_AGE.days))),
+        "dead_letter_max_age": timedelta(
+            days=float(env.get("CITYPAIR_DEADLETTER_MAX_AGE_DAYS", DEAD_LETTER_MAX_AGE.days))
+        ),
+    }
+
+
 def main() -> None:
     url = os.environ.get("CITYPAIR_NATS_URL", "nats://127.0.0.1:14222")
     admin_password = os.environ.get(password_variable(ADMIN))
     if not admin_password:
         raise SystemExit(f"set {password_variable(ADMIN)}: the bus admin's password (README: Configuration)")
     replicas = int(os.environ.get("CITYPAIR_NATS_REPLICAS", "1"))
-    limits = {
-        "max_age": timedelta(days=float(os.environ.get("CITYPAIR_STREAM_MAX_AGE_DAYS", STREAM_MAX_AGE.days))),
-        "dead_letter_max_age": timedelta(
-            days=float(os.environ.get("CITYPAIR_DEADLETTER_MAX_AGE_DAYS", DEAD_LETTER_MAX_AGE.days))
-        ),
-    }
-    asyncio.run(declare_streams(url, admin_password=admin_password, replicas=replicas, **limits))
+    asyncio.run(declare_streams(url, admin_password=admin_password, replicas=replicas, **stream_limits(os.environ)))
     print(f"streams declared at {url}", flush=True)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from citypair_cli.bus_users import service_bus_users
 from citypair_shared.bus_access import ADMIN, ClusterNode, bus_passwords, nats_config, password_environment
-from citypair_shared.declare_streams import declare_streams
+from citypair_shared.declare_streams import declare_streams, stream_limits
 from citypair_shared.migrations import upgrade
 from citypair_shared.services import REPO_ROOT, SERVICE_BY_NAME, SERVICES, ServiceSpec
 
@@ -346,7 +346,8 @@ class Stack:
         self.start_nats()
         replicas = len(self.config.nats_nodes)
         password = self.config.nats_passwords[ADMIN]
-        asyncio.run(declare_streams(self.config.nats_url, admin_password=password, replicas=replicas))
+        limits = stream_limits({**os.environ, **self.config.extra_env})  # what the services are given too
+        asyncio.run(declare_streams(self.config.nats_url, admin_password=password, replicas=replicas, **limits))
         self.start_mailbox()
         for spec in SERVICES:
             for port in self.config.service_ports(spec.name):
