@@ -191,6 +191,7 @@ def test_who_may_invite_whom(stack, admin, coordinator, official_of, anonymous):
     existing = create_user(admin, ["observer"])
     taken = admin.post("/api/v1/invitations", json={"email": existing["email"], "roles": ["observer"]})
     assert taken.status_code == 409, taken.text
+    assert [e["field"] for e in taken.json()["errors"]] == ["email"]
     # Only admins force a reset.
     assert coordinator.post(f"/api/v1/users/{existing['id']}/password-reset").status_code == 403
     assert official.post(f"/api/v1/users/{existing['id']}/password-reset").status_code == 403

@@ -98,6 +98,13 @@ def test_invite_set_password_sign_in_change_forget_and_reset(stack, admin, brows
     assert email in admin_page.locator("p.ok[role=status]").inner_text()
     assert email in admin_page.locator("#invitations").inner_text()
     shoot(admin_page, "en-users")
+    # An address someone already signs in with: said next to the e-mail field, what was typed kept.
+    admin_page.fill("#i-email", ADMIN_EMAIL)
+    admin_page.fill("#i-name", "Someone Else")
+    admin_page.check("#i-role-observer")
+    admin_page.click("#invite button[type=submit]")
+    assert admin_page.locator("#e-email").inner_text() == "One with the same details exists already."
+    assert admin_page.input_value("#i-name") == "Someone Else"
     admin_context.close()
 
     # The invitee reads the mail on the development mail page, follows its link and chooses a password.

@@ -318,7 +318,13 @@ async def change_password(
 
 
 def email_taken(email: str) -> Problem:
-    return Problem(409, "Email taken", f"a user with email {email!r} exists", type_="/problems/duplicate")
+    return Problem(
+        409,
+        "Email taken",
+        f"a user with email {email!r} exists",
+        type_="/problems/duplicate",
+        errors=[{"field": "email", "message": "already used by another user", "type": "/problems/duplicate"}],
+    )
 
 
 async def create_user(*, session: AsyncSession, ctx: IdentityContext, actor: Principal, data: UserCreate) -> User:

@@ -224,7 +224,7 @@ def _duplicate(field: str, value) -> Problem:
         "Duplicate",
         f"a city with {field} {value!r} exists",
         type_="/problems/duplicate",
-        errors=[{"field": field, "message": "already used by another city"}],
+        errors=[{"field": field, "message": "already used by another city", "type": "/problems/duplicate"}],
     )
 
 
