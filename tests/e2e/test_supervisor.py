@@ -3,7 +3,6 @@ keep events as long as the environment says."""
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ def parts(parent: int) -> dict[str, int]:
 
 def stream_days(config: StackConfig) -> dict[str, float]:
     """Days each of two streams keeps a message, read as the bus admin (password from `citypair run`'s secrets)."""
-    password = json.loads((config.var_dir / "secrets" / "nats.json").read_text())[ADMIN]
+    password = config.admin_password()
 
     async def read() -> dict[str, float]:
         nc = await nats.connect(config.nats_url, user=ADMIN, password=password, inbox_prefix=inbox_prefix(ADMIN))

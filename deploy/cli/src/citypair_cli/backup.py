@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 
 from citypair_cli.stack import Stack, StackConfig, port_is_free
 from citypair_shared.bus import inbox_prefix
-from citypair_shared.bus_access import ADMIN, password_variable
+from citypair_shared.bus_access import ADMIN
 from citypair_shared.db import UtcDateTime, sync_url
 from citypair_shared.events import STREAMS, stream_of
 from citypair_shared.migrations import alembic_config
@@ -366,11 +366,8 @@ def rebuild_streams(config: StackConfig) -> list[str]:
     """Delete the producers' streams: on the running NATS (CITYPAIR_NATS_URL and CITYPAIR_NATS_ADMIN_PASSWORD,
     else the embedded stack's), or, when none runs, on the embedded nats-server started for the purpose."""
     if not nats_stopped(config):
-        password = os.environ.get(password_variable(ADMIN))
-        secrets = config.var_dir / "secrets" / "nats.json"
-        if not password and secrets.exists():
-            password = json.loads(secrets.read_text()).get(ADMIN)
-        return asyncio.run(delete_streams(os.environ.get("CITYPAIR_NATS_URL") or config.nats_url, password))
+        url = os.environ.get("CITYPAIR_NATS_URL") or config.nats_url
+        return asyncio.run(delete_streams(url, config.admin_password()))
     stack = Stack(config)
     try:
         stack.start_nats()

@@ -29,7 +29,7 @@ import typer
 from nats.js.errors import NotFoundError
 
 from citypair_shared.bus import inbox_prefix
-from citypair_shared.bus_access import ADMIN, password_variable
+from citypair_shared.bus_access import ADMIN
 from citypair_shared.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAMS, stream_of
 
 ERROR = "Citypair-Error"
@@ -242,12 +242,7 @@ def admin_connection() -> tuple[str, str | None]:
     from citypair_cli.stack import StackConfig
 
     config = StackConfig.from_env()
-    url = os.environ.get("CITYPAIR_NATS_URL") or config.nats_url
-    password = os.environ.get(password_variable(ADMIN))
-    secrets = config.var_dir / "secrets" / "nats.json"
-    if not password and secrets.exists():
-        password = json.loads(secrets.read_text()).get(ADMIN)
-    return url, password
+    return os.environ.get("CITYPAIR_NATS_URL") or config.nats_url, config.admin_password()
 
 
 async def _connect(url: str, password: str | None) -> nats.NATS:

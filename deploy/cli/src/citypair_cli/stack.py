@@ -5,6 +5,7 @@ stack on free ports and can stop and start any one part of it.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,14 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from citypair_cli.bus_users import service_bus_users
-from citypair_shared.bus_access import ADMIN, ClusterNode, bus_passwords, nats_config, password_environment
+from citypair_shared.bus_access import (
+    ADMIN,
+    ClusterNode,
+    bus_passwords,
+    nats_config,
+    password_environment,
+    password_variable,
+)
 from citypair_shared.declare_streams import declare_streams, stream_limits
 from citypair_shared.migrations import upgrade
 from citypair_shared.services import REPO_ROOT, SERVICE_BY_NAME, SERVICES, ServiceSpec
@@ -145,6 +153,23 @@ class StackConfig:
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
 
+    @property
+    def nats_secrets_file(self) -> Path:
+        """The admin's and each service's NATS password, generated once (Stack.start_nats)."""
+        return self.var_dir / "secrets" / "nats.json"
+
+    def admin_password(self) -> str | None:
+        """The bus admin's password, as the tooling finds it: CITYPAIR_NATS_ADMIN_PASSWORD, else the stack's own."""
+        password = os.environ.get(password_variable(ADMIN))
+        if not password and self.nats_secrets_file.exists():
+            password = json.loads(self.nats_secrets_file.read_text()).get(ADMIN)
+        return password
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment every part starts from: this process's, with the stack's own settings on top."""
+        return {**os.environ, **self.extra_env}
+
     def database_url(self, name: str) -> str:
         return self.database_urls.get(name) or f"sqlite+aiosqlite:///{self.var_dir / (name + '.db')}"
 
@@ -176,7 +201,7 @@ class StackConfig:
             # web's address: the gateway believes the browser address web forwards when it signs someone in
             "CITYPAIR_GATEWAY_TRUSTED_PROXIES": self.host,
         }
-        if {**os.environ, **self.extra_env}.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # the services trace: so does Caddy
+        if self.env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # the services trace: so does Caddy
             # Caddy speaks OTLP over HTTP unless told gRPC, the protocol the services' exporters speak
             env |= {
                 "CITYPAIR_GATEWAY_TRACING": "on",
@@ -260,7 +285,7 @@ class Stack:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.processes[name] = subprocess.Popen(
             args,
-            env={**os.environ, **self.config.extra_env, **env},
+            env={**self.config.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
@@ -271,8 +296,7 @@ class Stack:
         """nats-server with JetStream and a user per service that uses the bus (citypair_shared.bus_access);
         in cluster mode, one per node, routed to each other."""
         users = service_bus_users()
-        secrets_file = self.config.var_dir / "secrets" / "nats.json"
-        self.config.nats_passwords = bus_passwords(secrets_file, [user.name for user in users])
+        self.config.nats_passwords = bus_passwords(self.config.nats_secrets_file, [user.name for user in users])
         env = password_environment(self.config.nats_passwords)  # nats-server reads them by variable
         routes = tuple(f"nats://{self.config.host}:{port}" for port in self.config.nats_route_ports)
         for (name, port), route_port in zip(self.config.nats_nodes, self.config.nats_route_ports or [0], strict=False):
@@ -346,7 +370,7 @@ class Stack:
         self.start_nats()
         replicas = len(self.config.nats_nodes)
         password = self.config.nats_passwords[ADMIN]
-        limits = stream_limits({**os.environ, **self.config.extra_env})  # what the services are given too
+        limits = stream_limits(self.config.env)  # what the services are given too
         asyncio.run(declare_streams(self.config.nats_url, admin_password=password, replicas=replicas, **limits))
         self.start_mailbox()
         for spec in SERVICES:
