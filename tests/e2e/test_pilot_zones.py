@@ -400,6 +400,12 @@ def test_lists_filter_and_the_board_counts(coordinator, in_state, pair_factory, 
     board = official_b.get("/api/v1/pilot-zones/board").json()
     assert set(board["counts"]) == {s.value for s in Status}
     assert board["total"] == sum(board["counts"].values()) == admin.get("/api/v1/pilot-zones").json()["total"]
+    # Every page, the one past the end included, carries the whole total; the pages together are the list.
+    at = range(0, board["total"] + 5, 3)
+    pages = [admin.get("/api/v1/pilot-zones", params={"limit": 3, "offset": offset}).json() for offset in at]
+    assert {page["total"] for page in pages} == {board["total"]}
+    listed = [p["id"] for page in pages for p in page["items"]]
+    assert len(listed) == len(set(listed)) == board["total"]
     assert board["counts"]["active"] >= 1 and board["overdue"] >= 1
 
 

@@ -65,6 +65,44 @@ def test_contacts_only_for_the_citys_officials_coordinators_and_admins(stack, xi
     assert coordinator.get(f"/api/v1/cities/{xian['id']}").json()["contacts"]["office"] == "Foreign Affairs Office"
 
 
+def test_every_read_sends_the_profile_as_it_is_now_and_as_this_reader_may_see_it(coordinator, official_of):
+    """Reads send kept renderings of each version (citypair_profiles.cards): one reader's contacts never reach
+    another, and an edit or an imported partnership shows at once in the profile and in the directory."""
+    tag = uuid.uuid4().hex[:8]
+    contacts = {"office": "Office", "email": f"{tag}@city.example", "phone": None, "website": None}
+    a, b = (
+        coordinator.post("/api/v1/cities", json=unique(city_body(f"Cardcity{tag}{n}", contacts=contacts))).json()
+        for n in (1, 2)
+    )
+    own, other = official_of(a["id"]), official_of("elsewhere")
+
+    def seen(client) -> list[dict]:
+        found = client.get("/api/v1/cities", params={"q": f"cardcity{tag}"}).json()["items"]
+        one = client.get(f"/api/v1/cities/{a['id']}")
+        assert one.headers["etag"] == f'"{one.json()["version"]}"'
+        return [one.json(), *found]
+
+    def fields(client, *keys) -> list[tuple]:
+        return [tuple(city[k] for k in keys) for city in seen(client)]
+
+    assert fields(own, "id", "contacts")[:2] == [(a["id"], contacts)] * 2
+    assert {c for (c,) in fields(other, "contacts")} == {None}
+    assert fields(coordinator, "contacts") == [(contacts,)] * 3
+    moved = {"population": 123_456, "contacts": {**contacts, "email": f"new-{tag}@city.example"}}
+    assert own.patch(f"/api/v1/cities/{a['id']}", json=moved).status_code == 200
+    assert fields(own, "version", "population", "contacts")[:2] == [(2, 123_456, moved["contacts"])] * 2
+    assert fields(other, "version", "population", "contacts")[:2] == [(2, 123_456, None)] * 2
+
+    rows = "city1,country1,lat1,lng1,city2,country2,lat2,lng2\n"
+    rows += f"Cardcity{tag}1,China,34.3,108.9,Cardcity{tag}2,China,34.3,108.9\n"
+    imported = coordinator.post(
+        "/api/v1/cities/partnerships/import", content=rows, headers={"Content-Type": "text/csv"}
+    ).json()
+    assert imported["created"] == 1, imported
+    for client in (own, other):
+        assert fields(client, "id", "partner_ids") == [(a["id"], [b["id"]]), (a["id"], [b["id"]]), (b["id"], [a["id"]])]
+
+
 def test_contacts_never_travel_in_events(stack, xian):
     payloads = query(
         stack.config.database_url("profiles"), "SELECT payload FROM outbox WHERE payload LIKE :p", p=f"%{xian['id']}%"

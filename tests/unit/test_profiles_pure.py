@@ -1,11 +1,17 @@
 """Profiles' pure parts: name folding, CSV rows, twin-city matching, validation rules."""
 
+import asyncio
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
+from citypair_profiles.cards import Card, Cards
 from citypair_profiles.partnering import Candidate, Gazetteer, country_code, distance_km, match_pairs
 from citypair_profiles.schemas import CityCreate
+from citypair_profiles.service import Version
 from citypair_profiles.tabular import BadFile, ImportedRow, TooManyRows, Upload, csv_header, csv_rows
+from citypair_shared.auth import Principal
 from citypair_shared.text import fold, search_text
 
 
@@ -181,3 +187,27 @@ def test_twin_rows_match_by_name_country_and_distance_and_never_guess():
     assert "unknown country" in unmatched[1]["reason"]
     assert distance_km(34.26, 108.93, 34.26, 108.93) == 0
     assert round(distance_km(0, 0, 0, 1)) == 111
+
+
+def test_rendered_cards_are_kept_newest_first_and_a_page_never_loses_one_it_had():
+    """A full keep lets its oldest card go while a page renders others: the page still sends the one it found."""
+    rendered: list[list[str]] = []
+
+    class Rendering(Cards):
+        async def _render(self, session, city_ids, user):
+            rendered.append(city_ids)
+            fresh = {i: Card(1, i.encode()) for i in city_ids}
+            for i, card in fresh.items():
+                self._keep((i, 1, False, False), card)
+            return fresh
+
+    cards, reader = Rendering(kept=2), Principal("u", "", frozenset({"observer"}), frozenset(), 0)
+    now = datetime.now(UTC)
+
+    def page(*ids: str) -> list[bytes]:
+        return [card.json for card in asyncio.run(cards.of(None, [Version(i, 1, now) for i in ids], reader))]
+
+    assert page("x") == [b"x"]
+    assert page("x", "y", "z") == [b"x", b"y", b"z"]  # x was kept, then let go for y and z
+    assert page("y", "z") == [b"y", b"z"] and page("x") == [b"x"]
+    assert rendered == [["x"], ["y", "z"], ["x"]]

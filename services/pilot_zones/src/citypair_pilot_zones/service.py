@@ -701,10 +701,14 @@ def filtered(f: ProposalFilter, today: date):
 
 
 async def list_proposals(*, session: AsyncSession, limit: int, offset: int, filters: ProposalFilter):
+    """A page, newest first, and how many proposals the filters choose. The total comes with each row (a window
+    count), so a page is one statement, not two; only a page past the end asks for the count alone."""
     query = filtered(filters, now().date())
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(query.order_by(Proposal.created_at.desc(), Proposal.id).limit(limit).offset(offset))
-    return list(rows), total
+    page = query.add_columns(func.count().over()).order_by(Proposal.created_at.desc(), Proposal.id)
+    rows = (await session.execute(page.limit(limit).offset(offset))).all()
+    if rows:
+        return [proposal for proposal, _ in rows], rows[0][1]
+    return [], await session.scalar(select(func.count()).select_from(query.subquery())) if offset else 0
 
 
 async def export(*, session: AsyncSession, filters: ProposalFilter) -> AsyncIterator[list[Proposal]]:

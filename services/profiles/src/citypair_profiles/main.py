@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from citypair_profiles.cards import Cards
 from citypair_profiles.config import Settings
 from citypair_profiles.handlers import EVENT_HANDLERS
 from citypair_profiles.models import IdempotencyRecord, Outbox
@@ -13,4 +14,6 @@ from citypair_shared.runtime import Runtime
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime(settings, outbox_model=Outbox, idempotency_model=IdempotencyRecord, event_handlers=EVENT_HANDLERS)
-    return build_app(title="citypair profiles", runtime=runtime, routers=[router, open_data_router])
+    app = build_app(title="citypair profiles", runtime=runtime, routers=[router, open_data_router])
+    app.state.cards = Cards()
+    return app

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import StringConstraints
 
 from citypair_profiles import service, tabular
+from citypair_profiles.cards import Cards, page_json
 from citypair_profiles.partnering import read_twin_rows
 from citypair_profiles.schemas import (
     ChangeOut,
@@ -41,7 +42,7 @@ from citypair_shared.upload import (
     template_response,
     too_many_rows,
 )
-from citypair_shared.versions import IfMatch, set_etag
+from citypair_shared.versions import IfMatch, etag, set_etag
 from citypair_shared.vocabulary import CityStatus
 from citypair_shared.xlsx import XLSX_MEDIA, stream_workbook
 
@@ -57,6 +58,15 @@ PARTNERSHIPS_CSV = {
     "type": "string",
     "pattern": r"^city1,country1,lat1,lng1,city2,country2,lat2,lng2(\r?\n[^\u0000]*)?$",
 }
+JSON = "application/json"
+
+
+async def _cards(request: Request) -> Cards:
+    return request.app.state.cards
+
+
+CardsDep = Annotated[Cards, Depends(_cards)]
+
 # A profile's status changes: one operation each (`publishCity`, ...), each with its summary.
 STATUS_ACTIONS = {
     "publish": "Publish a draft",
@@ -127,15 +137,19 @@ async def register_city(
 
 @router.get("", response_model=Page[CityOut], responses=problem_responses(401, 422))
 async def directory(
-    session: SessionDep, page: PageDep, user: CurrentUser, filters: Filters, sort: SortKey = SortKey.name
+    session: SessionDep,
+    page: PageDep,
+    user: CurrentUser,
+    filters: Filters,
+    cards: CardsDep,
+    sort: SortKey = SortKey.name,
 ):
     """The directory: search any script (`q`), filter, sort, page (with the total)."""
-    items, total = await service.directory(
+    versions, total = await service.directory(
         session=session, filters=filters, sort=sort, limit=page.limit, offset=page.offset
     )
-    partners = await service.partners_of(session, [c.id for c in items])
-    out = [service.to_out(c, partners[c.id], user) for c in items]
-    return Page[CityOut](items=out, total=total, limit=page.limit, offset=page.offset)
+    items = await cards.of(session, versions, user)
+    return Response(page_json(items, total=total, limit=page.limit, offset=page.offset), media_type=JSON)
 
 
 @router.get(
@@ -310,11 +324,10 @@ async def import_partnerships(
 
 
 @router.get("/{city_id}", response_model=CityOut, responses=problem_responses(401, 422, described=NO_CITY))
-async def get_city(city_id: IdPath, response: Response, session: SessionDep, user: CurrentUser):
+async def get_city(city_id: IdPath, session: SessionDep, user: CurrentUser, cards: CardsDep):
     """A profile; contacts only for the city's officials, coordinators and admins."""
-    city = await service.get(session=session, city_id=city_id)
-    set_etag(response, city.version)
-    return await _out(session, city, user)
+    card = await cards.one(session, city_id, user)
+    return Response(card.json, media_type=JSON, headers={"ETag": etag(card.version)})
 
 
 async def _update(session, runtime, response: Response, user: Principal, city_id: str, body, if_match: str | None):

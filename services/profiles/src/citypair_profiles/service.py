@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 
 from sqlalchemy import Select, String, and_, cast, exists, func, insert, intersect, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -446,12 +447,24 @@ def directory_count(f: DirectoryFilter) -> Select:
     return select(func.count()).select_from(query.subquery())
 
 
+class Version(NamedTuple):
+    """Which city at which version a read sends (and whether it is stale): what names its rendered card."""
+
+    id: str
+    version: int
+    last_confirmed_at: datetime
+
+
+VERSION_COLUMNS = (City.id, City.version, City.last_confirmed_at)
+
+
 async def directory(
     *, session: AsyncSession, filters: DirectoryFilter, sort: SortKey, limit: int, offset: int
-) -> tuple[list[City], int]:
+) -> tuple[list[Version], int]:
     """A page of the directory and the total. A page shorter than `limit` (not past the end) is the last one: its
     rows say the total, and the count is not run (a search finding a few cities scans the names once, not twice)."""
-    rows = list(await session.scalars(directory_query(filters).order_by(*_SORTS[sort]).limit(limit).offset(offset)))
+    page = directory_query(filters).with_only_columns(*VERSION_COLUMNS).order_by(*_SORTS[sort])
+    rows = [Version(*row) for row in await session.execute(page.limit(limit).offset(offset))]
     if len(rows) < limit and (rows or offset == 0):
         return rows, offset + len(rows)
     return rows, await session.scalar(directory_count(filters))
