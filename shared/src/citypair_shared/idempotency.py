@@ -2,12 +2,13 @@
 
 A request that carries a key claims it as its caller (`claim_key`, which the request's session depends on):
 the claim row is inserted by that session right before its first commit, so it commits with the effect or
-not at all, and a crash right after commit cannot lose it. The response is stored on the row afterwards
-(`keep_first_response`). A retry with the same key and the same request (method, path, query, body) within
-24 h is answered with that response; the same key with another request is 422; a retry while the first is
-still running waits up to 3 s for its response, else 409. Two identical requests at once both run, but the
-unique (scope, key) lets only one commit: the other's effect rolls back and it answers with the winner's
-response. Records are deleted once past the 24 h window: on lookup, and hourly (citypair_shared.retention).
+not at all, and a crash right after commit cannot lose it. The response is stored on the row afterwards, before
+it is sent (`after_answer`, which `middleware.KeyedResponses` calls). A retry with the same key and the same
+request (method, path, query, body) within 24 h is answered with that response; the same key with another
+request is 422; a retry while the first is still running waits up to 3 s for its response, else 409. Two
+identical requests at once both run, but the unique (scope, key) lets only one commit: the other's effect rolls
+back and it answers with the winner's response. Records are deleted once past the 24 h window: on lookup, and
+hourly (citypair_shared.retention).
 """
 
 import asyncio
@@ -20,10 +21,12 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
-from sqlalchemy import JSON, Integer, String, Text, event, insert, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import JSON, Integer, String, Text, delete, event, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import Message
 
 from citypair_shared.db import UtcDateTime
 from citypair_shared.logging import get_logger
@@ -166,31 +169,34 @@ class Claim:
 
 @dataclass
 class Records:
-    """The records of one service's keys."""
+    """The records of one service's keys. Each read or write is one statement, so it runs without a transaction
+    of its own (autocommit): one round trip, not three (begin, the statement, commit or rollback)."""
 
-    session_factory: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine
     model: type
+
+    @classmethod
+    def of(cls, request: Request, model: type) -> "Records":
+        return cls(request.app.state.runtime.autocommit_engine, model)
+
+    def _this(self, scope: str, key: str):
+        return (self.model.scope == scope, self.model.key == key)
 
     async def find(self, scope: str, key: str):
         """The live record of (scope, key), or None; one past the 24 h window is deleted (its key is free again)."""
-        async with self.session_factory() as session:
-            record = await session.get(self.model, (scope, key))
+        async with self.engine.connect() as connection:
+            record = (await connection.execute(select(self.model.__table__).where(*self._this(scope, key)))).first()
             if record is not None and record.created_at < datetime.now(UTC) - KEPT_FOR:
-                await session.delete(record)
-                await session.commit()
+                await connection.execute(delete(self.model).where(*self._this(scope, key)))
                 return None
             return record
 
     async def keep(self, claim: Claim, status_code: int, headers: dict[str, str], body: str | None) -> None:
-        """Store the response on the committed claim (a small transaction of its own)."""
+        """Store the response on the committed claim."""
         try:
-            async with self.session_factory() as session:
-                await session.execute(
-                    update(self.model)
-                    .where(self.model.scope == claim.scope, self.model.key == claim.key)
-                    .values(status_code=status_code, headers=headers, body=body)
-                )
-                await session.commit()
+            async with self.engine.connect() as connection:
+                values = {"status_code": status_code, "headers": headers, "body": body}
+                await connection.execute(update(self.model).where(*self._this(claim.scope, claim.key)).values(values))
         except Exception as exc:  # the answer still goes out; a retry is told the response was not kept
             log.warning("idempotency.response_not_kept", key=claim.key, error=repr(exc))
 
@@ -227,51 +233,51 @@ async def claim_key(request: Request) -> Claim | None:
     claim = Claim(
         runtime.idempotency_model, scope, key, fingerprint(request.method, request.url.path, request.url.query, body)
     )
-    records = Records(runtime.session_factory, runtime.idempotency_model)
+    records = Records.of(request, runtime.idempotency_model)
     if (record := await records.find(scope, key)) is not None:
         raise Answered(await _answer_retry(request, claim, record, records))
-    request.state.idempotency_claim = claim
+    setattr(request.state, CLAIM, claim)
     return claim
 
 
 # --- the middleware ------------------------------------------------------------------------------------
 
 
-async def keep_first_response(request: Request, call_next) -> Response:
-    """Middleware: store the response of a request that committed its claim, or answer for a twin that won."""
-    try:
-        response = await call_next(request)
-    except Exception:
-        claim = getattr(request.state, "idempotency_claim", None)
-        if claim is not None and claim.committed:  # applied, then failed: a retry hears so at once
-            await Records(request.app.state.runtime.session_factory, claim.model).keep(claim, 500, {}, None)
-        elif claim is not None and (answer := await _answer_for_twin(request, claim)):
-            return answer
-        raise
-    claim = getattr(request.state, "idempotency_claim", None)
-    if claim is None:
-        return response
-    if claim.committed:
-        return await _kept(response, claim, Records(request.app.state.runtime.session_factory, claim.model))
-    return await _answer_for_twin(request, claim) or response
+CLAIM = "idempotency_claim"  # where `claim_key` leaves the request's claim: its state (the ASGI scope's "state")
+
+
+async def after_failure(request: Request, claim: Claim | None) -> Response | None:
+    """The route raised. If it had committed its claim, a retry hears at once that the request was applied (the
+    error still answers this one); if not, a twin that committed answers it. None: the error stands."""
+    if claim is not None and claim.committed:
+        await Records.of(request, claim.model).keep(claim, 500, {}, None)
+        return None
+    return await _answer_for_twin(request, claim) if claim is not None else None
+
+
+async def after_answer(request: Request, claim: Claim | None, answer: list[Message]) -> Response | None:
+    """The route answered (`answer`: its ASGI messages, held). Store the answer of a committed claim before it goes
+    out, so a retry sent after it finds it; answer for a twin that won. None: send `answer` as it is."""
+    if claim is None or not answer:
+        return None
+    if not claim.committed:
+        return await _answer_for_twin(request, claim)
+    status, headers = answer[0]["status"], Headers(raw=answer[0]["headers"])
+    content = b"".join(message.get("body", b"") for message in answer[1:])
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    # A 5xx is not an answer to repeat (the request was applied, though): a retry hears that instead.
+    await Records.of(request, claim.model).keep(claim, status, kept, _text(content) if status < 500 else None)
+    return None
 
 
 async def _answer_for_twin(request: Request, claim: Claim) -> Response | None:
     """Nothing of this request was committed. If a twin with the same key was (ours then failed on the key,
     or on its effect), answer as a retry would be answered; else None: this request's own answer stands."""
-    records = Records(request.app.state.runtime.session_factory, claim.model)
+    records = Records.of(request, claim.model)
     if (record := await records.find(claim.scope, claim.key)) is None:
         return None
     log.info("idempotency.lost_to_twin", key=claim.key, path=request.url.path)
     return await _answer_retry(request, claim, record, records)
-
-
-async def _kept(response: Response, claim: Claim, records: Records) -> Response:
-    content = b"".join([chunk async for chunk in response.body_iterator])
-    headers = {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
-    # A 5xx is not an answer to repeat (the request was applied, though): a retry hears that instead.
-    await records.keep(claim, response.status_code, headers, _text(content) if response.status_code < 500 else None)
-    return Response(content, status_code=response.status_code, headers=response.headers)
 
 
 def _text(content: bytes) -> str | None:

@@ -7,19 +7,18 @@ re-raised, uvicorn would drop the keep-alive connection, and the gateway's next 
 An error after the answer has begun (a streamed export) can only cut the connection: it is re-raised, and the
 metrics and the access log count it as a 500, not as the status already sent.
 
-`KeyedResponses`: `idempotency.keep_first_response` for the requests that carry an `Idempotency-Key`; the others
-pass straight through.
+`KeyedResponses`: for a request that carries an `Idempotency-Key` and claimed it, the answer is held until
+`idempotency.after_answer` has stored it (or replaced by a twin's); the others pass straight through.
 """
 
 import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from citypair_shared.idempotency import HEADER as IDEMPOTENCY_KEY
-from citypair_shared.idempotency import keep_first_response
+from citypair_shared import idempotency
 from citypair_shared.logging import get_logger, request_id_var
 from citypair_shared.metrics import record_request
 from citypair_shared.problems import problem_response
@@ -27,7 +26,7 @@ from citypair_shared.problems import problem_response
 log = get_logger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
-_KEY = IDEMPOTENCY_KEY.lower().encode()
+_KEY = idempotency.HEADER.lower().encode()
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -71,8 +70,28 @@ class RequestContext:
 class KeyedResponses:
     def __init__(self, app: ASGIApp):
         self.app = app
-        self.keyed = BaseHTTPMiddleware(app, dispatch=keep_first_response)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        keyed = scope["type"] == "http" and _header(scope, _KEY) is not None
-        await (self.keyed if keyed else self.app)(scope, receive, send)
+        if scope["type"] != "http" or _header(scope, _KEY) is None:
+            return await self.app(scope, receive, send)
+        state = scope.setdefault("state", {})
+        held: list[Message] = []  # the answer of a request that claimed its key, until its record is kept
+
+        async def hold(message: Message) -> None:
+            if held or (message["type"] == "http.response.start" and state.get(idempotency.CLAIM) is not None):
+                held.append(message)
+            else:
+                await send(message)
+
+        request = Request(scope)
+        try:
+            await self.app(scope, receive, hold)
+        except Exception:
+            if (answer := await idempotency.after_failure(request, state.get(idempotency.CLAIM))) is None:
+                raise
+        else:
+            answer = await idempotency.after_answer(request, state.get(idempotency.CLAIM), held)
+        if answer is not None:
+            return await answer(scope, receive, send)
+        for message in held:
+            await send(message)

@@ -51,6 +51,8 @@ class Runtime:
 
     def __post_init__(self):
         self.engine: AsyncEngine | None = None
+        # The same pool for single statements that need no transaction of their own (no BEGIN, no COMMIT).
+        self.autocommit_engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
         password = self.settings.nats_password
         self.bus = Bus(
@@ -99,6 +101,7 @@ class Runtime:
         if self.uses_database:
             self.engine = create_engine(self.settings.database_url)
             self.session_factory = create_session_factory(self.engine)
+            self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
             tracing.instrument_engine(self.engine)
         if self.uses_bus:
             if self.settings.environment == "production" and self.settings.nats_password is None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import String, cast, false, func, or_, select
+from sqlalchemy import Row, String, cast, false, func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,16 +147,19 @@ async def apply_user(*, session: AsyncSession, user: UserSnapshot) -> None:
     await keep_newer(session, KnownUser, id=user.id, version=user.version, coordinator=coordinator)
 
 
-async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, KnownCity]:
+async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, Row]:
+    """Name, country and status of each of `city_ids` pilot_zones knows: plain rows, not objects (a list page
+    names some forty cities)."""
     if not city_ids:
         return {}
-    return {c.id: c for c in await session.scalars(select(KnownCity).where(KnownCity.id.in_(sorted(city_ids))))}
+    columns = (KnownCity.id, KnownCity.name, KnownCity.country_code, KnownCity.status)
+    return {c.id: c for c in await session.execute(select(*columns).where(KnownCity.id.in_(sorted(city_ids))))}
 
 
 # --------------------------------------------------------------------------- output
 
 
-def to_out(proposal: Proposal, user: Principal, cities: dict[str, KnownCity], *, stale_after: timedelta) -> ProposalOut:
+def to_out(proposal: Proposal, user: Principal, cities: dict[str, Row], *, stale_after: timedelta) -> ProposalOut:
     """The proposal, with the transitions *this user* may make now (what the page offers)."""
     at = now()
     allowed = set(allowed_from(Status(proposal.status))) & user_moves(user, proposal)

@@ -132,7 +132,7 @@ async def register_city(
     city = await service.create(session=session, relay=runtime.relay, user=user, data=body)
     response.headers["Location"] = f"/api/v1/cities/{city.id}"
     set_etag(response, city.version)
-    return await _out(session, city, user)
+    return service.to_out(city, [], user)  # a new city has no partners yet
 
 
 @router.get("", response_model=Page[CityOut], responses=problem_responses(401, 422))
