@@ -3,6 +3,10 @@
 import asyncio
 import os
 import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +68,36 @@ def test_a_worker_that_dies_is_replaced_for_the_next_import():
             bulk.shutdown()
 
     assert asyncio.run(run()) != os.getpid()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_worker_ends_when_its_service_is_killed():
+    """SIGKILL gives a service no chance to stop its worker: the worker notices and ends by itself."""
+    service = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_WITH_A_WORKER], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent
+    )
+    try:
+        worker = int(service.stdout.readline())
+        assert not _gone(worker)
+    finally:
+        service.kill()
+        service.wait()
+    deadline = time.monotonic() + 10 * bulk.PARENT_CHECK_SECONDS
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(worker), f"the worker {worker} outlived its service"
+
+
+SERVICE_WITH_A_WORKER = """
+import asyncio, os, time
+from citypair_shared import bulk
+print(asyncio.run(bulk.in_worker(os.getpid)), flush=True)
+time.sleep(60)
+"""

@@ -11,6 +11,8 @@ taken one at a time; it writes through its own engine, to the same database, in 
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,12 +23,23 @@ from citypair_shared.idempotency import Claim
 
 T = TypeVar("T")
 NICENESS = 10  # below the service's requests, above nothing else
+PARENT_CHECK_SECONDS = 1.0
 
 _pool: ProcessPoolExecutor | None = None
 
 
-def _lower_priority() -> None:
+def _start_worker(service_pid: int) -> None:
+    """In the worker: a lower priority, and an end when the service that started it is gone. A service killed with
+    SIGKILL cannot stop its worker, which would wait for work forever (it holds its queue's pipes itself): each
+    restart of a killed service left one behind, 120 MB each."""
     os.nice(NICENESS)
+    threading.Thread(target=_end_without, args=(service_pid,), name="end-without-service", daemon=True).start()
+
+
+def _end_without(service_pid: int) -> None:
+    while os.getppid() == service_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)  # orphaned: nobody is left to take the result of any work
 
 
 async def in_worker(work: Callable[..., T], /, *args) -> T:
@@ -34,7 +47,7 @@ async def in_worker(work: Callable[..., T], /, *args) -> T:
     global _pool
     if _pool is None:
         context = multiprocessing.get_context("spawn")
-        _pool = ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority)
+        _pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),))
     try:
         return await asyncio.get_running_loop().run_in_executor(_pool, work, *args)
     except BrokenProcessPool:
