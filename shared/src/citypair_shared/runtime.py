@@ -51,9 +51,11 @@ class Runtime:
 
     def __post_init__(self):
         self.engine: AsyncEngine | None = None
-        # The same pool for single statements that need no transaction of their own (no BEGIN, no COMMIT).
+        # The same pool for statements that need no transaction around them (no BEGIN, no COMMIT or ROLLBACK):
+        # single writes, and routes that only read (`deps.ReadSessionDep`).
         self.autocommit_engine: AsyncEngine | None = None
         self.session_factory: async_sessionmaker[AsyncSession] | None = None
+        self.read_session_factory: async_sessionmaker[AsyncSession] | None = None
         password = self.settings.nats_password
         self.bus = Bus(
             self.settings.nats_url,
@@ -102,6 +104,7 @@ class Runtime:
             self.engine = create_engine(self.settings.database_url)
             self.session_factory = create_session_factory(self.engine)
             self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.read_session_factory = create_session_factory(self.autocommit_engine)
             tracing.instrument_engine(self.engine)
         if self.uses_bus:
             if self.settings.environment == "production" and self.settings.nats_password is None:

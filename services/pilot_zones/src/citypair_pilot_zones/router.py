@@ -25,7 +25,16 @@ from citypair_pilot_zones.service import ProposalFilter
 from citypair_pilot_zones.workflow import Status
 from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, forbidden, require_roles
-from citypair_shared.deps import ClaimDep, IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
+from citypair_shared.deps import (
+    ClaimDep,
+    IdPath,
+    Page,
+    PageDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+    StreamingSessionDep,
+)
 from citypair_shared.idempotency import WITHOUT_IDEMPOTENCY_KEY
 from citypair_shared.problems import problem_responses
 from citypair_shared.themes import ThemeId
@@ -91,7 +100,9 @@ async def create_proposal(
 
 
 @router.get("", response_model=Page[ProposalOut], responses=problem_responses(401, 422))
-async def list_proposals(session: SessionDep, runtime: RuntimeDep, page: PageDep, user: CurrentUser, filters: Filters):
+async def list_proposals(
+    session: ReadSessionDep, runtime: RuntimeDep, page: PageDep, user: CurrentUser, filters: Filters
+):
     """Proposals, newest first, filtered by status, member city, theme, coordinator, overdue milestones."""
     items, total = await service.list_proposals(session=session, limit=page.limit, offset=page.offset, filters=filters)
     out = await service.to_out_many(session, items, user, stale_after=sweeper.stale_after(runtime))

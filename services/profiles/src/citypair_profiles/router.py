@@ -25,7 +25,16 @@ from citypair_profiles.schemas import (
 from citypair_profiles.service import DirectoryFilter
 from citypair_shared import bulk, open_data
 from citypair_shared.auth import CurrentUser, Principal, require_roles
-from citypair_shared.deps import ClaimDep, IdPath, Page, PageDep, RuntimeDep, SessionDep, StreamingSessionDep
+from citypair_shared.deps import (
+    ClaimDep,
+    IdPath,
+    Page,
+    PageDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+    StreamingSessionDep,
+)
 from citypair_shared.problems import invalid, problem_responses
 from citypair_shared.themes import THEME_IDS
 from citypair_shared.upload import (
@@ -137,7 +146,7 @@ async def register_city(
 
 @router.get("", response_model=Page[CityOut], responses=problem_responses(401, 422))
 async def directory(
-    session: SessionDep,
+    session: ReadSessionDep,
     page: PageDep,
     user: CurrentUser,
     filters: Filters,
@@ -324,7 +333,7 @@ async def import_partnerships(
 
 
 @router.get("/{city_id}", response_model=CityOut, responses=problem_responses(401, 422, described=NO_CITY))
-async def get_city(city_id: IdPath, session: SessionDep, user: CurrentUser, cards: CardsDep):
+async def get_city(city_id: IdPath, session: ReadSessionDep, user: CurrentUser, cards: CardsDep):
     """A profile; contacts only for the city's officials, coordinators and admins."""
     card = await cards.one(session, city_id, user)
     return Response(card.json, media_type=JSON, headers={"ETag": etag(card.version)})
