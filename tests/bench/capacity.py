@@ -385,9 +385,8 @@ def measure(stack: Stack, seeded: Seeded, args: argparse.Namespace) -> list[Resu
         headers = bearer(gateway_url, seeded.official if op.as_official else seeded.coordinator)
         log(f"  {op.name}: {args.concurrency} clients for {args.seconds:g} s ...")
         result = asyncio.run(measure_one(gateway_url, headers, op, args.concurrency, args.seconds, stack_pids(stack)))
-        log(
-            f"    {result.requests} requests, {result.rate:.1f}/s, {result.errors} errors; cores: {result.busiest(len(result.busy))}"
-        )
+        cores = result.busiest(len(result.busy))
+        log(f"    {result.requests} requests, {result.rate:.1f}/s, {result.errors} errors; cores: {cores}")
         for error in result.first_errors:
             log(f"    e.g. {error}")
         results.append(result)
