@@ -20,7 +20,7 @@ from citypair_profiles.service import VERSION_COLUMNS, Version
 from citypair_shared.auth import Principal
 from citypair_shared.problems import not_found
 
-# Cards one process keeps (a card is 1–3 KB): the busiest cities' current versions; older versions are never asked
+# Cards one process keeps (a card is 1–4 KB): the busiest cities' current versions; older versions are never asked
 # for again and leave first.
 CARDS_KEPT = 5000
 CITY_JSON = TypeAdapter(CityOut)
