@@ -75,14 +75,14 @@ CityId = Annotated[str, Field(min_length=1, max_length=36, pattern=ID_PATTERN)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-# The request's session closes (its connection back to the pool) when the route returns, before the answer
-# is sent: the Idempotency-Key's record of the answer needs a connection of its own then, and requests that
-# each held one while waiting for a second would exhaust the pool and wait on each other until it timed out.
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.runtime.read_session_factory() as session:
         yield session
 
 
+# The request's session closes (its connection back to the pool) when the route returns, before the answer
+# is sent: the Idempotency-Key's record of the answer needs a connection of its own then, and requests that
+# each held one while waiting for a second would exhaust the pool and wait on each other until it timed out.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # For a route that only reads: its statements run without a transaction around them (two round trips fewer, BEGIN
 # and ROLLBACK, on PostgreSQL, whose READ COMMITTED gives each statement a snapshot of its own anyway). Never write

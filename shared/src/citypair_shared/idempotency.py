@@ -184,10 +184,13 @@ class Records:
 
     async def find(self, scope: str, key: str):
         """The live record of (scope, key), or None; one past the 24 h window is deleted (its key is free again)."""
+        expired = datetime.now(UTC) - KEPT_FOR
         async with self.engine.connect() as connection:
             record = (await connection.execute(select(self.model.__table__).where(*self._this(scope, key)))).first()
-            if record is not None and record.created_at < datetime.now(UTC) - KEPT_FOR:
-                await connection.execute(delete(self.model).where(*self._this(scope, key)))
+            if record is not None and record.created_at < expired:
+                # Only while still expired: another request may have deleted it and claimed the key afresh.
+                this_expired = (*self._this(scope, key), self.model.created_at < expired)
+                await connection.execute(delete(self.model).where(*this_expired))
                 return None
             return record
 
@@ -249,10 +252,12 @@ CLAIM = "idempotency_claim"  # where `claim_key` leaves the request's claim: its
 async def after_failure(request: Request, claim: Claim | None) -> Response | None:
     """The route raised. If it had committed its claim, a retry hears at once that the request was applied (the
     error still answers this one); if not, a twin that committed answers it. None: the error stands."""
-    if claim is not None and claim.committed:
+    if claim is None:
+        return None
+    if claim.committed:
         await Records.of(request, claim.model).keep(claim, 500, {}, None)
         return None
-    return await _answer_for_twin(request, claim) if claim is not None else None
+    return await _answer_for_twin(request, claim)
 
 
 async def after_answer(request: Request, claim: Claim | None, answer: list[Message]) -> Response | None:
