@@ -165,6 +165,25 @@ def test_buttons_and_keys_zoom_and_pan(stack, page, places, shoot):
     assert page.evaluate("document.activeElement.closest('#map-view')") is None
 
 
+def test_a_canvas_out_of_layout_for_a_moment_keeps_the_map_usable(stack, page, places):
+    """A full-page screenshot or a hidden panel gives the canvas a 0 × 0 size for a moment; zooming then must not
+    turn the centre into NaN for good (a CI run once saw exactly that)."""
+    view = open_map(page, stack)
+    canvas = "document.querySelector('#map-view canvas')"
+    page.evaluate(f"{canvas}.style.display = 'none'")
+    page.wait_for_timeout(100)  # the ResizeObserver reports the 0 × 0 size
+    page.click("#map-zoom-in")
+    view.focus()
+    page.keyboard.press("ArrowRight")
+    page.evaluate(f"{canvas}.style.display = ''")
+    until(page, "d.zoom === '2.00'")
+    before = data(view, "centre")
+    assert "NaN" not in before
+    page.keyboard.press("ArrowRight")
+    until(page, f"d.centre !== '{before}'")
+    assert "NaN" not in data(view, "centre")
+
+
 def test_filtering_by_a_theme_reduces_the_points_and_the_list_shows_the_same(stack, page, places):
     view = open_map(page, stack)
     everything = int(data(view, "shown"))

@@ -55,6 +55,7 @@
   function keepInside() {
     const { w, h } = size();
     const s = scale();
+    if (!(s > 0)) return;
     const halfW = Math.min(w / 2 / s, world.width / 2);
     const halfH = Math.min(h / 2 / s, world.height / 2);
     centre.x = Math.min(Math.max(centre.x, halfW), world.width - halfW);
@@ -65,6 +66,7 @@
     next = Math.min(Math.max(next, MIN_ZOOM), MAX_ZOOM);
     const { w, h } = size();
     const at = anchor || { x: w / 2, y: h / 2 };
+    if (!(scale() > 0)) { zoom = next; changed(); return; } // not laid out yet: nothing to keep still
     const before = toWorld(at.x, at.y);
     zoom = next;
     const after = toWorld(at.x, at.y);
@@ -75,6 +77,7 @@
 
   function panBy(dx, dy) {
     const s = scale();
+    if (!(s > 0)) return;
     centre.x -= dx / s;
     centre.y -= dy / s;
     changed();
@@ -148,6 +151,9 @@
 
   // ---- drawing --------------------------------------------------------------------------------------------
   function fitCanvas() {
+    // A canvas out of layout for a moment (hidden, or mid full-page screenshot) keeps its last size: a zero
+    // size would make the scale 0 and every centre computed from it NaN, for good.
+    if (!canvas.clientWidth || !canvas.clientHeight) return;
     const ratio = window.devicePixelRatio || 1;
     box = { w: canvas.clientWidth, h: canvas.clientHeight };
     canvas.width = Math.round(box.w * ratio);
