@@ -407,6 +407,12 @@ def test_lists_filter_and_the_board_counts(coordinator, in_state, pair_factory, 
     listed = [p["id"] for page in pages for p in page["items"]]
     assert len(listed) == len(set(listed)) == board["total"]
     assert board["counts"]["active"] >= 1 and board["overdue"] >= 1
+    # A list item (read as plain rows) is what the proposal's own page gives the same user, for each user.
+    for user in (coordinator, official_a, admin):
+        for item in user.get("/api/v1/pilot-zones", params={"limit": 100}).json()["items"]:
+            if item["id"] in (active, overdue):
+                assert item == user.get(f"/api/v1/pilot-zones/{item['id']}").json()
+                assert item["transitions"] or item["id"] == overdue
 
 
 def test_exports_in_csv_and_json_for_reviewers_and_members(coordinator, in_state, pair_factory, official_of):
