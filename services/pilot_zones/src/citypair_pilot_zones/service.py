@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Row, String, cast, false, func, or_, select
+from sqlalchemy import Row, String, bindparam, cast, false, func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,14 +148,25 @@ async def apply_user(*, session: AsyncSession, user: UserSnapshot) -> None:
     await keep_newer(session, KnownUser, id=user.id, version=user.version, coordinator=coordinator)
 
 
+# Built once, the ids bound at each call: a statement built per call coerced each of its ids and made a new
+# cache key (a list page's data layer: 3.9 → 3.6–3.85 ms of CPU, tests/bench/proposal_list.py).
+_city = KnownCity.__table__.c
+KNOWN_CITIES = select(_city.id, _city.name, _city.country_code, _city.status).where(
+    _city.id.in_(bindparam("ids", expanding=True))
+)
+_step = Transition.__table__.c
+TRANSITIONS_OF = (
+    select(*Transition.__table__.c).where(_step.proposal_id.in_(bindparam("ids", expanding=True))).order_by(_step.seq)
+)
+
+
 async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, Row]:
     """Name, country and status of each of `city_ids` pilot_zones knows: plain rows, not objects (a list page
     names some forty cities)."""
     if not city_ids:
         return {}
-    c = KnownCity.__table__.c
-    known = select(c.id, c.name, c.country_code, c.status).where(c.id.in_(sorted(city_ids)))
-    return {row.id: row for row in await (await session.connection()).execute(known)}
+    rows = await (await session.connection()).execute(KNOWN_CITIES, {"ids": sorted(city_ids)})
+    return {row.id: row for row in rows}
 
 
 # --------------------------------------------------------------------------- output
@@ -720,8 +731,7 @@ async def list_proposals(*, session: AsyncSession, limit: int, offset: int, filt
     if not rows:
         return [], await session.scalar(select(func.count()).select_from(query.subquery())) if offset else 0
     transitions = {row.id: [] for row in rows}
-    steps = Transition.__table__.select().where(Transition.__table__.c.proposal_id.in_(transitions))
-    for step in await connection.execute(steps.order_by(Transition.__table__.c.seq)):
+    for step in await connection.execute(TRANSITIONS_OF, {"ids": list(transitions)}):
         transitions[step.proposal_id].append(step)
     listed = [SimpleNamespace(**row._mapping, transitions=transitions[row.id]) for row in rows]
     return listed, rows[0].total
