@@ -718,11 +718,11 @@ def filtered(f: ProposalFilter, today: date):
 
 async def list_proposals(*, session: AsyncSession, limit: int, offset: int, filters: ProposalFilter):
     """A page, newest first, and how many proposals the filters choose. The total comes with each row (a window
-    count), so a page is one statement, not two; only a page past the end asks for the count alone.
+    count), not from a count of its own; only a page past the end asks for the count alone.
 
-    Plain rows, read only: building ORM objects and selectin-loading their transitions took over half of
-    pilot_zones' CPU on a list page (profiled under load). Each proposal is a namespace with the same attributes
-    as a `Proposal`, for `to_out`."""
+    Plain rows, read only: building ORM objects and selectin-loading their transitions took about a third of
+    pilot_zones' samples on a list page (py-spy, under load). Each proposal is a namespace with the attributes
+    of a `Proposal` and its transitions, for `to_out`."""
     query = filtered(filters, now().date())
     total = func.count().over().label("total")
     page = query.with_only_columns(*Proposal.__table__.c, total).order_by(Proposal.created_at.desc(), Proposal.id)
