@@ -15,14 +15,15 @@ import asyncio
 import datetime
 import os
 import sys
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import func
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # capacity.py beside this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # capacity.py and turns.py beside this file
 from capacity import create_databases, drop_databases  # noqa: E402
+from turns import best_by_turns, print_ratio  # noqa: E402
 
 from citypair_pilot_zones import service  # noqa: E402
 from citypair_pilot_zones.models import Base, KnownCity, Proposal, Transition  # noqa: E402
@@ -73,14 +74,6 @@ async def orm_objects(factory) -> list:
         return await service.to_out_many(session, proposals, COORDINATOR, stale_after=STALE_AFTER)
 
 
-async def measure(read, factory, pages: int) -> tuple[float, float]:
-    """CPU and wall milliseconds a page."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(pages):
-        await read(factory)
-    return (time.process_time() - cpu) / pages * 1e3, (time.perf_counter() - wall) / pages * 1e3
-
-
 async def main(url: str, pages: int, runs: int) -> None:
     engine = create_engine(url)
     async with engine.begin() as connection:
@@ -91,19 +84,10 @@ async def main(url: str, pages: int, runs: int) -> None:
         await seed(factory)
         first = [await read(factory) for read in reads.values()]
         assert first[0] == first[1] and len(first[0]) == 20 and all(p.transitions for p in first[0])
-        best = {name: (float("inf"), float("inf")) for name in reads}
-        for _ in range(runs):
-            for name, read in reads.items():
-                cpu, wall = await measure(read, factory, pages)
-                print(f"{name:12} cpu {cpu:.3f} ms  wall {wall:.3f} ms a page")
-                best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+        best = await best_by_turns({name: partial(read, factory) for name, read in reads.items()}, pages, runs, "page")
     finally:
         await engine.dispose()
-    (cpu_orm, wall_orm), (cpu_rows, wall_rows) = best["orm objects"], best["plain rows"]
-    print(
-        f"best: orm objects cpu {cpu_orm:.3f} / wall {wall_orm:.3f} ms, plain rows {cpu_rows:.3f} / {wall_rows:.3f} ms"
-    )
-    print(f"plain rows ÷ orm objects: cpu {cpu_rows / cpu_orm:.2f}, wall {wall_rows / wall_orm:.2f}")
+    print_ratio(best, "orm objects", "plain rows")
 
 
 if __name__ == "__main__":

@@ -11,23 +11,25 @@ best of the runs) and the ratio.
 import argparse
 import asyncio
 import os
-import time
+import sys
+from functools import partial
+from pathlib import Path
 
 from sqlalchemy import text
 
-from citypair_shared.db import create_engine, create_session_factory
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # turns.py beside this file
+from turns import best_by_turns, per_call, print_ratio  # noqa: E402
+
+from citypair_shared.db import create_engine, create_session_factory  # noqa: E402
 
 STATEMENT = text("SELECT count(*) FROM pg_class WHERE relname LIKE :pattern")
 
 
-async def measure(factory, sessions: int) -> tuple[float, float]:
-    """CPU and wall milliseconds a session of `factory`."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(sessions):
-        async with factory() as session:
-            await session.execute(STATEMENT, {"pattern": "%a%"})
-            await session.execute(STATEMENT, {"pattern": "%b%"})
-    return (time.process_time() - cpu) / sessions * 1e3, (time.perf_counter() - wall) / sessions * 1e3
+async def two_statements(factory) -> None:
+    """One session of `factory` with a directory page's two statements."""
+    async with factory() as session:
+        await session.execute(STATEMENT, {"pattern": "%a%"})
+        await session.execute(STATEMENT, {"pattern": "%b%"})
 
 
 async def main(url: str, sessions: int, runs: int) -> None:
@@ -36,20 +38,14 @@ async def main(url: str, sessions: int, runs: int) -> None:
         "transaction": create_session_factory(engine),
         "autocommit": create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
     }
+    sessions_of = {name: partial(two_statements, factory) for name, factory in factories.items()}
     try:
-        for factory in factories.values():
-            await measure(factory, sessions // 10)  # connections opened, statements prepared
-        best = {name: (float("inf"), float("inf")) for name in factories}
-        for _ in range(runs):
-            for name, factory in factories.items():
-                cpu, wall = await measure(factory, sessions)
-                print(f"{name:12} cpu {cpu:.3f} ms  wall {wall:.3f} ms a session")
-                best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+        for call in sessions_of.values():
+            await per_call(call, sessions // 10)  # connections opened, statements prepared
+        best = await best_by_turns(sessions_of, sessions, runs, "session")
     finally:
         await engine.dispose()
-    (cpu_tx, wall_tx), (cpu_ac, wall_ac) = best["transaction"], best["autocommit"]
-    print(f"best: transaction cpu {cpu_tx:.3f} / wall {wall_tx:.3f} ms, autocommit {cpu_ac:.3f} / {wall_ac:.3f} ms")
-    print(f"autocommit ÷ transaction: cpu {cpu_ac / cpu_tx:.2f}, wall {wall_ac / wall_tx:.2f}")
+    print_ratio(best, "transaction", "autocommit")
 
 
 if __name__ == "__main__":
