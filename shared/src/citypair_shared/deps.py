@@ -57,6 +57,11 @@ async def get_session(request: Request, claim: ClaimDep) -> AsyncIterator[AsyncS
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.runtime.read_session_factory() as session:
+        yield session
+
+
 class PageParams(BaseModel):
     limit: int
     offset: int
@@ -73,13 +78,6 @@ IdPath = Annotated[str, Path(min_length=1, max_length=36, pattern=ID_PATTERN, de
 # An id in a body, as the paths take it: the models that strip whitespace would find `\t` empty, and no id holds one.
 CityId = Annotated[str, Field(min_length=1, max_length=36, pattern=ID_PATTERN)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.runtime.read_session_factory() as session:
-        yield session
-
-
 # The request's session closes (its connection back to the pool) when the route returns, before the answer
 # is sent: the Idempotency-Key's record of the answer needs a connection of its own then, and requests that
 # each held one while waiting for a second would exhaust the pool and wait on each other until it timed out.

@@ -176,8 +176,9 @@ class Records:
     model: type
 
     @classmethod
-    def of(cls, request: Request, model: type) -> "Records":
-        return cls(request.app.state.runtime.autocommit_engine, model)
+    def of(cls, request: Request) -> "Records":
+        runtime = request.app.state.runtime
+        return cls(runtime.autocommit_engine, runtime.idempotency_model)
 
     def _this(self, scope: str, key: str):
         return (self.model.scope == scope, self.model.key == key)
@@ -236,7 +237,7 @@ async def claim_key(request: Request) -> Claim | None:
     claim = Claim(
         runtime.idempotency_model, scope, key, fingerprint(request.method, request.url.path, request.url.query, body)
     )
-    records = Records.of(request, runtime.idempotency_model)
+    records = Records.of(request)
     if (record := await records.find(scope, key)) is not None:
         raise Answered(await _answer_retry(request, claim, record, records))
     setattr(request.state, CLAIM, claim)
@@ -255,7 +256,7 @@ async def after_failure(request: Request, claim: Claim | None) -> Response | Non
     if claim is None:
         return None
     if claim.committed:
-        await Records.of(request, claim.model).keep(claim, 500, {}, None)
+        await Records.of(request).keep(claim, 500, {}, None)
         return None
     return await _answer_for_twin(request, claim)
 
@@ -271,14 +272,14 @@ async def after_answer(request: Request, claim: Claim | None, answer: list[Messa
     content = b"".join(message.get("body", b"") for message in answer[1:])
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
     # A 5xx is not an answer to repeat (the request was applied, though): a retry hears that instead.
-    await Records.of(request, claim.model).keep(claim, status, kept, _text(content) if status < 500 else None)
+    await Records.of(request).keep(claim, status, kept, _text(content) if status < 500 else None)
     return None
 
 
 async def _answer_for_twin(request: Request, claim: Claim) -> Response | None:
     """Nothing of this request was committed. If a twin with the same key was (ours then failed on the key,
     or on its effect), answer as a retry would be answered; else None: this request's own answer stands."""
-    records = Records.of(request, claim.model)
+    records = Records.of(request)
     if (record := await records.find(claim.scope, claim.key)) is None:
         return None
     log.info("idempotency.lost_to_twin", key=claim.key, path=request.url.path)

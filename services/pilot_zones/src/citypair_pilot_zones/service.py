@@ -155,9 +155,7 @@ KNOWN_CITIES = select(_city.id, _city.name, _city.country_code, _city.status).wh
     _city.id.in_(bindparam("ids", expanding=True))
 )
 _step = Transition.__table__.c
-TRANSITIONS_OF = (
-    select(*Transition.__table__.c).where(_step.proposal_id.in_(bindparam("ids", expanding=True))).order_by(_step.seq)
-)
+TRANSITIONS_OF = select(*_step).where(_step.proposal_id.in_(bindparam("ids", expanding=True))).order_by(_step.seq)
 
 
 async def known_cities(session: AsyncSession, city_ids: set[str]) -> dict[str, Row]:
