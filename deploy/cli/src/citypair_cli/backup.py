@@ -366,8 +366,7 @@ def rebuild_streams(config: StackConfig) -> list[str]:
     """Delete the producers' streams: on the running NATS (CITYPAIR_NATS_URL and CITYPAIR_NATS_ADMIN_PASSWORD,
     else the embedded stack's), or, when none runs, on the embedded nats-server started for the purpose."""
     if not nats_stopped(config):
-        url = os.environ.get("CITYPAIR_NATS_URL") or config.nats_url
-        return asyncio.run(delete_streams(url, config.admin_password()))
+        return asyncio.run(delete_streams(config.admin_nats_url(), config.admin_password()))
     stack = Stack(config)
     try:
         stack.start_nats()

@@ -19,7 +19,6 @@ one takes `force`.
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -242,7 +241,7 @@ def admin_connection() -> tuple[str, str | None]:
     from citypair_cli.stack import StackConfig
 
     config = StackConfig.from_env()
-    return os.environ.get("CITYPAIR_NATS_URL") or config.nats_url, config.admin_password()
+    return config.admin_nats_url(), config.admin_password()
 
 
 async def _connect(url: str, password: str | None) -> nats.NATS:

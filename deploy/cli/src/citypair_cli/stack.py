@@ -158,6 +158,10 @@ class StackConfig:
         """The admin's and each service's NATS password, generated once (Stack.start_nats)."""
         return self.var_dir / "secrets" / "nats.json"
 
+    def admin_nats_url(self) -> str:
+        """The NATS URL the tooling talks to: CITYPAIR_NATS_URL (a deployed bus), else the stack's own."""
+        return os.environ.get("CITYPAIR_NATS_URL") or self.nats_url
+
     def admin_password(self) -> str | None:
         """The bus admin's password, as the tooling finds it: CITYPAIR_NATS_ADMIN_PASSWORD, else the stack's own."""
         password = os.environ.get(password_variable(ADMIN))
