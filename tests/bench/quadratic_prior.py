@@ -14,13 +14,14 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from citypair_cli import realism_fit as rf
 from citypair_matching.realism import FEATURES, feature_arrays
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # evaluate.py beside this file
 from evaluate import query_metrics  # noqa: E402
 
 BLOCK = 8
@@ -33,21 +34,13 @@ COUNTRY_PAIR_FEATURES = (
 )
 
 
-def irls(design: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """Logistic regression by Newton's method with an L2 penalty (not on the intercept, w[0])."""
-    design = np.hstack([np.ones((len(design), 1)), design])
-    w = np.zeros(design.shape[1])
-    penalty = np.full(design.shape[1], l2)
-    penalty[0] = 0.0
-    for _ in range(25):
-        p = 1 / (1 + np.exp(-np.clip(design @ w, -30, 30)))
-        step = np.linalg.solve(
-            (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9), design.T @ (p - y) + penalty * w
-        )
-        w -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return w
+def as_quadratic(params: dict, d: int, pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A `fit_logistic` over [z, z[:, i] * z[:, j] for (i, j) in `pairs`] as (w, W): its logit, up to a constant
+    that ranks nothing, is w·z + z'Wz."""
+    weights = np.array(params["coef"]) / np.array(params["std"])
+    square = np.zeros((d, d))
+    square[pairs] = weights[d:]
+    return weights[:d], square
 
 
 def main(argv=None) -> int:
@@ -74,21 +67,18 @@ def main(argv=None) -> int:
     d = z.shape[1]
     upper = np.triu_indices(d)
     products = z[:, upper[0]] * z[:, upper[1]]
-    p_mean, p_std = products.mean(axis=0), products.std(axis=0)
-    p_std[p_std == 0] = 1.0
-    linear = irls(z, y, 1.0)[1:]
-    quad = irls(np.hstack([z, (products - p_mean) / p_std]), y, 100.0)[1:]
-    square = np.zeros((d, d))  # the products' part as z' W z (W upper triangular), in standardized units
-    square[upper] = quad[d:] / p_std
-    models = {"linear": (linear, np.zeros((d, d))), "quadratic": (quad[:d], square)}
     # Only the products of two features of the country pair: the kernel computes those once per query city and
     # partner country (`scoring._realism_row`), not per pair, so they would cost its scan nothing.
     country = [FEATURES.index(name) for name in COUNTRY_PAIR_FEATURES]
     among = np.isin(upper[0], country) & np.isin(upper[1], country)
-    fitted_among = irls(np.hstack([z, ((products - p_mean) / p_std)[:, among]]), y, 10.0)[1:]
-    square = np.zeros((d, d))
-    square[upper[0][among], upper[1][among]] = fitted_among[d:] / p_std[among]
-    models["country_pair_products"] = (fitted_among[:d], square)
+    no_pairs = (np.array([], dtype=int), np.array([], dtype=int))
+    models = {
+        "linear": as_quadratic(rf.fit_logistic(z, y, l2=1.0), d, no_pairs),
+        "quadratic": as_quadratic(rf.fit_logistic(np.hstack([z, products]), y, l2=100.0), d, upper),
+        "country_pair_products": as_quadratic(
+            rf.fit_logistic(np.hstack([z, products[:, among]]), y, l2=10.0), d, (upper[0][among], upper[1][among])
+        ),
+    }
     fitted = time.perf_counter()
 
     index = rf.build_index(world, split.kept)
@@ -103,7 +93,7 @@ def main(argv=None) -> int:
         inputs = index.factor_values(block, everyone)["_realism_inputs"]
         features = np.stack([np.broadcast_to(f, (len(block), n)) for f in feature_arrays(inputs)], axis=-1)
         zb = ((features - mean) / std).reshape(-1, d)
-        scores = {name: zb @ w + ((zb @ square) * zb).sum(axis=1) for name, (w, square) in models.items()}
+        scores = {name: zb @ w + ((zb @ pairs) * zb).sum(axis=1) for name, (w, pairs) in models.items()}
         for i, q in enumerate(block.tolist()):
             keep = np.ones(n, dtype=bool)
             keep[q] = False
