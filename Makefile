@@ -22,9 +22,9 @@ $(STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 %.mo: %.po $(STAMP)
 	$(BIN)/pybabel compile -i $< -o $@
 
-# The matching kernel compiled into numba's on-disk cache once (~40 s on two cores) before any service starts:
-# else every matching process started at once (the tests' first stacks) compiles it itself, and two such
-# compiles beside the other services' starts outlast the 60 s readiness wait.
+# The matching kernel compiled into numba's on-disk cache once (42 s alone on the 2-core machine) before any
+# service starts: else every matching process started at once (the tests' first stacks) compiles it itself, and
+# two such compiles beside the other services' starts outlast the stack's 60 s readiness wait.
 KERNEL := $(VENV)/.kernel-compiled
 $(KERNEL): services/matching/src/citypair_matching/scoring.py $(STAMP)
 	$(BIN)/python -c 'from citypair_matching.core import compile_kernel; compile_kernel()'
