@@ -1,13 +1,17 @@
-"""Would a realism prior with pairwise interactions rank better than the shipped linear one? Prints JSON.
+"""Would a realism prior with pairwise interactions, or regions, rank better than the shipped linear one? Prints JSON.
 
     .venv/bin/python tests/bench/quadratic_prior.py [--seed 0] [--split random|cold|low-degree] [--max-queries N]
+        [--regions]
 
 The same split and fit sample as `evaluate.py` (`realism_fit.split_pairs`, `realism_fit.fold_samples` over
-the kept pairs, the whole universe of candidates), then three logistic models over the realism features:
-linear (the shipped form), quadratic (every product of two standardized features besides, L2 100) and
-country-pair products (only the products of two of the country pair's features, L2 10). Each ranks every
-candidate for the same query cities (numpy, not the kernel), so their differences are paired.
-An experiment, not the product: the kernel's pruning bound and the explanations assume a linear logit.
+the kept pairs, the whole universe of candidates), then logistic models over the realism features: linear (the
+shipped form), quadratic (every product of two standardized features besides, L2 100) and country-pair products
+(only the products of two of the country pair's features, L2 10). With `--regions`, seven features more
+(`RegionFeatures`: the GeoNames regions' partnerships and the cities' population ranks in their countries) and
+two models on all 28: linear and quadratic. Each ranks every candidate for the same query cities (numpy, not
+the kernel), so their differences are paired. About 6 minutes and 13 GB with `--regions` (2 cores).
+An experiment, not the product: the kernel's pruning bound and the explanations assume a linear logit over the
+shipped features.
 """
 
 import argparse
@@ -32,15 +36,89 @@ COUNTRY_PAIR_FEATURES = (
     "country_degree",
     "country_pair_seen",
 )
+REGION_FEATURES = (
+    "region_pair_partnerships",
+    "region_pair_lift",
+    "region_degree",
+    "same_region",
+    "partners_in_other_region",
+    "population_rank_gap",
+    "population_rank_sum",
+)
 
 
-def as_quadratic(params: dict, d: int, pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """A `fit_logistic` over [z, z[:, i] * z[:, j] for (i, j) in `pairs`] as (w, W): its logit, up to a constant
-    that ranks nothing, is w·z + z'Wz."""
+class RegionFeatures:
+    """`REGION_FEATURES` over a graph of `edges` (i < j positions): the partnerships between the two cities'
+    GeoNames regions (admin1; log count, lift over the regions' totals, the totals' logs added, same region),
+    each city's partners in the other's region (logs, both ways, added), and the cities' population ranks in
+    their countries (the gap and the sum of their logs)."""
+
+    def __init__(self, world: rf.World, edges: np.ndarray):
+        keys = [f"{r['countrycode']}.{r.get('admin1code') or ''}" for r in world.cities]
+        self.region = np.unique(keys, return_inverse=True)[1].ravel()
+        regions, n = int(self.region.max()) + 1, len(world.cities)
+        ra, rb = self.region[edges[:, 0]], self.region[edges[:, 1]]
+        self.pairs = np.zeros((regions, regions))
+        np.add.at(self.pairs, (ra, rb), 1.0)
+        np.add.at(self.pairs, (rb, ra), 1.0)
+        self.total = self.pairs.sum(axis=1)
+        ends = np.concatenate([edges, edges[:, ::-1]])  # each partnership both ways: (city, partner)
+        self.ends, self.n = ends[np.argsort(ends[:, 0], kind="stable")], n
+        cities, starts = np.unique(self.ends[:, 0], return_index=True)
+        regions_of_partners = np.split(self.region[self.ends[:, 1]], starts[1:])
+        self.partner_regions = dict(zip(cities.tolist(), regions_of_partners, strict=True))
+        self.in_region = {}  # region -> (n,) each city's partners there, filled as queries need them
+        population = np.array([float(r.get("population") or 0) for r in world.cities])
+        country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1]
+        order = np.lexsort((-population, country))
+        first = np.searchsorted(country[order], country[order])  # where each city's country starts in `order`
+        rank = np.empty(n)
+        rank[order] = np.arange(n) - first + 1
+        self.log_rank = np.log(rank)
+
+    def partners_in(self, region: int) -> np.ndarray:
+        if region not in self.in_region:
+            there = self.region[self.ends[:, 1]] == region
+            self.in_region[region] = np.bincount(self.ends[there, 0], minlength=self.n).astype(np.float64)
+        return self.in_region[region]
+
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+        ra, rb = self.region[queries][:, None], self.region[candidates][None, :]
+        count = self.pairs[ra, rb]
+        lift = np.log1p(count * self.total.sum() / np.maximum(self.total[ra] * self.total[rb], 1.0))
+        mine = np.zeros((len(queries), len(candidates)))
+        theirs = np.zeros_like(mine)
+        for i, q in enumerate(queries.tolist()):
+            per_region = np.bincount(self.partner_regions.get(q, []), minlength=len(self.total))
+            mine[i] = per_region[rb[0]]
+            theirs[i] = self.partners_in(int(ra[i, 0]))[candidates]
+        la, lb = self.log_rank[queries][:, None], self.log_rank[candidates][None, :]
+        return [
+            np.log1p(count),
+            lift,
+            np.log1p(self.total[ra]) + np.log1p(self.total[rb]),
+            (ra == rb) * 1.0,
+            np.log1p(mine) + np.log1p(theirs),
+            np.abs(la - lb),
+            la + lb,
+        ]
+
+
+def as_quadratic(params: dict, columns: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> tuple:
+    """A `fit_logistic` over [z[:, columns], products of the columns' (i, j) in `pairs`] as (columns, w, W): its
+    logit, up to a constant that ranks nothing, is w·z + z'Wz over z[:, columns]."""
+    d = len(columns)
     weights = np.array(params["coef"]) / np.array(params["std"])
     square = np.zeros((d, d))
     square[pairs] = weights[d:]
-    return weights[:d], square
+    return columns, weights[:d], square
+
+
+def fit(z: np.ndarray, y: np.ndarray, columns: np.ndarray, pairs=None, l2: float = 1.0) -> tuple:
+    pairs = pairs if pairs is not None else (np.array([], dtype=int), np.array([], dtype=int))
+    zc = z[:, columns]
+    design = np.hstack([zc, zc[:, pairs[0]] * zc[:, pairs[1]]]) if len(pairs[0]) else zc
+    return as_quadratic(rf.fit_logistic(design, y, l2=l2), columns, pairs)
 
 
 def main(argv=None) -> int:
@@ -48,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=rf.SPLITS, default="random")
     parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--regions", action="store_true", help="also models with REGION_FEATURES")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     world = rf.load_world()
@@ -56,32 +135,36 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     edges = np.array(sorted(split.kept), dtype=np.int64).reshape(-1, 2)
     order = rng.permutation(len(edges))
+    extra = (lambda kept: RegionFeatures(world, kept)) if args.regions else None
     samples = [
-        rf.fold_samples(world, edges[np.setdiff1d(order, part)], edges[np.sort(part)], rng, rf.NEGATIVES, 0)[:2]
+        rf.fold_samples(world, edges[np.setdiff1d(order, part)], edges[np.sort(part)], rng, rf.NEGATIVES, 0, extra)[:2]
         for part in np.array_split(order, rf.FOLDS)
     ]
     x, y = np.vstack([s[0] for s in samples]), np.concatenate([s[1] for s in samples])
+    del samples
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std == 0] = 1.0
     z = (x - mean) / std
-    d = z.shape[1]
-    upper = np.triu_indices(d)
-    products = z[:, upper[0]] * z[:, upper[1]]
+    del x
+    shipped, every = np.arange(len(FEATURES)), np.arange(z.shape[1])
+    upper = np.triu_indices(len(shipped))
     # Only the products of two features of the country pair: the kernel computes those once per query city and
     # partner country (`scoring._realism_row`), not per pair, so they would cost its scan nothing.
     country = [FEATURES.index(name) for name in COUNTRY_PAIR_FEATURES]
     among = np.isin(upper[0], country) & np.isin(upper[1], country)
-    no_pairs = (np.array([], dtype=int), np.array([], dtype=int))
     models = {
-        "linear": as_quadratic(rf.fit_logistic(z, y, l2=1.0), d, no_pairs),
-        "quadratic": as_quadratic(rf.fit_logistic(np.hstack([z, products]), y, l2=100.0), d, upper),
-        "country_pair_products": as_quadratic(
-            rf.fit_logistic(np.hstack([z, products[:, among]]), y, l2=10.0), d, (upper[0][among], upper[1][among])
-        ),
+        "linear": fit(z, y, shipped),
+        "quadratic": fit(z, y, shipped, upper, l2=100.0),
+        "country_pair_products": fit(z, y, shipped, (upper[0][among], upper[1][among]), l2=10.0),
     }
+    if args.regions:
+        models["linear_regions"] = fit(z, y, every)
+        models["quadratic_regions"] = fit(z, y, every, np.triu_indices(len(every)), l2=100.0)
+    del z
     fitted = time.perf_counter()
 
     index = rf.build_index(world, split.kept)
+    regions = RegionFeatures(world, edges) if args.regions else None
     indptr, neighbours, _ = index.links.csr()
     queries = np.array(split.queries, dtype=np.int64)
     if args.max_queries is not None and len(queries) > args.max_queries:
@@ -90,17 +173,19 @@ def main(argv=None) -> int:
     per_query = {name: np.zeros((len(queries), 5)) for name in models}
     for start in range(0, len(queries), BLOCK):
         block = queries[start : start + BLOCK]
-        inputs = index.factor_values(block, everyone)["_realism_inputs"]
-        features = np.stack([np.broadcast_to(f, (len(block), n)) for f in feature_arrays(inputs)], axis=-1)
-        zb = ((features - mean) / std).reshape(-1, d)
-        scores = {name: zb @ w + ((zb @ pairs) * zb).sum(axis=1) for name, (w, pairs) in models.items()}
+        features = feature_arrays(index.factor_values(block, everyone)["_realism_inputs"])
+        features += regions(block, everyone) if regions else []
+        features = np.stack([np.broadcast_to(f, (len(block), n)) for f in features], axis=-1)
+        zb = ((features - mean) / std).reshape(-1, len(mean))
+        keep = np.ones((len(block), n), dtype=bool)  # each query's candidates: not itself, not a kept partner
         for i, q in enumerate(block.tolist()):
-            keep = np.ones(n, dtype=bool)
-            keep[q] = False
-            keep[neighbours[indptr[q] : indptr[q + 1]]] = False
-            targets = np.array(split.hidden_of[q])
-            for name, s in scores.items():
-                per_query[name][start + i] = query_metrics(s.reshape(len(block), n)[i], keep, targets)
+            keep[i, q] = False
+            keep[i, neighbours[indptr[q] : indptr[q + 1]]] = False
+        for name, (columns, w, square) in models.items():
+            zc = zb[:, columns]
+            scores = (zc @ w + ((zc @ square) * zc).sum(axis=1)).reshape(len(block), n)
+            for i, q in enumerate(block.tolist()):
+                per_query[name][start + i] = query_metrics(scores[i], keep[i], np.array(split.hidden_of[q]))
     report = {"seed": args.seed, "split": args.split, "query_cities": len(queries), "fit_rows": len(y)}
     for name, rows in per_query.items():
         total = rows.sum(axis=0)

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from citypair_cli import realism_fit
 from citypair_cli.realism_fit import World, build_index, fit_on_pairs
 from citypair_matching.core import MatchIndex
 from citypair_matching.graph import NEAR_CITIES
@@ -107,6 +108,36 @@ def test_fitting_is_deterministic(world):
     assert first == again
     assert len(first["coef"]) == len(FEATURES) and np.isfinite(first["coef"]).all()
     assert fit_on_pairs(world, world.edges, seed=8, negatives=20)["coef"] != first["coef"]
+
+
+def test_the_fit_in_blocks_is_the_fit_in_one(world, monkeypatch):
+    """`fit_logistic` sums its design in blocks (wide experimental samples fit in memory): the same parameters."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4))
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + rng.normal(size=500) > 0).astype(np.float64)
+    whole = realism_fit.fit_logistic(x, y)
+    monkeypatch.setattr(realism_fit, "CHUNK_VALUES", 5 * 37)  # blocks of 37 rows of 5 columns
+    blocks = realism_fit.fit_logistic(x, y)
+    assert np.allclose(blocks["coef"], whole["coef"], rtol=1e-9) and np.isclose(blocks["intercept"], whole["intercept"])
+    assert abs(whole["coef"][1]) > abs(whole["coef"][3])  # it did fit
+
+
+def test_extra_features_follow_the_prior_s_for_the_same_pairs(world):
+    """`fold_samples(extra=…)`: experiments append features, computed from the fold's graph, to the same rows."""
+    edges = np.array(world.edges, dtype=np.int64)
+    kept, hidden = edges[:120], edges[120:]
+    graphs = []
+
+    def extra(fold_kept):
+        graphs.append(fold_kept)
+        return lambda queries, candidates: [queries[:, None] * 1000.0 + candidates[None, :]]  # names the pair
+
+    plain = realism_fit.fold_samples(world, kept, hidden, np.random.default_rng(1), 10, 0)
+    more = realism_fit.fold_samples(world, kept, hidden, np.random.default_rng(1), 10, 0, extra)
+    assert len(graphs) == 1 and np.array_equal(graphs[0], kept)
+    assert more[0].shape[1] == len(FEATURES) + 1 and np.array_equal(more[0][:, :-1], plain[0])
+    pairs = {(int(v) // 1000, int(v) % 1000) for v, label in zip(more[0][:, -1], more[1], strict=True) if label}
+    assert pairs == {(a, b) for a, b in hidden.tolist()} | {(b, a) for a, b in hidden.tolist()}
 
 
 def test_the_shipped_parameters_name_the_features_and_load():

@@ -14,6 +14,7 @@ product would rank. Fitting or evaluating over only the cities that appear in so
 import csv
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,15 +172,27 @@ NEGATIVE_RATIO = 15  # the fitted probability is for one real pair among this ma
 BLOCK = 64
 
 
+# Features beyond the prior's, for experiments: given a fold's kept pairs, a function of (queries, candidates)
+# giving arrays that broadcast to (queries, candidates), appended after `FEATURES`.
+ExtraFeatures = Callable[[np.ndarray], Callable[[np.ndarray, np.ndarray], list[np.ndarray]]]
+
+
 def fold_samples(
-    world: World, kept: np.ndarray, hidden: np.ndarray, rng: np.random.Generator, negatives: int, hard: int
+    world: World,
+    kept: np.ndarray,
+    hidden: np.ndarray,
+    rng: np.random.Generator,
+    negatives: int,
+    hard: int,
+    extra: ExtraFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels and kinds (1 positive, 0 random negative, 2 hard negative) for one fold: the graph is
     `kept`, each city with a `hidden` partner is a query, its hidden partners the positives, `negatives` random
     cities of the universe and `hard` cities of its positives' countries (neither itself nor a kept partner
-    nor a positive) the negatives. The features are computed for those pairs only."""
+    nor a positive) the negatives. The features are computed for those pairs only (`extra`'s after them)."""
     n = len(world.cities)
     index = build_index(world, [tuple(e) for e in kept.tolist()])
+    more = extra(kept) if extra else None
     indptr, neighbours, _ = index.links.csr()
     country = index.table.cols["country"][:n]
     by_country = np.argsort(country, kind="stable")
@@ -211,6 +224,7 @@ def fold_samples(
             chosen_rows.append((rows, kind))
         union, inverse = np.unique(np.concatenate([r for r, _ in chosen_rows]), return_inverse=True)
         features = feature_arrays(index.factor_values(block, union)["_realism_inputs"])
+        features += more(block, union) if more else []
         features = [np.broadcast_to(f, (len(block), len(union))) for f in features]
         offset = 0
         for i, (rows, kind) in enumerate(chosen_rows):
@@ -279,20 +293,26 @@ def fit_intercept(offset: np.ndarray, y: np.ndarray, start: float, iterations: i
     return b
 
 
+CHUNK_VALUES = 1 << 27  # fit_logistic's design in blocks of about this many values (1 GiB): wide samples fit in memory
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 30) -> dict:
     """Standardize, then Newton's method (IRLS) with an L2 penalty; returns the parameters as JSON-ready lists."""
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std == 0] = 1.0
     z = (x - mean) / std
-    design = np.hstack([np.ones((len(z), 1)), z])
-    w = np.zeros(design.shape[1])
-    penalty = np.full(design.shape[1], l2)
+    w = np.zeros(z.shape[1] + 1)
+    penalty = np.full(len(w), l2)
     penalty[0] = 0.0
+    rows = max(1, CHUNK_VALUES // len(w))
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
-        gradient = design.T @ (p - y) + penalty * w
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
+        gradient, hessian = penalty * w, np.diag(penalty + 1e-9)
+        for start in range(0, len(z), rows):
+            design = np.hstack([np.ones((len(z[start : start + rows]), 1)), z[start : start + rows]])
+            p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
+            gradient += design.T @ (p - y[start : start + rows])
+            hessian += (design * (p * (1 - p))[:, None]).T @ design
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.abs(step).max() < 1e-8:
