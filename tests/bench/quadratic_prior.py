@@ -63,9 +63,10 @@ class RegionFeatures:
         np.add.at(self.pairs, (rb, ra), 1.0)
         self.total = self.pairs.sum(axis=1)
         ends = np.concatenate([edges, edges[:, ::-1]])  # each partnership both ways: (city, partner)
-        self.ends, self.n = ends[np.argsort(ends[:, 0], kind="stable")], n
-        cities, starts = np.unique(self.ends[:, 0], return_index=True)
-        regions_of_partners = np.split(self.region[self.ends[:, 1]], starts[1:])
+        ends = ends[np.argsort(ends[:, 0], kind="stable")]
+        self.cities_of_ends, self.partner_region_of_ends, self.n = ends[:, 0], self.region[ends[:, 1]], n
+        cities, starts = np.unique(self.cities_of_ends, return_index=True)
+        regions_of_partners = np.split(self.partner_region_of_ends, starts[1:])
         self.partner_regions = dict(zip(cities.tolist(), regions_of_partners, strict=True))
         self.in_region = {}  # region -> (n,) each city's partners there, filled as queries need them
         population = np.array([float(r.get("population") or 0) for r in world.cities])
@@ -78,8 +79,8 @@ class RegionFeatures:
 
     def partners_in(self, region: int) -> np.ndarray:
         if region not in self.in_region:
-            there = self.region[self.ends[:, 1]] == region
-            self.in_region[region] = np.bincount(self.ends[there, 0], minlength=self.n).astype(np.float64)
+            there = self.partner_region_of_ends == region
+            self.in_region[region] = np.bincount(self.cities_of_ends[there], minlength=self.n).astype(np.float64)
         return self.in_region[region]
 
     def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
@@ -104,21 +105,18 @@ class RegionFeatures:
         ]
 
 
-def as_quadratic(params: dict, columns: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> tuple:
-    """A `fit_logistic` over [z[:, columns], products of the columns' (i, j) in `pairs`] as (columns, w, W): its
-    logit, up to a constant that ranks nothing, is w·z + z'Wz over z[:, columns]."""
-    d = len(columns)
+NO_PAIRS = (np.array([], dtype=int), np.array([], dtype=int))
+
+
+def fit(z: np.ndarray, y: np.ndarray, columns: np.ndarray, pairs=NO_PAIRS, l2: float = 1.0) -> tuple:
+    """`fit_logistic` over [z[:, columns], the products of the columns' (i, j) in `pairs`], as (columns, w, W):
+    its logit, up to a constant that ranks nothing, is w·zc + zc'W zc with zc = z[:, columns]."""
+    zc, d = z[:, columns], len(columns)
+    params = rf.fit_logistic(np.hstack([zc, zc[:, pairs[0]] * zc[:, pairs[1]]]), y, l2=l2)
     weights = np.array(params["coef"]) / np.array(params["std"])
     square = np.zeros((d, d))
     square[pairs] = weights[d:]
     return columns, weights[:d], square
-
-
-def fit(z: np.ndarray, y: np.ndarray, columns: np.ndarray, pairs=None, l2: float = 1.0) -> tuple:
-    pairs = pairs if pairs is not None else (np.array([], dtype=int), np.array([], dtype=int))
-    zc = z[:, columns]
-    design = np.hstack([zc, zc[:, pairs[0]] * zc[:, pairs[1]]]) if len(pairs[0]) else zc
-    return as_quadratic(rf.fit_logistic(design, y, l2=l2), columns, pairs)
 
 
 def main(argv=None) -> int:

@@ -110,7 +110,7 @@ def test_fitting_is_deterministic(world):
     assert fit_on_pairs(world, world.edges, seed=8, negatives=20)["coef"] != first["coef"]
 
 
-def test_the_fit_in_blocks_is_the_fit_in_one(world, monkeypatch):
+def test_the_fit_in_blocks_is_the_fit_in_one(monkeypatch):
     """`fit_logistic` sums its design in blocks (wide experimental samples fit in memory): the same parameters."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 4))

@@ -309,7 +309,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: i
     for _ in range(iterations):
         gradient, hessian = penalty * w, np.diag(penalty + 1e-9)
         for start in range(0, len(z), rows):
-            design = np.hstack([np.ones((len(z[start : start + rows]), 1)), z[start : start + rows]])
+            block = z[start : start + rows]
+            design = np.hstack([np.ones((len(block), 1)), block])
             p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
             gradient += design.T @ (p - y[start : start + rows])
             hessian += (design * (p * (1 - p))[:, None]).T @ design
