@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from citypair_cli import stack
 from citypair_cli.bus_users import service_bus_users
+from citypair_shared import declare_streams
 from citypair_shared.bus_access import ADMIN, password_variable
 from tests.contract.gateway_files import CADDYFILE, PRODUCTION_CADDYFILE, config_text
 
@@ -285,12 +286,15 @@ def gateway_needed_in_production() -> dict[str, str]:
     }
 
 
-STREAMS_JOB_VARIABLE = re.compile(r"environ\.get\(\s*\"(CITYPAIR_\w+)\"(?:\s*,\s*\"([^\"]*)\")?")
+# A default is a string or a module-level constant (EMBEDDED_NATS_URL), looked up in the module.
+STREAMS_JOB_VARIABLE = re.compile(r"environ\.get\(\s*\"(CITYPAIR_\w+)\"(?:\s*,\s*(?:\"([^\"]*)\"|([A-Z][A-Z0-9_]*)))?")
 
 
 def streams_job_variables() -> dict[str, str | None]:
-    found = dict(STREAMS_JOB_VARIABLE.findall(DECLARE_STREAMS.read_text()))
-    return {name: default or None for name, default in found.items()}
+    found = STREAMS_JOB_VARIABLE.findall(DECLARE_STREAMS.read_text())
+    return {
+        name: literal or (getattr(declare_streams, constant) if constant else None) for name, literal, constant in found
+    }
 
 
 def tooling_needed_in_production() -> dict[str, str]:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from citypair_shared.bus import DEAD_LETTER_MAX_AGE, STREAM_MAX_AGE, Bus
 from citypair_shared.bus_access import ADMIN, password_variable
+from citypair_shared.settings import EMBEDDED_NATS_URL
 
 READY_WITHIN_SECONDS = 60
 
@@ -47,7 +48,7 @@ def stream_limits(env: Mapping[str, str]) -> dict[str, timedelta]:
 
 
 def main() -> None:
-    url = os.environ.get("CITYPAIR_NATS_URL", "nats://127.0.0.1:14222")
+    url = os.environ.get("CITYPAIR_NATS_URL", EMBEDDED_NATS_URL)
     admin_password = os.environ.get(password_variable(ADMIN))
     if not admin_password:
         raise SystemExit(f"set {password_variable(ADMIN)}: the bus admin's password (README: Configuration)")

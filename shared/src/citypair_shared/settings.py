@@ -9,6 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from citypair_shared.bus import STREAM_MAX_AGE
 
 VAR_DIR = Path("var")
+# Where the embedded stack (`citypair run`) serves NATS: every default that names it reads these.
+EMBEDDED_NATS_PORT = 14222
+EMBEDDED_NATS_URL = f"nats://127.0.0.1:{EMBEDDED_NATS_PORT}"
 
 
 class ServiceSettings(BaseSettings):
@@ -23,7 +26,7 @@ class ServiceSettings(BaseSettings):
     port: int = Field(18000, ge=1, le=65535)
     database_url: str = ""
     # One server, or a cluster's nodes comma-separated (nats://a:4222,nats://b:4222): the client moves on if one dies.
-    nats_url: str = "nats://127.0.0.1:14222"
+    nats_url: str = EMBEDDED_NATS_URL
     # This service's own NATS user is its name (citypair_shared.bus_access); none: connect anonymously.
     nats_password: SecretStr | None = None
     log_level: str = "INFO"

@@ -16,11 +16,12 @@ from citypair_shared.events import (
     stream_of,
 )
 from citypair_shared.events.envelope import EventData
+from citypair_shared.settings import EMBEDDED_NATS_URL
 
 ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "0.1.0"
 SERVER_ID = "nats"
-EMBEDDED_NATS_HOST = "127.0.0.1:14222"
+EMBEDDED_NATS_HOST = EMBEDDED_NATS_URL.removeprefix("nats://")
 SCHEMA_REF = "#/components/schemas/{model}"
 
 # Which subjects each service consumes (NATS wildcards). Kept in step with the services' event handlers

@@ -35,6 +35,7 @@ from citypair_shared.bus_access import (
 from citypair_shared.declare_streams import declare_streams, stream_limits
 from citypair_shared.migrations import upgrade
 from citypair_shared.services import REPO_ROOT, SERVICE_BY_NAME, SERVICES, ServiceSpec
+from citypair_shared.settings import EMBEDDED_NATS_PORT
 
 
 class PortTaken(RuntimeError):
@@ -82,7 +83,7 @@ class StackConfig:
     var_dir: Path
     host: str = "127.0.0.1"
     gateway_port: int = 18080
-    nats_port: int = 14222
+    nats_port: int = EMBEDDED_NATS_PORT
     # The local SMTP server (citypair_cli.mailbox): identity mails through it, it keeps the mails in <var>/mail.
     smtp_port: int = 18025
     ports: dict[str, int] = field(default_factory=lambda: {s.name: s.default_port for s in SERVICES})
@@ -102,7 +103,7 @@ class StackConfig:
         config = cls(
             var_dir=Path(env.get("CITYPAIR_VAR_DIR", "var")).resolve(),
             gateway_port=int(env.get("CITYPAIR_GATEWAY_PORT", 18080)),
-            nats_port=int(env.get("CITYPAIR_NATS_PORT", 14222)),
+            nats_port=int(env.get("CITYPAIR_NATS_PORT", EMBEDDED_NATS_PORT)),
             smtp_port=int(env.get("CITYPAIR_SMTP_PORT", 18025)),
         )
         for spec in SERVICES:
