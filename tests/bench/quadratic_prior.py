@@ -1,15 +1,18 @@
-"""Would a realism prior with pairwise interactions, or regions, rank better than the shipped linear one? Prints JSON.
+"""Would a realism prior with pairwise interactions, or more features, rank better than the shipped one? Prints JSON.
 
     .venv/bin/python tests/bench/quadratic_prior.py [--seed 0] [--split random|cold|low-degree] [--max-queries N]
-        [--regions]
+        [--regions] [--taste] [--query]
 
 The same split and fit sample as `evaluate.py` (`realism_fit.split_pairs`, `realism_fit.fold_samples` over
 the kept pairs, the whole universe of candidates), then logistic models over the realism features: linear (the
 shipped form), quadratic (every product of two standardized features besides, L2 100) and country-pair products
 (only the products of two of the country pair's features, L2 10). With `--regions`, seven features more
 (`RegionFeatures`: the GeoNames regions' partnerships and the cities' population ranks in their countries) and
-two models on all 28: linear and quadratic. Each ranks every candidate for the same query cities (numpy, not
-the kernel), so their differences are paired. About 6 minutes and 13 GB with `--regions` (2 cores).
+two models on all 28: linear and quadratic. With `--taste`, four features more (`TasteFeatures`: what a city's
+partners say of its taste) and linear models with all four and with each alone. With `--query`, weights per query
+city (the features' products with `QueryFeatures`, the query's own). Each ranks every candidate for the same query
+cities (numpy, not the kernel), so their differences are paired. About 6 minutes and 13 GB with `--regions`,
+14 minutes with `--regions --taste` (2 cores).
 An experiment, not the product: the kernel's pruning bound and the explanations assume a linear logit over the
 shipped features.
 """
@@ -83,7 +86,7 @@ class RegionFeatures:
             self.in_region[region] = np.bincount(self.cities_of_ends[there], minlength=self.n).astype(np.float64)
         return self.in_region[region]
 
-    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> dict[str, np.ndarray]:
         ra, rb = self.region[queries][:, None], self.region[candidates][None, :]
         count = self.pairs[ra, rb]
         lift = np.log1p(count * self.total.sum() / np.maximum(self.total[ra] * self.total[rb], 1.0))
@@ -94,15 +97,99 @@ class RegionFeatures:
             mine[i] = per_region[rb[0]]
             theirs[i] = self.partners_in(int(ra[i, 0]))[candidates]
         la, lb = self.log_rank[queries][:, None], self.log_rank[candidates][None, :]
-        return [
-            np.log1p(count),
-            lift,
-            np.log1p(self.total[ra]) + np.log1p(self.total[rb]),
-            (ra == rb) * 1.0,
-            np.log1p(mine) + np.log1p(theirs),
-            np.abs(la - lb),
-            la + lb,
-        ]
+        return {
+            "region_pair_partnerships": np.log1p(count),
+            "region_pair_lift": lift,
+            "region_degree": np.log1p(self.total[ra]) + np.log1p(self.total[rb]),
+            "same_region": (ra == rb) * 1.0,
+            "partners_in_other_region": np.log1p(mine) + np.log1p(theirs),
+            "population_rank_gap": np.abs(la - lb),
+            "population_rank_sum": la + lb,
+        }
+
+
+TASTE_FEATURES = ("taste_distance", "taste_population", "partner_country_share", "partner_country_cosine")
+
+
+class TasteFeatures:
+    """`TASTE_FEATURES` over a graph of `edges`: what each side's partners say it prefers. taste_distance:
+    (log d - the side's mean log d to its partners)^2, both sides added; taste_population: (the other's log
+    population - the side's partners' mean)^2, both sides added; a side without partners takes its 20 nearest
+    cities' partnerships' means (its neighbourhood's taste). partner_country_share: the share of each side's
+    partners in the other's country, added; partner_country_cosine: the cosine of the two sides' histograms of
+    partner countries."""
+
+    def __init__(self, world: rf.World, edges: np.ndarray):
+        from scipy.spatial import cKDTree
+
+        n = len(world.cities)
+        lat, lon = (np.radians([r[k] for r in world.cities]) for k in ("latitude", "longitude"))
+        self.xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+        self.logpop = np.log1p([float(r.get("population") or 0) for r in world.cities])
+        self.country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1].ravel()
+        a, b = edges[:, 0], edges[:, 1]
+        log_d = self.log_distance(self.xyz[a], self.xyz[b])
+        degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
+        sum_d = np.bincount(a, log_d, n) + np.bincount(b, log_d, n)
+        sum_pop = np.bincount(a, self.logpop[b], n) + np.bincount(b, self.logpop[a], n)
+        near = cKDTree(self.xyz).query(self.xyz, k=21)[1][:, 1:]
+        own, hood = degree > 0, np.maximum(degree[near].sum(axis=1), 1.0)
+        self.mean_d = np.where(own, sum_d, sum_d[near].sum(axis=1)) / np.where(own, degree, hood)
+        self.mean_pop = np.where(own, sum_pop, sum_pop[near].sum(axis=1)) / np.where(own, degree, hood)
+        countries = np.zeros((n, int(self.country.max()) + 1))
+        np.add.at(countries, (a, self.country[b]), 1.0)
+        np.add.at(countries, (b, self.country[a]), 1.0)
+        self.share = countries / np.maximum(degree, 1.0)[:, None]
+        self.unit = countries / np.maximum(np.linalg.norm(countries, axis=1), 1e-12)[:, None]
+
+    @staticmethod
+    def log_distance(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """As `log_distance` in the realism features: log(1 + km) / 10."""
+        return np.log1p(6371.0 * np.arccos(np.clip((u * v).sum(axis=-1), -1.0, 1.0))) / 10.0
+
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> dict[str, np.ndarray]:
+        q, c = queries[:, None], candidates[None, :]
+        log_d = self.log_distance(self.xyz[q], self.xyz[c])
+        return {
+            "taste_distance": (log_d - self.mean_d[q]) ** 2 + (log_d - self.mean_d[c]) ** 2,
+            "taste_population": (self.logpop[c] - self.mean_pop[q]) ** 2 + (self.logpop[q] - self.mean_pop[c]) ** 2,
+            "partner_country_share": self.share[q, self.country[c]] + self.share[c, self.country[q]],
+            "partner_country_cosine": self.unit[queries] @ self.unit[candidates].T,
+        }
+
+
+QUERY_FEATURES = ("query_log_degree", "query_no_partners", "query_log_population", "query_country_degree")
+
+
+class QueryFeatures:
+    """`QUERY_FEATURES`: the query city's own (its partnerships' log count, none, its log population, its
+    country's partnerships' log count), the same for every candidate. Alone they rank nothing; their products with
+    the pair's features give each query weights of its own that stay linear in the pair's features, the form the
+    kernel's bound and the explanations keep."""
+
+    def __init__(self, world: rf.World, edges: np.ndarray):
+        n = len(world.cities)
+        degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
+        country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1].ravel()
+        self.values = {
+            "query_log_degree": np.log1p(degree),
+            "query_no_partners": (degree == 0) * 1.0,
+            "query_log_population": np.log1p([float(r.get("population") or 0) for r in world.cities]),
+            "query_country_degree": np.log1p(np.bincount(country, degree)[country]),
+        }
+
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: values[queries][:, None] for name, values in self.values.items()}
+
+
+class ExtraFeatures:
+    """The chosen sets' features over a graph of `edges`, in the order of their names."""
+
+    def __init__(self, world: rf.World, edges: np.ndarray, sets: list[tuple[tuple[str, ...], type]]):
+        self.parts = [(names, make(world, edges)) for names, make in sets]
+
+    def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
+        return [values[name] for names, part in self.parts for values in [part(queries, candidates)] for name in names]
 
 
 NO_PAIRS = (np.array([], dtype=int), np.array([], dtype=int))
@@ -125,6 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", choices=rf.SPLITS, default="random")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--regions", action="store_true", help="also models with REGION_FEATURES")
+    parser.add_argument("--taste", action="store_true", help="also models with TASTE_FEATURES")
+    parser.add_argument("--query", action="store_true", help="also weights per query city (QUERY_FEATURES)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     world = rf.load_world()
@@ -133,7 +222,9 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     edges = np.array(sorted(split.kept), dtype=np.int64).reshape(-1, 2)
     order = rng.permutation(len(edges))
-    extra = (lambda kept: RegionFeatures(world, kept)) if args.regions else None
+    sets = [(REGION_FEATURES, RegionFeatures)] * args.regions + [(TASTE_FEATURES, TasteFeatures)] * args.taste
+    sets += [(QUERY_FEATURES, QueryFeatures)] * args.query
+    extra = (lambda kept: ExtraFeatures(world, kept, sets)) if sets else None
     samples = [
         rf.fold_samples(world, edges[np.setdiff1d(order, part)], edges[np.sort(part)], rng, rf.NEGATIVES, 0, extra)[:2]
         for part in np.array_split(order, rf.FOLDS)
@@ -144,7 +235,8 @@ def main(argv=None) -> int:
     std[std == 0] = 1.0
     z = (x - mean) / std
     del x
-    shipped, every = np.arange(len(FEATURES)), np.arange(z.shape[1])
+    shipped = np.arange(len(FEATURES))
+    column = dict(zip([*FEATURES, *(name for names, _ in sets for name in names)], range(z.shape[1]), strict=True))
     upper = np.triu_indices(len(shipped))
     # Only the products of two features of the country pair: the kernel computes those once per query city and
     # partner country (`scoring._realism_row`), not per pair, so they would cost its scan nothing.
@@ -156,13 +248,23 @@ def main(argv=None) -> int:
         "country_pair_products": fit(z, y, shipped, (upper[0][among], upper[1][among]), l2=10.0),
     }
     if args.regions:
-        models["linear_regions"] = fit(z, y, every)
-        models["quadratic_regions"] = fit(z, y, every, np.triu_indices(len(every)), l2=100.0)
+        with_regions = np.array([column[name] for name in (*FEATURES, *REGION_FEATURES)])
+        models["linear_regions"] = fit(z, y, with_regions)
+        models["quadratic_regions"] = fit(z, y, with_regions, np.triu_indices(len(with_regions)), l2=100.0)
+    if args.taste:
+        models["linear_taste"] = fit(z, y, np.array([column[name] for name in (*FEATURES, *TASTE_FEATURES)]))
+        for name in TASTE_FEATURES:
+            models[f"linear_plus_{name}"] = fit(z, y, np.append(shipped, column[name]))
+    if args.query:
+        own = np.arange(len(shipped), len(shipped) + len(QUERY_FEATURES))  # their places among the columns below
+        by_query = np.repeat(own, len(shipped)), np.tile(shipped, len(own))
+        columns = np.append(shipped, [column[name] for name in QUERY_FEATURES])
+        models["per_query"] = fit(z, y, columns, by_query, l2=10.0)
     del z
     fitted = time.perf_counter()
 
     index = rf.build_index(world, split.kept)
-    regions = RegionFeatures(world, edges) if args.regions else None
+    more = ExtraFeatures(world, edges, sets) if sets else None
     indptr, neighbours, _ = index.links.csr()
     queries = np.array(split.queries, dtype=np.int64)
     if args.max_queries is not None and len(queries) > args.max_queries:
@@ -172,7 +274,7 @@ def main(argv=None) -> int:
     for start in range(0, len(queries), BLOCK):
         block = queries[start : start + BLOCK]
         features = feature_arrays(index.factor_values(block, everyone)["_realism_inputs"])
-        features += regions(block, everyone) if regions else []
+        features += more(block, everyone) if more else []
         features = np.stack([np.broadcast_to(f, (len(block), n)) for f in features], axis=-1)
         zb = ((features - mean) / std).reshape(-1, len(mean))
         keep = np.ones((len(block), n), dtype=bool)  # each query's candidates: not itself, not a kept partner
