@@ -3,16 +3,17 @@
     .venv/bin/python tests/bench/quadratic_prior.py [--seed 0] [--split random|cold|low-degree] [--max-queries N]
         [--regions] [--taste] [--query]
 
-The same split and fit sample as `evaluate.py` (`realism_fit.split_pairs`, `realism_fit.fold_samples` over
-the kept pairs, the whole universe of candidates), then logistic models over the realism features: linear (the
-shipped form), quadratic (every product of two standardized features besides, L2 100) and country-pair products
-(only the products of two of the country pair's features, L2 10). With `--regions`, seven features more
-(`RegionFeatures`: the GeoNames regions' partnerships and the cities' population ranks in their countries) and
-two models on all 28: linear and quadratic. With `--taste`, four features more (`TasteFeatures`: what a city's
-partners say of its taste) and linear models with all four and with each alone. With `--query`, weights per query
-city (the features' products with `QueryFeatures`, the query's own). Each ranks every candidate for the same query
-cities (numpy, not the kernel), so their differences are paired. About 6 minutes and 13 GB with `--regions`,
-14 minutes with `--regions --taste` (2 cores).
+The same split and fit sample as `evaluate.py` (`realism_fit.split_pairs`, `realism_fit.fold_samples` over the kept
+pairs, the whole universe of candidates), then logistic models over the realism features: linear (the shipped form),
+quadratic (every product of two standardized features besides, L2 100), country-pair products (only the products
+of two of the country pair's features, L2 10), country pair times pair (the products of one of those with one of the
+others, L2 10) and pair products (the products of two of the others, L2 100). With `--regions`, seven features more
+(`RegionFeatures`: the GeoNames regions' partnerships and the cities' population ranks in their countries) and two
+models on all 28: linear and quadratic. With `--taste`, four features more (`TasteFeatures`: what a city's partners
+say of its taste) and linear models with all four and with each alone. With `--query`, weights per query city (the
+features' products with `QueryFeatures`, the query's own). Each ranks every candidate for the same query cities
+(numpy, not the kernel), so their differences are paired. About 6 minutes and 13 GB with `--regions`, 14 minutes
+with `--regions --taste` (2 cores).
 An experiment, not the product: the kernel's pruning bound and the explanations assume a linear logit over the
 shipped features.
 """
@@ -238,14 +239,18 @@ def main(argv=None) -> int:
     shipped = np.arange(len(FEATURES))
     column = dict(zip([*FEATURES, *(name for names, _ in sets for name in names)], range(z.shape[1]), strict=True))
     upper = np.triu_indices(len(shipped))
-    # Only the products of two features of the country pair: the kernel computes those once per query city and
-    # partner country (`scoring._realism_row`), not per pair, so they would cost its scan nothing.
+    # The products by where the kernel would compute them. Those of two features of the country pair: once per query
+    # city and partner country (`scoring._realism_row`), not per pair, so they would cost its scan nothing. Those of
+    # one country-pair feature with another feature: weights of the pair's features per query and partner country
+    # (still linear in them). The rest: products of two of the pair's own features.
     country = [FEATURES.index(name) for name in COUNTRY_PAIR_FEATURES]
-    among = np.isin(upper[0], country) & np.isin(upper[1], country)
+    first, second = np.isin(upper[0], country), np.isin(upper[1], country)
     models = {
         "linear": fit(z, y, shipped),
         "quadratic": fit(z, y, shipped, upper, l2=100.0),
-        "country_pair_products": fit(z, y, shipped, (upper[0][among], upper[1][among]), l2=10.0),
+        "country_pair_products": fit(z, y, shipped, (upper[0][first & second], upper[1][first & second]), l2=10.0),
+        "country_pair_times_pair": fit(z, y, shipped, (upper[0][first ^ second], upper[1][first ^ second]), l2=10.0),
+        "pair_products": fit(z, y, shipped, (upper[0][~first & ~second], upper[1][~first & ~second]), l2=100.0),
     }
     if args.regions:
         with_regions = np.array([column[name] for name in (*FEATURES, *REGION_FEATURES)])
