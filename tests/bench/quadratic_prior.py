@@ -190,7 +190,11 @@ class ExtraFeatures:
         self.parts = [(names, make(world, edges)) for names, make in sets]
 
     def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> list[np.ndarray]:
-        return [values[name] for names, part in self.parts for values in [part(queries, candidates)] for name in names]
+        out = []
+        for names, part in self.parts:
+            values = part(queries, candidates)
+            out += [values[name] for name in names]  # a name a part does not give fails here
+        return out
 
 
 NO_PAIRS = (np.array([], dtype=int), np.array([], dtype=int))
