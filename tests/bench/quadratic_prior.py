@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from citypair_cli import realism_fit as rf
+from citypair_matching.graph import NEAR_CITIES
 from citypair_matching.realism import FEATURES, feature_arrays
+from citypair_matching.scoring import distance_km
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # evaluate.py beside this file
 from evaluate import query_metrics  # noqa: E402
@@ -49,6 +51,20 @@ REGION_FEATURES = (
     "population_rank_gap",
     "population_rank_sum",
 )
+
+
+def country_ids(world: rf.World) -> np.ndarray:
+    """Each city's country as a number (0 … countries - 1)."""
+    return np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1].ravel()
+
+
+def log_populations(world: rf.World) -> np.ndarray:
+    return np.log1p([float(r.get("population") or 0) for r in world.cities])
+
+
+def degrees(world: rf.World, edges: np.ndarray) -> np.ndarray:
+    """Each city's partnerships in the graph of `edges`."""
+    return np.bincount(edges.ravel(), minlength=len(world.cities)).astype(np.float64)
 
 
 class RegionFeatures:
@@ -74,7 +90,7 @@ class RegionFeatures:
         self.partner_regions = dict(zip(cities.tolist(), regions_of_partners, strict=True))
         self.in_region = {}  # region -> (n,) each city's partners there, filled as queries need them
         population = np.array([float(r.get("population") or 0) for r in world.cities])
-        country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1]
+        country = country_ids(world)
         order = np.lexsort((-population, country))
         first = np.searchsorted(country[order], country[order])  # where each city's country starts in `order`
         rank = np.empty(n)
@@ -115,8 +131,8 @@ TASTE_FEATURES = ("taste_distance", "taste_population", "partner_country_share",
 class TasteFeatures:
     """`TASTE_FEATURES` over a graph of `edges`: what each side's partners say it prefers. taste_distance:
     (log d - the side's mean log d to its partners)^2, both sides added; taste_population: (the other's log
-    population - the side's partners' mean)^2, both sides added; a side without partners takes its 20 nearest
-    cities' partnerships' means (its neighbourhood's taste). partner_country_share: the share of each side's
+    population - the side's partners' mean)^2, both sides added; a side without partners takes its NEAR_CITIES
+    nearest cities' partnerships' means (its neighbourhood's taste). partner_country_share: the share of each side's
     partners in the other's country, added; partner_country_cosine: the cosine of the two sides' histograms of
     partner countries."""
 
@@ -126,14 +142,13 @@ class TasteFeatures:
         n = len(world.cities)
         lat, lon = (np.radians([r[k] for r in world.cities]) for k in ("latitude", "longitude"))
         self.xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-        self.logpop = np.log1p([float(r.get("population") or 0) for r in world.cities])
-        self.country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1].ravel()
+        self.logpop, self.country = log_populations(world), country_ids(world)
         a, b = edges[:, 0], edges[:, 1]
         log_d = self.log_distance(self.xyz[a], self.xyz[b])
-        degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
+        degree = degrees(world, edges)
         sum_d = np.bincount(a, log_d, n) + np.bincount(b, log_d, n)
         sum_pop = np.bincount(a, self.logpop[b], n) + np.bincount(b, self.logpop[a], n)
-        near = cKDTree(self.xyz).query(self.xyz, k=21)[1][:, 1:]
+        near = cKDTree(self.xyz).query(self.xyz, k=NEAR_CITIES + 1)[1][:, 1:]  # itself first
         own, hood = degree > 0, np.maximum(degree[near].sum(axis=1), 1.0)
         self.mean_d = np.where(own, sum_d, sum_d[near].sum(axis=1)) / np.where(own, degree, hood)
         self.mean_pop = np.where(own, sum_pop, sum_pop[near].sum(axis=1)) / np.where(own, degree, hood)
@@ -146,7 +161,7 @@ class TasteFeatures:
     @staticmethod
     def log_distance(u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """As `log_distance` in the realism features: log(1 + km) / 10."""
-        return np.log1p(6371.0 * np.arccos(np.clip((u * v).sum(axis=-1), -1.0, 1.0))) / 10.0
+        return np.log1p(distance_km((u * v).sum(axis=-1))) / 10.0
 
     def __call__(self, queries: np.ndarray, candidates: np.ndarray) -> dict[str, np.ndarray]:
         q, c = queries[:, None], candidates[None, :]
@@ -169,13 +184,11 @@ class QueryFeatures:
     kernel's bound and the explanations keep."""
 
     def __init__(self, world: rf.World, edges: np.ndarray):
-        n = len(world.cities)
-        degree = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
-        country = np.unique([r["countrycode"] for r in world.cities], return_inverse=True)[1].ravel()
+        degree, country = degrees(world, edges), country_ids(world)
         self.values = {
             "query_log_degree": np.log1p(degree),
             "query_no_partners": (degree == 0) * 1.0,
-            "query_log_population": np.log1p([float(r.get("population") or 0) for r in world.cities]),
+            "query_log_population": log_populations(world),
             "query_country_degree": np.log1p(np.bincount(country, degree)[country]),
         }
 
